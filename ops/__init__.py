@@ -1,0 +1,1 @@
+"""Operations: the local stack, configuration, the composition root and the CLI."""

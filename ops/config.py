@@ -1,0 +1,116 @@
+"""Settings from the environment (12-factor), read once by the composition root.
+
+Every variable is documented in README.md and ``docs/configuration.md``; a test
+checks that compose.yaml names only variables that exist here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.errors import ConfigError
+
+__all__ = ["ENV_VARS", "Settings", "default_state_dir"]
+
+# name -> one-line meaning; the single list of what configures Kernel.
+ENV_VARS: dict[str, str] = {
+    "KERNEL_STATE_DIR": "where the local stack keeps data, logs and download caches",
+    "KERNEL_BOOTSTRAP_SERVERS": "Kafka bootstrap servers (host:port,...); unset: the local stack",
+    "KERNEL_KAFKA_PORT": "port of the local Kafka broker (default 19092; controller is +1)",
+    "KAFKA_HOME": "an unpacked Apache Kafka distribution to run instead of the Maven artifacts",
+    "POSTGRES_URL": "Postgres connection URL; unset: a private cluster of the local stack",
+    "KERNEL_PG_PORT": "port of the local Postgres cluster (default 15432)",
+    "KERNEL_TOPIC_PREFIX": "prefix of every topic name (default 'kernel.')",
+    "KERNEL_SCHEMA_REGISTRY_URL": "Confluent schema registry; unset: Avro single-object encoding",
+    "KERNEL_MAX_EVENT_BYTES": "largest accepted event, encoded (default 1048576)",
+    "KERNEL_PUBLISH_TIMEOUT_S": "bounded wait for Kafka to acknowledge a publish (default 10)",
+    "KERNEL_SIGNING_KEY": "path of the Ed25519 signing key file of the chain signer",
+    "KERNEL_SIGNER_ID": "signerId recorded with every signature (default kernel-signer)",
+    "KERNEL_CHECK_BUDGET_MS": "time budget of POST /sentinel/check (default 200)",
+    "KERNEL_API_HOST": "address the HTTP API binds (default 127.0.0.1)",
+    "KERNEL_API_PORT": "port the HTTP API binds (default 8080)",
+    "KERNEL_ENV": "'development' (default) or 'production' (refuses local signing keys)",
+}
+
+
+def default_state_dir() -> Path:
+    """Outside the repository: /var/lib/kernel for root, XDG state dir otherwise.
+
+    Root gets a system path because the private Postgres cluster runs as the
+    unprivileged ``postgres`` user, which cannot traverse /root.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/kernel")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "kernel"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    kafka_port: int = 19092
+    pg_port: int = 15432
+    bootstrap_servers: str | None = None
+    postgres_url: str | None = None
+    kafka_home: Path | None = None
+    topic_prefix: str = "kernel."
+    schema_registry_url: str | None = None
+    max_event_bytes: int = 1_048_576
+    publish_timeout_s: float = 10.0
+    signing_key: Path | None = None
+    signer_id: str = "kernel-signer"
+    check_budget_ms: int = 200
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    environment: str = "development"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        state = Path(e["KERNEL_STATE_DIR"]) if e.get("KERNEL_STATE_DIR") else default_state_dir()
+        environment = e.get("KERNEL_ENV", "development")
+        if environment not in ("development", "production"):
+            raise ConfigError(f"KERNEL_ENV must be development or production, got {environment!r}")
+        return cls(
+            state_dir=state,
+            kafka_port=_int(e, "KERNEL_KAFKA_PORT", 19092),
+            pg_port=_int(e, "KERNEL_PG_PORT", 15432),
+            bootstrap_servers=e.get("KERNEL_BOOTSTRAP_SERVERS") or None,
+            postgres_url=e.get("POSTGRES_URL") or None,
+            kafka_home=Path(e["KAFKA_HOME"]) if e.get("KAFKA_HOME") else None,
+            topic_prefix=e.get("KERNEL_TOPIC_PREFIX", "kernel."),
+            schema_registry_url=e.get("KERNEL_SCHEMA_REGISTRY_URL") or None,
+            max_event_bytes=_int(e, "KERNEL_MAX_EVENT_BYTES", 1_048_576),
+            publish_timeout_s=float(_int(e, "KERNEL_PUBLISH_TIMEOUT_S", 10)),
+            signing_key=Path(e["KERNEL_SIGNING_KEY"]) if e.get("KERNEL_SIGNING_KEY") else None,
+            signer_id=e.get("KERNEL_SIGNER_ID", "kernel-signer"),
+            check_budget_ms=_int(e, "KERNEL_CHECK_BUDGET_MS", 200),
+            api_host=e.get("KERNEL_API_HOST", "127.0.0.1"),
+            api_port=_int(e, "KERNEL_API_PORT", 8080),
+            environment=environment,
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres_url or f"postgresql://kernel@127.0.0.1:{self.pg_port}/kernel"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state_dir / "keys"

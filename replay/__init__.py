@@ -1,0 +1,1 @@
+"""Rebuild projections from the log, verify chains, checkpoints and proofs."""

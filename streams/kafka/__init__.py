@@ -1,0 +1,1 @@
+"""Kafka adapters (confluent-kafka and aiokafka): producers, admin, consumers."""

@@ -1,0 +1,170 @@
+"""The producer SDK: publish events durably, get their position back.
+
+Idempotent producer with ``acks=all``: a publish returns only once every
+in-sync replica has the record, and librdkafka's retries cannot duplicate or
+reorder it. The record key is the event's subject, because Kafka orders only
+within a partition and the subject is the unit whose order matters.
+
+``publish_atomic`` wraps a batch in a Kafka transaction: all of it becomes
+visible to ``read_committed`` consumers, or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import Producer as _KafkaProducer
+
+from schemas.codec import EventCodec
+from schemas.errors import KernelError, LogUnavailableError
+from schemas.events import Event
+from schemas.positions import LogPosition
+from schemas.topics import TopicNames
+
+__all__ = ["Producer", "producer_config"]
+
+
+def producer_config(bootstrap: str, timeout_s: float, **extra: Any) -> dict[str, Any]:
+    ms = int(timeout_s * 1000)
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": ms,
+        "socket.connection.setup.timeout.ms": min(ms, 10_000),
+        "transaction.timeout.ms": max(ms, 60_000),
+    }
+    config.update(extra)
+    return config
+
+
+class Producer:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        codec: EventCodec | None = None,
+        names: TopicNames | None = None,
+        timeout_s: float = 10.0,
+        transactional_id: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.codec = codec or EventCodec()
+        self.names = names or TopicNames()
+        self.timeout_s = timeout_s
+        extra = dict(config or {})
+        if transactional_id:
+            extra["transactional.id"] = transactional_id
+        self._producer = _KafkaProducer(producer_config(bootstrap, timeout_s, **extra))
+        self._bootstrap = bootstrap
+        self._tx_ready = False
+        self._lock = threading.Lock()
+
+    # -- single and batch -------------------------------------------------
+    def publish(self, event: Event, topic: str | None = None) -> LogPosition:
+        return self.publish_batch([event], topic=topic)[0]
+
+    def publish_batch(self, events: Sequence[Event], topic: str | None = None) -> list[LogPosition]:
+        """Encode all (a bad event raises before anything is sent), then send and wait."""
+        records = [self._record(e, topic) for e in events]
+        return self._send(records)
+
+    def publish_encoded(self, records: Sequence[tuple[str, bytes, bytes]]) -> list[LogPosition]:
+        """Send already-encoded ``(topic, key, value)`` records and wait for all."""
+        return self._send(list(records))
+
+    def publish_atomic(
+        self, events: Sequence[Event], topic: str | None = None
+    ) -> list[LogPosition]:
+        """All or nothing, in one Kafka transaction (needs a transactional id)."""
+        return self.publish_encoded_atomic([self._record(e, topic) for e in events])
+
+    def publish_encoded_atomic(
+        self, records: Sequence[tuple[str, bytes, bytes]]
+    ) -> list[LogPosition]:
+        """``publish_encoded`` in one Kafka transaction: all visible, or none."""
+        records = list(records)
+        with self._lock:
+            self._init_transactions()
+            try:
+                self._producer.begin_transaction()
+                positions = self._send(records)
+                self._producer.commit_transaction(self.timeout_s)
+            except KafkaException as exc:
+                self._abort()
+                raise LogUnavailableError(f"transaction failed, nothing published: {exc}") from exc
+            except KernelError:
+                self._abort()
+                raise
+        return positions
+
+    def _record(self, event: Event, topic: str | None) -> tuple[str, bytes, bytes]:
+        dest = topic or self.names.for_event_type(event.event_type)
+        return dest, event.subject.encode(), self.codec.encode(event)
+
+    def _init_transactions(self) -> None:
+        if self._tx_ready:
+            return
+        try:
+            self._producer.init_transactions(self.timeout_s)
+        except KafkaException as exc:
+            raise LogUnavailableError(
+                f"Kafka at {self._bootstrap} did not answer within {self.timeout_s:.0f}s: {exc}"
+            ) from exc
+        self._tx_ready = True
+
+    def _abort(self) -> None:
+        # On failure the broker fences or expires the transaction: nothing became visible.
+        with contextlib.suppress(KafkaException):
+            self._producer.abort_transaction(self.timeout_s)
+
+    def _send(self, records: list[tuple[str, bytes, bytes]]) -> list[LogPosition]:
+        results: list[LogPosition | KafkaError | None] = [None] * len(records)
+
+        def done(index: int) -> Any:
+            def callback(err: KafkaError | None, msg: Message) -> None:
+                if err is not None:
+                    results[index] = err
+                else:
+                    results[index] = _position(msg)
+
+            return callback
+
+        for i, (topic, key, value) in enumerate(records):
+            while True:
+                try:
+                    self._producer.produce(topic, value, key, on_delivery=done(i))
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)  # local queue full: let deliveries drain
+        remaining = self._producer.flush(self.timeout_s + 1)
+        errors = [r for r in results if isinstance(r, KafkaError)]
+        if remaining or errors or any(r is None for r in results):
+            reason = errors[0].str() if errors else f"{remaining} records unacknowledged"
+            raise LogUnavailableError(
+                f"Kafka at {self._bootstrap} did not acknowledge the publish within "
+                f"{self.timeout_s:.0f}s: {reason}"
+            )
+        return [r for r in results if isinstance(r, LogPosition)]
+
+    def close(self) -> None:
+        self._producer.flush(self.timeout_s)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _position(msg: Message) -> LogPosition:
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise LogUnavailableError("Kafka acknowledged a record without its position")
+    return LogPosition(topic, partition, offset)

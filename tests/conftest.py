@@ -1,0 +1,90 @@
+"""Shared fixtures: the real test stack (Kafka + Postgres) and isolated namespaces.
+
+The stack is started once per session under its own state directory and ports
+(so a developer's ``kernel up`` is untouched) and stopped at the end unless it
+was already running. Every test gets uuid-named topics and, when it asks, its
+own database, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ops.bootstrap import Kernel
+from ops.config import Settings, default_state_dir
+from ops.stack import LocalStack
+
+TEST_KAFKA_PORT = int(os.environ.get("KERNEL_TEST_KAFKA_PORT", "29092"))
+TEST_PG_PORT = int(os.environ.get("KERNEL_TEST_PG_PORT", "25432"))
+
+
+def _test_state_dir() -> Path:
+    if os.environ.get("KERNEL_TEST_STATE_DIR"):
+        return Path(os.environ["KERNEL_TEST_STATE_DIR"])
+    return default_state_dir().with_name(default_state_dir().name + "-test")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in ("unit", "integration", "e2e"):
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERNEL_", "POSTGRES_URL"))}
+    env["KERNEL_STATE_DIR"] = str(_test_state_dir())
+    env["KERNEL_KAFKA_PORT"] = str(TEST_KAFKA_PORT)
+    env["KERNEL_PG_PORT"] = str(TEST_PG_PORT)
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def stack(base_settings: Settings) -> Iterator[LocalStack]:
+    local = LocalStack(base_settings, durable=False)
+    was_running = local.status().healthy
+    local.up()
+    yield local
+    if not was_running and not os.environ.get("KERNEL_TEST_KEEP_STACK"):
+        local.down()
+
+
+@pytest.fixture
+def settings(stack: LocalStack, base_settings: Settings) -> Settings:
+    """Settings with a fresh uuid topic prefix (topics not yet created)."""
+    return replace(base_settings, topic_prefix=f"t{uuid.uuid4().hex[:12]}.")
+
+
+@pytest.fixture
+def kernel(settings: Settings) -> Kernel:
+    """A Kernel on the test stack with its own topics, created."""
+    k = Kernel(settings)
+    k.topic_admin().ensure()
+    return k
+
+
+@pytest.fixture
+def database_url(stack: LocalStack, base_settings: Settings) -> Iterator[str]:
+    """A fresh, empty database; dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin_url = base_settings.database_url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_kernel(kernel: Kernel, database_url: str) -> Kernel:
+    """A Kernel with its own topics and its own database."""
+    return Kernel(replace(kernel.settings, postgres_url=database_url))

@@ -4,7 +4,8 @@ Avro has no "any JSON" type, and action context, evidence and policy
 definitions are open-ended. They travel as a string of canonical JSON (sorted
 keys, no whitespace); fastavro converts on write and read through the hooks
 registered here, so in Python the field is the JSON value itself. Readers that
-do not know the logical type still see valid Avro: a string.
+do not know the logical type still see valid Avro: a string. ``uuid`` fields
+are read back as their canonical strings rather than ``uuid.UUID`` objects.
 """
 
 from __future__ import annotations
@@ -32,5 +33,12 @@ def _read(data: str, *_schemas: Any) -> Any:
     return orjson.loads(data)
 
 
+def _read_uuid(data: str, *_schemas: Any) -> str:
+    # Kernel keeps ids as canonical strings end to end (JSON mapping, hashing,
+    # Postgres text); the writer side has already checked the UUID syntax.
+    return data
+
+
 LOGICAL_WRITERS["string-kernel-json"] = _write
 LOGICAL_READERS["string-kernel-json"] = _read
+LOGICAL_READERS["string-uuid"] = _read_uuid

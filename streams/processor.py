@@ -1,0 +1,74 @@
+"""The processor contract: a pure step over decoded records.
+
+A processor never touches Kafka or Postgres. A runner (``streams/kafka/``)
+owns the consumer, the producer and the transaction, decodes each record,
+calls :meth:`Processor.step`, encodes and produces the outputs, and commits
+the input offsets with them. Replay and unit tests drive the same step with no
+broker at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from schemas.events import Event
+from schemas.positions import LogPosition
+
+__all__ = ["InputRecord", "LogReader", "OutputRecord", "Processor"]
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    event: Event
+
+    @property
+    def position(self) -> LogPosition:
+        return LogPosition(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    topic: str
+    key: bytes
+    event: Event
+    partition: int | None = None  # None: the producer's partitioner picks by key
+
+
+class LogReader(Protocol):
+    """Read-only access to committed records, for recovering state on start."""
+
+    def partitions(self, topic: str) -> list[int]: ...
+
+    def read(self, topic: str, partition: int, start: int) -> Sequence[InputRecord]:
+        """Every committed, decodable record of the partition from ``start`` to its end."""
+        ...
+
+    def end_offset(self, topic: str, partition: int) -> int: ...
+
+
+class Processor(Protocol[S]):
+    """A pure stream step.
+
+    ``name`` is the consumer group and the transactional id prefix.
+    ``recover`` runs when partitions are assigned, before any ``step``: it
+    rebuilds the state from committed output (the runner commits input
+    offsets in the same transaction as outputs, so the two always agree).
+    ``step`` must not mutate ``state``: on an aborted transaction the runner
+    rewinds to the state it held before the batch.
+    """
+
+    name: str
+    input_topics: Sequence[str]
+
+    def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> S: ...
+
+    def step(self, state: S, record: InputRecord) -> tuple[S, Sequence[OutputRecord]]: ...

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from ops.bootstrap import Kernel
+from schemas.errors import LogUnavailableError
+from schemas.events import Event, new_event
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.producer import Producer
+
+
+def _actions(n: int, subject: str = "acct-1") -> list[Event]:
+    return [
+        new_event("kernelAction", "svc", subject, {"action": f"a{i}", "context": {"i": i}})
+        for i in range(n)
+    ]
+
+
+def read_all(kernel: Kernel, topic: str, committed: bool = True) -> list[tuple[bytes, Event, int]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kernel.settings.kafka_bootstrap,
+            "group.id": f"test-{uuid.uuid4()}",
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    out, eof = [], set()
+    deadline = time.monotonic() + 20
+    while len(eof) < len(parts) and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            eof.add(msg.partition())
+            continue
+        out.append((msg.key(), kernel.codec.decode(msg.value()), msg.partition()))
+    consumer.close()
+    return out
+
+
+def test_publish_returns_the_durable_position_and_keys_by_subject(kernel: Kernel) -> None:
+    producer = kernel.producer()
+    events = _actions(5)
+    positions = producer.publish_batch(events)
+    assert [p.topic for p in positions] == [kernel.names.actions] * 5
+    assert len({p.partition for p in positions}) == 1  # one subject, one partition
+    offsets = [p.offset for p in positions]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 5
+    records = read_all(kernel, kernel.names.actions)
+    assert [e for _, e, _ in records] == events
+    assert {k for k, _, _ in records} == {b"acct-1"}
+
+
+def test_single_publish(kernel: Kernel) -> None:
+    event = _actions(1)[0]
+    pos = kernel.producer().publish(event)
+    assert pos.offset >= 0
+    assert read_all(kernel, kernel.names.actions)[0][1] == event
+
+
+def test_atomic_publish_is_all_or_nothing(kernel: Kernel) -> None:
+    producer = kernel.producer(transactional_id=f"t-{uuid.uuid4()}")
+    events = _actions(3, "s1") + _actions(3, "s2")
+    positions = producer.publish_atomic(events)
+    assert len(positions) == 6
+    assert sorted(e.event_id for _, e, _ in read_all(kernel, kernel.names.actions)) == sorted(
+        e.event_id for e in events
+    )
+
+
+def test_async_producer(kernel: Kernel) -> None:
+    events = _actions(4, "async")
+
+    async def go() -> list[object]:
+        async with AsyncProducer(
+            kernel.settings.kafka_bootstrap, codec=kernel.codec, names=kernel.names
+        ) as producer:
+            first = await producer.publish(events[0])
+            rest = await producer.publish_batch(events[1:])
+            return [first, *rest]
+
+    positions = asyncio.run(go())
+    assert len(positions) == 4
+    assert [e for _, e, _ in read_all(kernel, kernel.names.actions)] == events
+
+
+def test_unreachable_kafka_fails_within_the_bound() -> None:
+    producer = Producer("127.0.0.1:1", timeout_s=2)
+    started = time.monotonic()
+    with pytest.raises(LogUnavailableError, match="did not acknowledge"):
+        producer.publish(_actions(1)[0])
+    assert time.monotonic() - started < 8
+
+
+def test_unreachable_kafka_async_fails_within_the_bound() -> None:
+    async def go() -> None:
+        async with AsyncProducer("127.0.0.1:1", timeout_s=2) as producer:
+            await producer.publish(_actions(1)[0])
+
+    started = time.monotonic()
+    with pytest.raises(LogUnavailableError):
+        asyncio.run(go())
+    assert time.monotonic() - started < 8

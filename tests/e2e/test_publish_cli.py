@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+
+from ops.bootstrap import Kernel
+from tests.e2e.conftest import KernelCLI
+from tests.integration.core.test_producer import read_all
+
+
+def _line(i: int, subject: str = "acct-1", **body: object) -> str:
+    return json.dumps(
+        {"eventType": "kernelAction", "actor": "svc", "subject": subject,
+         "body": {"action": f"act{i}", "context": {"i": i}, **body}}
+    )  # fmt: skip
+
+
+def test_publish_file_lands_records_with_the_right_schema(
+    cli: KernelCLI, kernel: Kernel, tmp_path: Path
+) -> None:
+    src = tmp_path / "events.jsonl"
+    src.write_text("\n".join(_line(i) for i in range(5)) + "\n\n")
+    done = cli("publish", str(src))
+    assert done.returncode == 0, done.stderr
+    assert "published 5 events" in done.stdout
+    assert f"-> {kernel.names.actions}/" in done.stdout
+    records = read_all(kernel, kernel.names.actions)
+    assert [e.body["action"] for _, e, _ in records] == [f"act{i}" for i in range(5)]
+
+
+def test_publish_from_stdin(cli: KernelCLI, kernel: Kernel) -> None:
+    done = cli("publish", "-", input=_line(1) + "\n" + _line(2) + "\n")
+    assert done.returncode == 0, done.stderr
+    assert len(read_all(kernel, kernel.names.actions)) == 2
+
+
+def test_atomic_publish_of_a_file_with_bad_lines_publishes_nothing(
+    cli: KernelCLI, kernel: Kernel, tmp_path: Path
+) -> None:
+    lines = [
+        _line(0),
+        "{not json",
+        json.dumps({"eventType": "kernelAction", "actor": "a", "subject": "s", "body": {}}),
+        _line(3, n=2**60),
+        json.dumps({"eventType": "mystery", "actor": "a", "subject": "s", "body": {}}),
+        _line(5, action=17),
+        _line(6),
+    ]
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines))
+    done = cli("publish", str(src))
+    assert done.returncode == 2
+    err = done.stderr
+    assert "line 2: malformed JSON" in err
+    assert "line 3, field body.action: required field is missing" in err
+    assert "line 4, field body.n: integer 1152921504606846976 is outside" in err
+    assert "line 5, field eventType: unknown event type 'mystery'" in err
+    assert "line 6, field body.action: expected string, got int" in err
+    assert "nothing published" in err
+    assert read_all(kernel, kernel.names.actions) == []
+
+
+def test_non_ijson_number_names_its_path(cli: KernelCLI, tmp_path: Path) -> None:
+    src = tmp_path / "big.jsonl"
+    src.write_text(_line(0).replace('"i": 0', '"i": 9007199254740993'))
+    done = cli("publish", str(src))
+    assert done.returncode == 2
+    assert "line 1, field body.context.i: integer 9007199254740993 is outside" in done.stderr
+
+
+def test_skip_invalid_publishes_good_lines_and_writes_rejects(
+    cli: KernelCLI, kernel: Kernel, tmp_path: Path
+) -> None:
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join([_line(0), "[1, 2", _line(2)]))
+    rejects = tmp_path / "rejects.jsonl"
+    done = cli("publish", str(src), "--skip-invalid", "--rejects", str(rejects))
+    assert done.returncode == 0, done.stderr
+    assert "published 2 events" in done.stdout
+    rows = [orjson.loads(x) for x in rejects.read_text().splitlines()]
+    assert rows == [{"line": 2, "field": None, "reason": rows[0]["reason"], "text": "[1, 2"}]
+    assert "malformed JSON" in rows[0]["reason"]
+    assert len(read_all(kernel, kernel.names.actions)) == 2
+
+
+def test_oversized_event_is_rejected(cli: KernelCLI, kernel: Kernel, tmp_path: Path) -> None:
+    src = tmp_path / "big.jsonl"
+    src.write_text(_line(0, resource="r" * 5000))
+    done = cli("publish", str(src), extra_env={"KERNEL_MAX_EVENT_BYTES": "1024"})
+    assert done.returncode == 2
+    assert "over the maximum of 1024" in done.stderr
+    assert read_all(kernel, kernel.names.actions) == []
+
+
+def test_unreachable_kafka_is_a_clear_bounded_error(cli: KernelCLI, tmp_path: Path) -> None:
+    src = tmp_path / "one.jsonl"
+    src.write_text(_line(0))
+    done = cli(
+        "publish", str(src),
+        extra_env={"KERNEL_BOOTSTRAP_SERVERS": "127.0.0.1:1", "KERNEL_PUBLISH_TIMEOUT_S": "3"},
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "did not answer" in done.stderr or "did not acknowledge" in done.stderr

@@ -33,14 +33,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def make_cli(settings: Settings) -> KernelCLI:
     exe = str(Path(sys.executable).with_name("kernel"))
 
-    def run(*args: str, input: str | None = None, timeout: float = 120, cwd: Path | None = None,
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        *args: str,
+        input: str | None = None,
+        timeout: float = 120,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         env = settings_env(settings)
         env.update(extra_env or {})
         return subprocess.run(
-            [exe, *args], input=input, capture_output=True, text=True, env=env,
-            timeout=timeout, cwd=cwd, check=False,
-        )  # fmt: skip
+            [exe, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            cwd=cwd,
+            check=False,
+        )
 
     return run
 

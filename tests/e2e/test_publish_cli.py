@@ -12,9 +12,13 @@ from tests.integration.core.test_producer import read_all
 
 def _line(i: int, subject: str = "acct-1", **body: object) -> str:
     return json.dumps(
-        {"eventType": "kernelAction", "actor": "svc", "subject": subject,
-         "body": {"action": f"act{i}", "context": {"i": i}, **body}}
-    )  # fmt: skip
+        {
+            "eventType": "kernelAction",
+            "actor": "svc",
+            "subject": subject,
+            "body": {"action": f"act{i}", "context": {"i": i}, **body},
+        }
+    )
 
 
 def test_publish_file_lands_records_with_the_right_schema(
@@ -98,9 +102,10 @@ def test_unreachable_kafka_is_a_clear_bounded_error(cli: KernelCLI, tmp_path: Pa
     src = tmp_path / "one.jsonl"
     src.write_text(_line(0))
     done = cli(
-        "publish", str(src),
+        "publish",
+        str(src),
         extra_env={"KERNEL_BOOTSTRAP_SERVERS": "127.0.0.1:1", "KERNEL_PUBLISH_TIMEOUT_S": "3"},
         timeout=60,
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert "did not answer" in done.stderr or "did not acknowledge" in done.stderr

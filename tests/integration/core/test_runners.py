@@ -106,9 +106,11 @@ def test_projector_writes_rows_and_checkpoint_together_and_survives_db_loss(
     producer.publish_batch(_actions(50, "x") + _actions(50, "y"))
     projection = ActionsTable([db_kernel.names.actions])
     runner = ProjectorRunner(
-        projection, bootstrap=db_kernel.settings.kafka_bootstrap, database_url=url,
+        projection,
+        bootstrap=db_kernel.settings.kafka_bootstrap,
+        database_url=url,
         codec=db_kernel.codec,
-    )  # fmt: skip
+    )
     assert runner.run_until_idle() == 100
 
     # Postgres drops every connection mid-stream: the runner pauses, reconnects, resumes.
@@ -123,9 +125,11 @@ def test_projector_writes_rows_and_checkpoint_together_and_survives_db_loss(
 
     # A fresh runner resumes from the stored checkpoint: nothing twice.
     fresh = ProjectorRunner(
-        projection, bootstrap=db_kernel.settings.kafka_bootstrap, database_url=url,
+        projection,
+        bootstrap=db_kernel.settings.kafka_bootstrap,
+        database_url=url,
         codec=db_kernel.codec,
-    )  # fmt: skip
+    )
     assert fresh.run_until_idle() == 0
     fresh.close()
     with psycopg.connect(url) as conn:

@@ -40,9 +40,14 @@ def test_fingerprint_is_crc64_avro_little_endian() -> None:
 
 def test_all_required_event_types_exist() -> None:
     assert {
-        "kernelAction", "policyCheck", "policyChange", "approval",
-        "remediation", "keyRotation", "deadLetter",
-    } <= set(catalog().event_types)  # fmt: skip
+        "kernelAction",
+        "policyCheck",
+        "policyChange",
+        "approval",
+        "remediation",
+        "keyRotation",
+        "deadLetter",
+    } <= set(catalog().event_types)
 
 
 def _action() -> Event:

@@ -77,10 +77,15 @@ def test_newer_version_reads_data_of_older_version(
     cat = _catalog_with(tmp, "kernelAction", body)
     v1, v2 = cat.get("kernelAction", 1), cat.get("kernelAction", 2)
     datum = {
-        "eventId": "00000000-0000-4000-8000-000000000000", "eventType": "kernelAction", "ts": 0,
-        "actor": "a", "subject": "s", "schemaVersion": 1, "metadata": {},
+        "eventId": "00000000-0000-4000-8000-000000000000",
+        "eventType": "kernelAction",
+        "ts": 0,
+        "actor": "a",
+        "subject": "s",
+        "schemaVersion": 1,
+        "metadata": {},
         "body": data.draw(bodies(v1)),
-    }  # fmt: skip
+    }
     buf = io.BytesIO()
     schemaless_writer(buf, v1.parsed, datum)
     buf.seek(0)

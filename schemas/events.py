@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from schemas.catalog import EventSchema, catalog
@@ -29,10 +29,12 @@ __all__ = ["Event", "format_ts", "new_event", "parse_ts"]
 
 _ENVELOPE = ("eventId", "eventType", "ts", "actor", "subject", "schemaVersion", "metadata", "body")
 _REQUIRED = ("eventType", "actor", "subject", "body")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def format_ts(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    dt = _EPOCH + timedelta(milliseconds=ms)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
@@ -43,13 +45,12 @@ def parse_ts(text: str) -> int:
         raise ValidationError(f"{text!r} is not an RFC 3339 timestamp", field="ts") from exc
     if dt.tzinfo is None:
         raise ValidationError("timestamp needs a UTC offset or Z", field="ts")
-    return (
-        int(dt.timestamp() * 1000) if dt.microsecond % 1000 == 0 else round(dt.timestamp() * 1000)
-    )
+    # Integer arithmetic: float seconds * 1000 is off by one for many values.
+    return (dt - _EPOCH) // _MS
 
 
 def _now_ms() -> int:
-    return int(datetime.now(tz=UTC).timestamp() * 1000)
+    return (datetime.now(tz=UTC) - _EPOCH) // _MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ class Event:
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> Event:
         ts = datum["ts"]
-        ts_ms = ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
+        ts_ms = ts if isinstance(ts, int) else (ts - _EPOCH) // _MS
         return cls(
             event_id=str(datum["eventId"]),
             event_type=datum["eventType"],

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,19 +48,27 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def spawn(argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str]) -> int:
-    """Start ``argv`` in its own session so it outlives the CLI that started it."""
+    """Start ``argv`` in its own session so it outlives the CLI that started it.
+
+    ``posix_spawn`` rather than ``subprocess.Popen``: the service is not our
+    child to manage, and a Popen object dropped while its process runs is a
+    ResourceWarning. Zombies are handled by :func:`pid_alive`/:func:`stop_pid`.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            list(argv),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-    pid_file.write_text(str(proc.pid))
-    return proc.pid
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    pid = os.posix_spawn(
+        argv[0],
+        list(argv),
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_file), flags, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    pid_file.write_text(str(pid))
+    return pid
 
 
 def stop_pid(pid: int, timeout_s: float = 30.0) -> None:

@@ -1,0 +1,18 @@
+# The Kernel services image: the `kernel` CLI and every worker.
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY schemas schemas
+COPY streams streams
+COPY projections projections
+COPY replay replay
+COPY ops ops
+RUN pip install --no-cache-dir .
+RUN useradd --system --home /var/lib/kernel kernel && mkdir -p /var/lib/kernel \
+    && chown kernel /var/lib/kernel
+USER kernel
+ENV KERNEL_STATE_DIR=/var/lib/kernel
+ENTRYPOINT ["kernel"]
+CMD ["--help"]

@@ -1,0 +1,92 @@
+"""The HTTP API: one FastAPI app, assembled from the routers of each area.
+
+Entry points stay thin: each area contributes an ``APIRouter`` built from the
+composition root's :class:`~ops.bootstrap.Kernel`; this module adds health,
+readiness and Prometheus metrics, and ``kernel api`` serves it with uvicorn.
+OpenAPI is published at ``/openapi.json`` (docs at ``/docs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ops.bootstrap import Kernel
+
+__all__ = ["ReadinessCheck", "create_app"]
+
+ReadinessCheck = Callable[[], tuple[bool, str]]
+
+
+def _kafka_check(kernel: Kernel) -> ReadinessCheck:
+    def check() -> tuple[bool, str]:
+        try:
+            topics = kernel.topic_admin().existing()
+        except Exception as exc:
+            return False, f"Kafka metadata unreachable: {exc}"
+        missing = [t for t in kernel.names.audited() if t not in topics]
+        if missing:
+            return False, f"topics missing: {', '.join(missing)} (run `kernel topics ensure`)"
+        return True, "Kafka metadata reachable"
+
+    return check
+
+
+def _postgres_check(kernel: Kernel) -> ReadinessCheck:
+    def check() -> tuple[bool, str]:
+        from projections.migrate import pending  # noqa: PLC0415
+
+        try:
+            with kernel.connect() as conn:
+                todo = pending(conn)
+        except Exception as exc:
+            return False, f"Postgres unreachable: {exc}"
+        if todo:
+            return False, f"{len(todo)} migration(s) pending (run `kernel db migrate`)"
+        return True, "Postgres reachable, migrations current"
+
+    return check
+
+
+def create_app(
+    kernel: Kernel,
+    routers: Sequence[APIRouter] = (),
+    checks: dict[str, ReadinessCheck] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Kernel",
+        version="0.1.0",
+        description="Policy enforcement, explain and signed audit queries.",
+    )
+    readiness = {"kafka": _kafka_check(kernel), "postgres": _postgres_check(kernel)}
+    readiness.update(checks or {})
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"])
+    async def ready() -> Response:
+        """Kafka reachable with topics, Postgres reachable with migrations current."""
+        results: dict[str, Any] = {}
+        for name, check in readiness.items():
+            ok, detail = await asyncio.to_thread(check)
+            results[name] = {"ok": ok, "detail": detail}
+        ok_all = all(r["ok"] for r in results.values())
+        return JSONResponse(
+            {"ready": ok_all, "checks": results}, status_code=200 if ok_all else 503
+        )
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app

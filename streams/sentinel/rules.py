@@ -1,0 +1,253 @@
+"""Policy rules: CEL, type-checked against the kernel action and compiled once.
+
+The engine is cel-expr-python (Google's cel-cpp); ``docs/decisions/0003`` has
+the measurements behind the choice. A rule is compiled in an environment that
+declares exactly the attributes of a kernel action::
+
+    action: string   actor: string   subject: string   resource: dyn (string|null)
+    context: map(string, dyn)   eventType: string   ts: int (epoch ms)
+
+so the checker rejects, at create time, a rule that names anything else
+(``colour == "red"``), applies the wrong operator (``action > 3``), or is not
+a boolean expression. CEL has no I/O, no loops without bounds and no side
+effects, and no custom functions are registered: a rule is sandboxed by
+construction. Values inside ``context`` are dynamic, so some errors (a missing
+key, ``"x" > 1``) can only happen at evaluation; they come back as
+:class:`RuleOutcome` errors, never exceptions, and the evaluator fails closed.
+
+Evidence needs *which* values a rule read. cel-expr-python exposes no parse
+tree, so :func:`read_paths` is a conservative static analysis over the rule's
+tokens: every chain ``root(.field | ["key"])*`` whose root is an activation
+variable, stopping before a method call. It may over-report (a comprehension
+variable shadowing ``action``) but never misses an attribute the rule reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+import cel_expr_python.cel as cxp
+
+from schemas.events import Event
+from streams.sentinel.errors import RuleError
+
+__all__ = [
+    "ROOTS",
+    "Activation",
+    "AttrPath",
+    "CompiledRule",
+    "RuleOutcome",
+    "compile_rule",
+    "format_path",
+    "read_paths",
+]
+
+AttrPath = tuple[str, ...]
+ROOTS = ("action", "actor", "subject", "resource", "context", "eventType", "ts")
+_MISSING = object()
+
+
+@cache
+def _env() -> Any:
+    t = cxp.Type
+    return cxp.NewEnv(
+        variables={
+            "action": t.STRING,
+            "actor": t.STRING,
+            "subject": t.STRING,
+            "resource": t.DYN,  # string or null; a wrapper type would refuse plain strings
+            "context": t.Map(t.STRING, t.DYN),
+            "eventType": t.STRING,
+            "ts": t.INT,
+        }
+    )
+
+
+class Activation:
+    """One action's attributes, converted for the engine once and shared by every rule."""
+
+    __slots__ = ("_native", "values")
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+        self._native: Any = None
+
+    @classmethod
+    def of_event(cls, event: Event) -> Activation:
+        body = event.body
+        context = body.get("context")
+        return cls(
+            {
+                "action": body.get("action", event.event_type),
+                "actor": event.actor,
+                "subject": event.subject,
+                "resource": body.get("resource"),
+                "context": context if isinstance(context, dict) else {},
+                "eventType": event.event_type,
+                "ts": event.ts_ms,
+            }
+        )
+
+    @property
+    def native(self) -> Any:
+        if self._native is None:
+            self._native = _env().Activation(self.values)
+        return self._native
+
+    def read(self, path: AttrPath) -> Any:
+        """The value at ``path``, or the module's missing sentinel."""
+        value: Any = self.values
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return _MISSING
+            value = value[key]
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    matched: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    source: str
+    paths: tuple[AttrPath, ...]
+    _expr: Any
+
+    def evaluate(self, activation: Activation) -> RuleOutcome:
+        try:
+            result = self._expr.eval(activation.native)
+            value = result.value()
+        except Exception as exc:  # the engine's errors are data here: fail closed upstream
+            return RuleOutcome(False, f"{type(exc).__name__}: {exc}")
+        if isinstance(value, bool):
+            return RuleOutcome(value)
+        if result.type().name() == "ERROR":
+            return RuleOutcome(False, str(value))
+        return RuleOutcome(False, f"rule returned {type(value).__name__}, not a boolean")
+
+    def values_read(self, activation: Activation) -> tuple[dict[str, Any], list[str]]:
+        """The attribute values this rule read from ``activation``, and those absent."""
+        present: dict[str, Any] = {}
+        missing: list[str] = []
+        for path in self.paths:
+            value = activation.read(path)
+            if value is _MISSING:
+                missing.append(format_path(path))
+            else:
+                present[format_path(path)] = value
+        return present, missing
+
+
+_UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
+_LOCATION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+@lru_cache(maxsize=8192)
+def compile_rule(source: str) -> CompiledRule:
+    """Check and compile ``source``; :class:`RuleError` says what is wrong and where.
+
+    Cached by source text: a policy version's rule is compiled once however
+    often the registry is rebuilt.
+    """
+    try:
+        expr = _env().compile(source)
+    except RuntimeError as exc:
+        raise RuleError(_explain(str(exc))) from None
+    kind = expr.return_type().name()
+    if kind not in ("BOOL", "DYN"):
+        raise RuleError(f"a rule must be a boolean expression; this one is {kind.lower()}")
+    return CompiledRule(source, read_paths(source), expr)
+
+
+def _explain(message: str) -> str:
+    undeclared = _UNDECLARED.search(message)
+    if undeclared:
+        return (
+            f"the rule reads {undeclared.group(1)!r}, which a kernel action does not have; "
+            f"a rule can read {', '.join(ROOTS)} (context.<key> for action attributes)"
+        )
+    where = _LOCATION.search(message)
+    if where:
+        line, col, reason = where.groups()
+        return f"line {line}, column {col}: {reason.strip()}"
+    return message.splitlines()[0] if message else "the rule does not compile"
+
+
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+|//[^\n]*)
+      | (?P<str>[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''
+                |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+      | (?P<num>\d[\w.]*)
+      | (?P<ident>[A-Za-z_]\w*)
+      | (?P<op>\?\.|.)""",
+    re.VERBOSE,
+)
+
+
+def _tokens(source: str) -> list[tuple[str, str]]:
+    out = []
+    for m in _TOKEN.finditer(source):
+        kind = m.lastgroup or "op"
+        if kind != "ws":
+            out.append((kind, m.group()))
+    return out
+
+
+def _literal_key(text: str) -> str | None:
+    """The value of a plain (non-raw, non-bytes, escape-free) string literal."""
+    if text[0] in "\"'" and len(text) >= 2 and "\\" not in text and text[:3] not in ('"""', "'''"):
+        return text[1:-1]
+    return None
+
+
+def read_paths(source: str) -> tuple[AttrPath, ...]:
+    """The attribute paths a rule reads, in order of first appearance."""
+    toks = _tokens(source)
+    found: dict[AttrPath, None] = {}
+    for i, (kind, text) in enumerate(toks):
+        if kind != "ident" or text not in ROOTS:
+            continue
+        if i > 0 and toks[i - 1][1] in (".", "?."):
+            continue  # a field or method named like a root, not the root itself
+        path = [text]
+        j = i + 1
+        while j < len(toks):
+            if (
+                toks[j][1] == "."
+                and j + 1 < len(toks)
+                and toks[j + 1][0] == "ident"
+                and not (j + 2 < len(toks) and toks[j + 2][1] == "(")
+            ):
+                path.append(toks[j + 1][1])
+                j += 2
+            elif (
+                toks[j][1] == "["
+                and j + 2 < len(toks)
+                and toks[j + 1][0] == "str"
+                and toks[j + 2][1] == "]"
+                and (key := _literal_key(toks[j + 1][1])) is not None
+            ):
+                path.append(key)
+                j += 3
+            else:
+                break
+        found[tuple(path)] = None
+    return tuple(found)
+
+
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def format_path(path: AttrPath) -> str:
+    """``("context", "amount")`` -> ``context.amount``; odd keys as ``context["a b"]``."""
+    out = path[0]
+    for key in path[1:]:
+        out += f".{key}" if _IDENT.fullmatch(key) else '["' + key.replace('"', '\\"') + '"]'
+    return out

@@ -1,0 +1,183 @@
+"""Kafka adapter of the lag monitor: groups, committed offsets, log ends, heads.
+
+Everything goes through one ``AdminClient`` (group listing, committed offsets,
+``ListOffsets`` for the high watermark and -- with ``READ_COMMITTED`` -- the
+last stable offset) plus one probe ``Consumer`` that reads the first visible
+record at a committed offset, for its timestamp. The probe consumer never
+subscribes and never commits, so it joins no group and moves no offset; it is
+``read_committed`` and reports partition EOF, which is how a position that has
+only transaction markers left in front of it is recognised as "no lag".
+
+Library errors become :class:`~schemas.errors.LogUnavailableError` here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from ops.lag.status import HeadProbe
+from schemas.errors import LogUnavailableError
+
+__all__ = ["KafkaOffsets", "LogEnd"]
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class LogEnd:
+    high_watermark: int
+    last_stable: int
+
+
+class KafkaOffsets:
+    def __init__(
+        self, bootstrap: str, timeout_s: float = 10.0, probe_timeout_s: float = 2.0
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._timeout = timeout_s
+        self._probe_timeout = probe_timeout_s
+        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._probe: Consumer | None = None
+
+    # -- groups and offsets ---------------------------------------------------
+    def groups(self) -> list[str]:
+        result = self._wait(self._admin.list_consumer_groups(request_timeout=self._timeout))
+        return sorted(g.group_id for g in result.valid)
+
+    def committed(self, groups: Iterable[str]) -> dict[str, dict[TP, int]]:
+        """Committed offsets per group; partitions never committed are left out."""
+        # The API takes one group per request; the requests run concurrently.
+        futures = {
+            g: self._admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(g)], request_timeout=self._timeout
+            )[g]
+            for g in groups
+        }
+        out: dict[str, dict[TP, int]] = {}
+        for group, fut in futures.items():
+            result = self._wait(fut)
+            out[group] = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in result.topic_partitions or []
+                if tp.error is None and tp.offset >= 0
+            }
+        return out
+
+    def ends(self, partitions: Iterable[TP]) -> dict[TP, LogEnd]:
+        """High watermark and last stable offset of each partition (missing: gone)."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return {}
+        high = self._list_offsets(wanted, IsolationLevel.READ_UNCOMMITTED)
+        stable = self._list_offsets(wanted, IsolationLevel.READ_COMMITTED)
+        return {tp: LogEnd(high[tp], stable[tp]) for tp in wanted if tp in high and tp in stable}
+
+    def _list_offsets(self, wanted: list[TP], isolation: IsolationLevel) -> dict[TP, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        request = {TopicPartition(t, p): latest for t, p in wanted}
+        futures = self._admin.list_offsets(
+            request, isolation_level=isolation, request_timeout=self._timeout
+        )
+        out: dict[TP, int] = {}
+        for tp, fut in futures.items():
+            try:
+                out[(tp.topic, tp.partition)] = fut.result().offset
+            except KafkaException as exc:
+                if _unknown_partition(exc):
+                    continue  # the topic was deleted since the group committed to it
+                raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        return out
+
+    # -- head records -----------------------------------------------------------
+    def probe(self, positions: Mapping[TP, int]) -> dict[TP, HeadProbe]:
+        """The first visible record at or after each position, within the probe timeout.
+
+        A partition missing from the answer could not be read in time; the
+        caller falls back to interpolation for it.
+        """
+        if not positions:
+            return {}
+        consumer = self._probe_consumer()
+        try:
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in positions.items()])
+            found: dict[TP, HeadProbe] = {}
+            deadline = time.monotonic() + self._probe_timeout
+            while len(found) < len(positions) and time.monotonic() < deadline:
+                for msg in consumer.consume(len(positions), 0.1):
+                    tp = (msg.topic() or "", msg.partition() or 0)
+                    if tp not in positions or tp in found:
+                        continue
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            found[tp] = HeadProbe(None)
+                        continue
+                    offset = msg.offset()
+                    if offset is None or offset < positions[tp]:
+                        continue  # a fetch from before the assignment: stale
+                    kind, ms = msg.timestamp()
+                    ts = None if kind == TIMESTAMP_NOT_AVAILABLE else ms / 1000.0
+                    found[tp] = HeadProbe(offset, ts)
+            return found
+        except KafkaException as exc:
+            raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        finally:
+            consumer.unassign()
+
+    def _probe_consumer(self) -> Consumer:
+        if self._probe is None:
+            self._probe = Consumer(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": "kernel-lag-probe",  # required by librdkafka; never joined
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                    # one small fetch per partition is all a probe needs
+                    "max.partition.fetch.bytes": 65536,
+                    "queued.max.messages.kbytes": 4096,
+                    "fetch.wait.max.ms": 50,
+                }
+            )
+        return self._probe
+
+    # -- plumbing ---------------------------------------------------------------
+    def _wait(self, fut: Future[Any]) -> Any:
+        try:
+            return fut.result(timeout=self._timeout + 1)
+        except KafkaException as exc:
+            raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        except TimeoutError as exc:
+            raise LogUnavailableError(
+                f"Kafka at {self._bootstrap} did not answer within {self._timeout:.0f}s"
+            ) from exc
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+
+def _unknown_partition(exc: KafkaException) -> bool:
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, KafkaError) and err.code() in (
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+    )

@@ -1,0 +1,230 @@
+"""The metrics every Kernel service exports, defined once (prometheus-client).
+
+Import the object you need (``from ops.metrics import DECISIONS``) and update
+it; ``/metrics`` of each service serves the default registry. The dashboard
+(``ops/grafana/kernel.json``) and the alert rules (``ops/prometheus/alerts.yml``)
+use exactly these names; a unit test keeps them in step.
+
+Label cardinality is bounded on purpose: labels carry processors, policies,
+topics, partitions, groups and small fixed vocabularies (outcomes, reasons,
+gates) -- never event ids, actors, request ids or free-text messages. A
+``reason`` label is a short category (``schema``, ``validation``, ``timeout``),
+the message goes to the log.
+
+Time-since metrics are exported as the timestamp of the last event
+(``*_timestamp_seconds``) and turned into an age in PromQL with ``time() - x``:
+a stored age would be stale the moment it is scraped.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+__all__ = [
+    "ALL_METRICS",
+    "AUDIT_VERIFICATIONS",
+    "BATCH_SIZE",
+    "CANARY_GATE_THRESHOLD",
+    "CANARY_GATE_VALUE",
+    "CANARY_ROLLBACKS",
+    "CHAIN_CHECKPOINT_TIMESTAMP",
+    "CHAIN_HEAD_TIMESTAMP",
+    "CHAIN_LENGTH",
+    "CONSUMER_COMMITTED_OFFSET",
+    "CONSUMER_GROUP_STATUS",
+    "CONSUMER_LAG_OFFSETS",
+    "CONSUMER_LAG_SECONDS",
+    "CONSUMER_LAG_STATUS",
+    "DEAD_LETTERS",
+    "DECISIONS",
+    "DECISION_ERRORS",
+    "EVENTS_FAILED",
+    "EVENTS_PROCESSED",
+    "LAG_SAMPLE_DURATION",
+    "LOG_END_OFFSET",
+    "PROJECTION_CHECKPOINT_TIMESTAMP",
+    "REMEDIATIONS",
+    "SYNC_CHECK_DURATION",
+    "TRANSACTIONS",
+    "exposed_names",
+]
+
+# -- SentinelNet ---------------------------------------------------------------
+SYNC_CHECK_DURATION = Histogram(
+    "kernel_sync_check_duration_seconds",
+    "Latency of POST /sentinel/check, request in to durable decision out. "
+    "result: decided | fallback (budget exceeded) | error (log unavailable: deny).",
+    ["result"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5),
+)
+DECISIONS = Counter(
+    "kernel_decisions",
+    "Decisions made. outcome: allow | deny | quarantine | remediate | escalate; "
+    "policy: the winning policy id ('none' when no policy matched); "
+    "mode: enforced | simulated | canary.",
+    ["outcome", "policy", "mode"],
+)
+DECISION_ERRORS = Counter(
+    "kernel_decision_errors",
+    "Policy evaluations that failed and were decided by the fail-closed fallback. "
+    "reason: evaluation | timeout | log_unavailable | invalid_input.",
+    ["policy", "reason"],
+)
+CANARY_GATE_VALUE = Gauge(
+    "kernel_canary_gate_value",
+    "Current value of a canary gate. gate: disagreement_rate | deny_rate_change | "
+    "error_rate | latency_p95_seconds.",
+    ["policy", "gate"],
+)
+CANARY_GATE_THRESHOLD = Gauge(
+    "kernel_canary_gate_threshold",
+    "The limit a canary gate value must stay under; same labels as kernel_canary_gate_value.",
+    ["policy", "gate"],
+)
+CANARY_ROLLBACKS = Counter(
+    "kernel_canary_rollbacks",
+    "Automatic canary rollbacks; gate: the gate that failed.",
+    ["policy", "gate"],
+)
+REMEDIATIONS = Counter(
+    "kernel_remediations",
+    "Remediation steps by action type (from the remediation catalogue) and "
+    "outcome: succeeded | failed | skipped (idempotent repeat) | awaiting_approval.",
+    ["action", "outcome"],
+)
+
+# -- stream processors -------------------------------------------------------------
+EVENTS_PROCESSED = Counter(
+    "kernel_events_processed",
+    "Input records a processor finished (outputs committed). processor: its name.",
+    ["processor"],
+)
+EVENTS_FAILED = Counter(
+    "kernel_events_failed",
+    "Input records a processor could not process (each also dead-lettered or retried).",
+    ["processor"],
+)
+DEAD_LETTERS = Counter(
+    "kernel_dead_letters",
+    "Records sent to the dead-letter topic. reason: schema | validation | "
+    "decode | processing (a category, never the message).",
+    ["processor", "reason"],
+)
+BATCH_SIZE = Histogram(
+    "kernel_batch_size",
+    "Records per processed batch (poll batch of a runner or projector).",
+    ["processor"],
+    buckets=(1, 5, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+)
+TRANSACTIONS = Counter(
+    "kernel_transactions",
+    "Kafka or Postgres transactions of a processor. result: commit | abort.",
+    ["processor", "result"],
+)
+
+# -- audit chain -----------------------------------------------------------------
+CHAIN_LENGTH = Gauge(
+    "kernel_chain_length",
+    "Records in a signed chain. A chain is one input partition: topic, partition.",
+    ["topic", "partition"],
+)
+CHAIN_HEAD_TIMESTAMP = Gauge(
+    "kernel_chain_head_timestamp_seconds",
+    "When the chain head was signed (epoch s); head age = time() - this.",
+    ["topic", "partition"],
+)
+CHAIN_CHECKPOINT_TIMESTAMP = Gauge(
+    "kernel_chain_checkpoint_timestamp_seconds",
+    "When the last signed Merkle checkpoint of a chain was emitted; age = time() - this.",
+    ["topic", "partition"],
+)
+PROJECTION_CHECKPOINT_TIMESTAMP = Gauge(
+    "kernel_projection_checkpoint_timestamp_seconds",
+    "When a projector last committed a checkpoint (epoch s); age = time() - this.",
+    ["projection"],
+)
+AUDIT_VERIFICATIONS = Counter(
+    "kernel_audit_verifications",
+    "Chain verifications (audit-verify, replay). result: ok | failed.",
+    ["result"],
+)
+
+# -- consumer lag (ops.lag exporter) ------------------------------------------------
+CONSUMER_LAG_OFFSETS = Gauge(
+    "kernel_consumer_lag_offsets",
+    "Readable records not yet consumed (up to the last stable offset).",
+    ["group", "topic", "partition"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "kernel_consumer_lag_seconds",
+    "Age of the oldest unconsumed record (its timestamp, else interpolated).",
+    ["group", "topic", "partition"],
+)
+CONSUMER_LAG_STATUS = Gauge(
+    "kernel_consumer_lag_status",
+    "Burrow-style partition status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP.",
+    ["group", "topic", "partition"],
+)
+CONSUMER_GROUP_STATUS = Gauge(
+    "kernel_consumer_group_status",
+    "Worst partition status of a group (same codes as kernel_consumer_lag_status).",
+    ["group"],
+)
+CONSUMER_COMMITTED_OFFSET = Gauge(
+    "kernel_consumer_committed_offset",
+    "Committed offset (or projector checkpoint) of a group on a partition.",
+    ["group", "topic", "partition"],
+)
+LOG_END_OFFSET = Gauge(
+    "kernel_log_end_offset",
+    "High watermark of a partition watched by the lag monitor.",
+    ["topic", "partition"],
+)
+LAG_SAMPLE_DURATION = Histogram(
+    "kernel_lag_sample_duration_seconds",
+    "Time the lag monitor took to sample every watched group once.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+ALL_METRICS: tuple[MetricWrapperBase, ...] = (
+    SYNC_CHECK_DURATION,
+    DECISIONS,
+    DECISION_ERRORS,
+    CANARY_GATE_VALUE,
+    CANARY_GATE_THRESHOLD,
+    CANARY_ROLLBACKS,
+    REMEDIATIONS,
+    EVENTS_PROCESSED,
+    EVENTS_FAILED,
+    DEAD_LETTERS,
+    BATCH_SIZE,
+    TRANSACTIONS,
+    CHAIN_LENGTH,
+    CHAIN_HEAD_TIMESTAMP,
+    CHAIN_CHECKPOINT_TIMESTAMP,
+    PROJECTION_CHECKPOINT_TIMESTAMP,
+    AUDIT_VERIFICATIONS,
+    CONSUMER_LAG_OFFSETS,
+    CONSUMER_LAG_SECONDS,
+    CONSUMER_LAG_STATUS,
+    CONSUMER_GROUP_STATUS,
+    CONSUMER_COMMITTED_OFFSET,
+    LOG_END_OFFSET,
+    LAG_SAMPLE_DURATION,
+)
+
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+}
+
+
+def exposed_names() -> set[str]:
+    """Every series name the metrics above put on ``/metrics`` (what PromQL sees)."""
+    names: set[str] = set()
+    for metric in ALL_METRICS:
+        for family in metric.describe():
+            names.update(family.name + s for s in _SUFFIXES[family.type])
+    return names

@@ -1,0 +1,167 @@
+"""The monitor and exporter driven by fake offset sources (no broker)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import REGISTRY
+
+from ops.commands.lag import render_table, snapshot_json
+from ops.lag.exporter import LagExporter
+from ops.lag.monitor import LagConfig, LagMonitor
+from ops.lag.status import HeadProbe, LagPolicy, Status
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class End:
+    high_watermark: int
+    last_stable: int
+
+
+@dataclass
+class FakeOffsets:
+    group_ids: list[str]
+    commits: dict[str, dict[TP, int]]
+    log_ends: dict[TP, End]
+    heads: dict[TP, HeadProbe] = field(default_factory=dict)
+    probed: list[dict[TP, int]] = field(default_factory=list)
+
+    def groups(self) -> list[str]:
+        return list(self.group_ids)
+
+    def committed(self, groups: Iterable[str]) -> dict[str, dict[TP, int]]:
+        return {g: dict(self.commits.get(g, {})) for g in groups}
+
+    def ends(self, partitions: Iterable[TP]) -> Mapping[TP, End]:
+        return {tp: self.log_ends[tp] for tp in partitions if tp in self.log_ends}
+
+    def probe(self, positions: Mapping[TP, int]) -> Mapping[TP, HeadProbe]:
+        self.probed.append(dict(positions))
+        return {tp: h for tp, h in self.heads.items() if tp in positions}
+
+
+class FakeCheckpoints:
+    def checkpoints(self) -> dict[str, dict[TP, int]]:
+        return {"projection:audit": {("p.actions", 0): 7}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+POLICY = LagPolicy(window_s=10.0, stall_after_s=3.0)
+
+
+def make() -> tuple[FakeOffsets, Clock, LagMonitor]:
+    offsets = FakeOffsets(
+        ["p.signer", "other", "p.projector"],
+        {"p.signer": {("p.actions", 0): 5, ("p.actions", 1): 0}, "extra": {("x", 0): 1}},
+        {("p.actions", 0): End(10, 10), ("p.actions", 1): End(0, 0), ("x", 0): End(1, 1)},
+    )
+    clock = Clock()
+    monitor = LagMonitor(
+        offsets,
+        prefix="p.",
+        config=LagConfig(groups=("extra",), interval_s=1.0, policy=POLICY),
+        checkpoints=FakeCheckpoints(),
+        clock=clock,
+    )
+    return offsets, clock, monitor
+
+
+def test_watches_our_prefix_configured_groups_and_projections() -> None:
+    _, _, monitor = make()
+    snap = monitor.sample()
+    assert [g.group for g in snap.groups] == [
+        "extra",
+        "p.projector",
+        "p.signer",
+        "projection:audit",
+    ]
+    signer = snap.group("p.signer")
+    assert signer is not None
+    assert [p.lag for p in signer.partitions] == [5, 0]
+    projection = snap.group("projection:audit")
+    assert projection is not None
+    assert projection.partitions[0].lag == 3
+    assert snap.group("p.projector") is not None
+    assert snap.group("other") is None
+
+
+def test_probes_only_lagging_partitions_and_uses_the_head_timestamp() -> None:
+    offsets, clock, monitor = make()
+    offsets.heads[("p.actions", 0)] = HeadProbe(5, clock.now - 42.0)
+    snap = monitor.sample(["p.signer"])
+    assert offsets.probed == [{("p.actions", 0): 5}]
+    signer = snap.group("p.signer")
+    assert signer is not None
+    assert signer.partitions[0].lag_seconds == 42.0
+    assert signer.partitions[0].lag_seconds_source == "timestamp"
+
+
+def test_stuck_group_goes_stall_then_stop_and_recovers() -> None:
+    offsets, clock, monitor = make()
+    seen = []
+    for _ in range(14):
+        offsets.log_ends[("p.actions", 0)] = End(
+            offsets.log_ends[("p.actions", 0)].high_watermark + 3,
+            offsets.log_ends[("p.actions", 0)].last_stable + 3,
+        )
+        group = monitor.sample(["p.signer"]).group("p.signer")
+        assert group is not None
+        seen.append(group.status)
+        clock.now += 1.0
+    assert Status.STALL in seen
+    assert seen[-1] is Status.STOP
+    assert seen.index(Status.STOP) > seen.index(Status.STALL)
+    offsets.commits["p.signer"][("p.actions", 0)] = offsets.log_ends[("p.actions", 0)].last_stable
+    group = monitor.sample(["p.signer"]).group("p.signer")
+    assert group is not None
+    assert group.status is Status.OK
+
+
+def test_exporter_publishes_and_forgets_vanished_partitions() -> None:
+    offsets, _, monitor = make()
+    exporter = LagExporter(monitor)
+    exporter.sample_and_publish()
+    labels = {"group": "p.signer", "topic": "p.actions", "partition": "0"}
+    assert REGISTRY.get_sample_value("kernel_consumer_lag_offsets", labels) == 5.0
+    assert REGISTRY.get_sample_value("kernel_consumer_lag_status", labels) == 0.0
+    assert REGISTRY.get_sample_value("kernel_consumer_group_status", {"group": "extra"}) == 0.0
+    assert (
+        REGISTRY.get_sample_value("kernel_log_end_offset", {"topic": "p.actions", "partition": "0"})
+        == 10.0
+    )
+    del offsets.commits["p.signer"]
+    offsets.group_ids.remove("p.signer")
+    exporter.sample_and_publish()
+    assert REGISTRY.get_sample_value("kernel_consumer_lag_offsets", labels) is None
+    assert REGISTRY.get_sample_value("kernel_consumer_group_status", {"group": "p.signer"}) is None
+
+
+def test_table_and_json_render_every_partition() -> None:
+    _, _, monitor = make()
+    snap = monitor.sample()
+    table = render_table(snap)
+    assert "p.signer" in table
+    assert "STATUS" in table.splitlines()[0]
+    doc = snapshot_json(snap)
+    signer = next(g for g in doc["groups"] if g["group"] == "p.signer")
+    assert signer["lag"] == 5
+    assert signer["partitions"][0]["status"] == "OK"
+
+
+def test_config_from_env() -> None:
+    cfg = LagConfig.from_env(
+        {"KERNEL_LAG_GROUPS": "a, b,", "KERNEL_LAG_WINDOW_S": "20", "KERNEL_LAG_STALL_AFTER_S": "5"}
+    )
+    assert cfg.groups == ("a", "b")
+    assert cfg.policy.window_s == 20.0
+    assert cfg.policy.stall_after_s == 5.0

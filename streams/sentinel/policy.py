@@ -145,6 +145,13 @@ class Policy:
     state: State = State.DRAFT
     canary_percent: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.fallback is Effect.ALLOW:
+            raise PolicyValidationError(
+                "must not be allow: an enforced policy that fails to evaluate fails closed",
+                field="fallback",
+            )
+
     @property
     def key(self) -> tuple[str, int]:
         return (self.policy_id, self.version)

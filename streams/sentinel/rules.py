@@ -25,7 +25,7 @@ variable shadowing ``action``) but never misses an attribute the rule reads.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -36,6 +36,7 @@ from schemas.events import Event
 from streams.sentinel.errors import RuleError
 
 __all__ = [
+    "MISSING",
     "ROOTS",
     "Activation",
     "AttrPath",
@@ -44,11 +45,12 @@ __all__ = [
     "compile_rule",
     "format_path",
     "read_paths",
+    "read_values",
 ]
 
 AttrPath = tuple[str, ...]
 ROOTS = ("action", "actor", "subject", "resource", "context", "eventType", "ts")
-_MISSING = object()
+MISSING: Any = object()  # read() of an absent attribute
 
 
 @cache
@@ -103,7 +105,7 @@ class Activation:
         value: Any = self.values
         for key in path:
             if not isinstance(value, dict) or key not in value:
-                return _MISSING
+                return MISSING
             value = value[key]
         return value
 
@@ -134,15 +136,22 @@ class CompiledRule:
 
     def values_read(self, activation: Activation) -> tuple[dict[str, Any], list[str]]:
         """The attribute values this rule read from ``activation``, and those absent."""
-        present: dict[str, Any] = {}
-        missing: list[str] = []
-        for path in self.paths:
-            value = activation.read(path)
-            if value is _MISSING:
-                missing.append(format_path(path))
-            else:
-                present[format_path(path)] = value
-        return present, missing
+        return read_values(self.paths, activation)
+
+
+def read_values(
+    paths: Iterable[AttrPath], activation: Activation
+) -> tuple[dict[str, Any], list[str]]:
+    """The values at ``paths`` (by formatted path), and the paths that are absent."""
+    present: dict[str, Any] = {}
+    missing: list[str] = []
+    for path in paths:
+        value = activation.read(path)
+        if value is MISSING:
+            missing.append(format_path(path))
+        else:
+            present[format_path(path)] = value
+    return present, missing
 
 
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")

@@ -46,6 +46,7 @@ def test_defaults_and_round_trip() -> None:
         ({"severity": "SEVERE"}, "severity", "LOW, MEDIUM, HIGH, CRITICAL"),
         ({"effect": "block"}, "effect", "allow, deny"),
         ({"fallback": "maybe"}, "fallback", "allow, deny"),
+        ({"fallback": "allow"}, "fallback", "fails closed"),
         ({"state": "live"}, "state", "draft"),
         ({"rule": ""}, "rule", "non-empty"),
         ({"rule": "x" * 5000}, "rule", "longer"),

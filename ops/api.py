@@ -90,3 +90,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def build_app(kernel: Kernel) -> FastAPI:
+    """The full API of the composition root: every area's routers."""
+    routers: list[APIRouter] = []
+    return create_app(kernel, routers)

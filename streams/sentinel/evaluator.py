@@ -32,7 +32,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -153,8 +153,12 @@ def canary_sampled(sample_key: str, percent: float) -> bool:
     return int.from_bytes(head, "big") / 2**32 < percent / 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PolicyResult:
+    """One policy's result. Built by the evaluator, which sets ``reason`` once the
+    decision is known (in place: ``dataclasses.replace`` doubled the cost of a
+    decision); read-only after :func:`evaluate` returns."""
+
     policy_id: str
     version: int
     state: State
@@ -216,7 +220,9 @@ def evaluate(policies: PolicySet, activation: Activation, sample_key: str) -> Ev
     if any(r.role is Role.SIMULATED for r in raw):
         sim_decision, sim_deciding = _decide(_candidate_view(raw))
         sim_rationale = _rationale(sim_decision, sim_deciding, by_key, len(raw))
-    results = tuple(_explained(r, decision, deciding) for r in raw)
+    for r in raw:
+        r.reason = _reason(r, decision, deciding)
+    results = tuple(raw)
     return Evaluation(
         decision, deciding, rationale, results, sim_decision, sim_deciding, sim_rationale
     )
@@ -313,21 +319,20 @@ def _rationale(
     return cp.template.render(facts, deciding.values)
 
 
-def _explained(r: PolicyResult, decision: Effect, deciding: PolicyResult | None) -> PolicyResult:
+def _reason(r: PolicyResult, decision: Effect, deciding: PolicyResult | None) -> str:
     if r.role is not Role.ENFORCED:
         would = "error (fails open)" if r.role is Role.SIMULATED and r.error else r.outcome.value
         if r.effect is not None:
             would = f"{would} -> {r.effect.value}"
-        return replace(r, reason=f"{r.role.value}, not enforced: {would}")
+        return f"{r.role.value}, not enforced: {would}"
     if r is deciding:
         how = "fallback after error" if r.outcome is Outcome.ERROR else "matched"
-        return replace(r, reason=f"decided {decision.value} ({how}, highest precedence)")
+        return f"decided {decision.value} ({how}, highest precedence)"
     if r.effect is None:
-        return replace(r, reason="not matched")
+        return "not matched"
     assert deciding is not None
     lost = "tied, outranked by severity or id" if r.effect is decision else "lower precedence"
-    return replace(
-        r,
-        reason=f"{r.effect.value} lost to {decision.value} of "
-        f"{deciding.policy_id} v{deciding.version} ({lost})",
+    return (
+        f"{r.effect.value} lost to {decision.value} of "
+        f"{deciding.policy_id} v{deciding.version} ({lost})"
     )

@@ -254,6 +254,7 @@ def read_paths(source: str) -> tuple[AttrPath, ...]:
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
+@lru_cache(maxsize=65536)
 def format_path(path: AttrPath) -> str:
     """``("context", "amount")`` -> ``context.amount``; odd keys as ``context["a b"]``."""
     out = path[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.codec import EventCodec
-from schemas.events import new_event
+from schemas.events import Event, new_event
 from schemas.positions import LogPosition
 from streams.sentinel.decision import EvaluatedEvent, build_policy_checks, check_id_for
 from streams.sentinel.evaluator import PolicySet, compile_policy, evaluate
@@ -74,6 +74,7 @@ def test_enforced_and_simulated_checks_carry_decision_evidence_and_path() -> Non
     assert sim.body["policyCheckId"] != body["policyCheckId"]
     codec = EventCodec()
     for check in checks:
+        assert Event.from_json(check.to_json()) == check  # valid by the JSON mapping, too
         assert codec.decode(codec.encode(check)).to_json() == check.to_json()
 
 

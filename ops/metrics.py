@@ -187,6 +187,11 @@ LAG_SAMPLE_DURATION = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+# Series of a fixed vocabulary exist from the start at 0, so that the first
+# failure is an increase PromQL can see (a series born at 1 has no increase).
+for _result in ("ok", "failed"):
+    AUDIT_VERIFICATIONS.labels(_result)
+
 ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     SYNC_CHECK_DURATION,
     DECISIONS,

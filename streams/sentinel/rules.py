@@ -46,6 +46,7 @@ __all__ = [
     "format_path",
     "read_paths",
     "read_values",
+    "uncompilable_rule",
 ]
 
 AttrPath = tuple[str, ...]
@@ -152,6 +153,21 @@ def read_values(
         else:
             present[format_path(path)] = value
     return present, missing
+
+
+class _Uncompilable:
+    """Stands in for a live rule that no longer compiles: every evaluation errors."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def eval(self, activation: Any) -> Any:
+        raise RuleError(f"the rule does not compile: {self.reason}")
+
+
+def uncompilable_rule(source: str, reason: str) -> CompiledRule:
+    """A rule that always errors, so its policy fails closed instead of vanishing."""
+    return CompiledRule(source, read_paths(source), _Uncompilable(reason))
 
 
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")

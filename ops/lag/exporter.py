@@ -89,4 +89,5 @@ class LagExporter:
                 stop.wait(max(0.0, self.monitor.config.interval_s - (time.monotonic() - began)))
         finally:
             server.shutdown()
+            server.server_close()
             thread.join(timeout=5)

@@ -1,0 +1,155 @@
+"""``kernel policy create|version|show|list|transition``: the policy lifecycle, on the log.
+
+Every command that changes a policy rebuilds the registry from the policies
+topic, validates the policy (rule compiled and checked against the kernel
+action schema, rationale placeholders) and the lifecycle move against it, and
+only then publishes one ``policyChange`` event (actor = ``--actor``). The
+registry projection and the evaluators pick the change up from the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ops.bootstrap import Kernel
+from ops.commands import Subparsers
+from streams.sentinel.evaluator import compile_policy
+from streams.sentinel.kafka_registry import load_registry
+from streams.sentinel.lifecycle import PolicyChange, plan_create, plan_transition, plan_version
+from streams.sentinel.policy import Policy, State, loads_policy
+from streams.sentinel.registry import PolicyRegistry
+
+__all__ = ["register"]
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("policy", help="create, version, inspect and move SentinelNet policies")
+    cmds = p.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+
+    for name, helptext in (
+        ("create", "create a policy (version 1, draft) from a JSON file"),
+        ("version", "add a new version (draft) of an existing policy from a JSON file"),
+    ):
+        c = cmds.add_parser(name, help=helptext)
+        c.add_argument("file", help="the policy as JSON, or - for standard input")
+        c.add_argument("--actor", required=True, help="who makes the change (recorded)")
+        c.add_argument("--reason", help="why (recorded)")
+        c.set_defaults(func=_create if name == "create" else _version)
+
+    t = cmds.add_parser("transition", help="move a policy version to another lifecycle state")
+    t.add_argument("policy_id")
+    t.add_argument("version", type=int)
+    t.add_argument("state", choices=[s.value for s in State])
+    t.add_argument("--actor", required=True, help="who makes the change (recorded)")
+    t.add_argument("--reason", help="why (recorded)")
+    t.add_argument("--percent", type=float, help="canary percent (required for canary)")
+    t.set_defaults(func=_transition)
+
+    s = cmds.add_parser("show", help="a policy's versions and history, as JSON")
+    s.add_argument("policy_id")
+    s.set_defaults(func=_show)
+
+    ls = cmds.add_parser("list", help="every policy: id, versions and their states")
+    ls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    ls.set_defaults(func=_list)
+
+
+def _registry(kernel: Kernel) -> PolicyRegistry:
+    return load_registry(
+        kernel.settings.kafka_bootstrap,
+        kernel.codec,
+        kernel.names.policies,
+        timeout_s=kernel.settings.publish_timeout_s,
+    )
+
+
+def _read_policy(path: str) -> Policy:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    policy = loads_policy(text)
+    compile_policy(policy)  # rule and rationale: rejected here, before anything is published
+    return policy
+
+
+def _publish(kernel: Kernel, change: PolicyChange) -> int:
+    event = change.to_event()
+    with kernel.producer() as producer:
+        position = producer.publish(event)
+    p = change.policy
+    print(
+        f"{change.kind.value} {p.policy_id} v{p.version}: "
+        f"{change.from_state.value if change.from_state else '-'} -> {p.state.value} "
+        f"by {change.actor} ({event.event_id} at {position})"
+    )
+    return 0
+
+
+def _create(args: argparse.Namespace, kernel: Kernel) -> int:
+    policy = _read_policy(args.file)
+    change = plan_create(_registry(kernel).state, policy, args.actor)
+    return _publish(kernel, _with_reason(change, args.reason))
+
+
+def _version(args: argparse.Namespace, kernel: Kernel) -> int:
+    policy = _read_policy(args.file)
+    change = plan_version(_registry(kernel).state, policy, args.actor)
+    return _publish(kernel, _with_reason(change, args.reason))
+
+
+def _transition(args: argparse.Namespace, kernel: Kernel) -> int:
+    change = plan_transition(
+        _registry(kernel).state,
+        args.policy_id,
+        args.version,
+        State(args.state),
+        args.actor,
+        reason=args.reason,
+        canary_percent=args.percent,
+    )
+    return _publish(kernel, change)
+
+
+def _with_reason(change: PolicyChange, reason: str | None) -> PolicyChange:
+    return replace(change, reason=reason)
+
+
+def _show(args: argparse.Namespace, kernel: Kernel) -> int:
+    record = _registry(kernel).state.get(args.policy_id)
+    if record is None:
+        print(f"kernel policy show: no policy {args.policy_id!r}", file=sys.stderr)
+        return 1
+    out: dict[str, Any] = {
+        "id": record.policy_id,
+        "versions": [p.to_json() for p in record.versions],
+        "history": [h.to_json() for h in record.history],
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _list(args: argparse.Namespace, kernel: Kernel) -> int:
+    registry = _registry(kernel)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": r.policy_id,
+            "name": r.latest.name,
+            "severity": r.latest.severity.value,
+            "versions": {str(p.version): p.state.value for p in r.versions},
+        }
+        for r in sorted(registry.state.policies.values(), key=lambda r: r.policy_id)
+    ]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print(f"{'ID':<32} {'SEVERITY':<9} VERSIONS")
+    for row in rows:
+        states = ", ".join(f"v{v}:{s}" for v, s in row["versions"].items())
+        print(f"{row['id']:<32} {row['severity']:<9} {states}")
+    if registry.rejected:
+        print(f"({len(registry.rejected)} illegal change(s) on the log were skipped)")
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -56,13 +57,19 @@ class KafkaLogReader:
         if self.end_offset(topic, partition) <= start:
             return
         self._consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + self._timeout
         try:
             while True:
-                msgs = self._consumer.consume(1000, self._timeout)
+                # consume() waits for the full count or the timeout: keep the wait short
+                # and bound the silence separately, or every read ends in a timeout.
+                msgs = self._consumer.consume(1000, 0.1)
                 if not msgs:
-                    raise LogUnavailableError(
-                        f"no data from {topic}/{partition} within {self._timeout:.0f}s"
-                    )
+                    if time.monotonic() > deadline:
+                        raise LogUnavailableError(
+                            f"no data from {topic}/{partition} within {self._timeout:.0f}s"
+                        )
+                    continue
+                deadline = time.monotonic() + self._timeout
                 for msg in msgs:
                     err = msg.error()
                     if err is not None:

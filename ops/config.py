@@ -31,7 +31,13 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_CHECK_BUDGET_MS": "time budget of POST /sentinel/check (default 200)",
     "KERNEL_API_HOST": "address the HTTP API binds (default 127.0.0.1)",
     "KERNEL_API_PORT": "port the HTTP API binds (default 8080)",
+    "KERNEL_METRICS_PORT": "port of a worker's Prometheus /metrics (default 9100; 0 = off)",
     "KERNEL_ENV": "'development' (default) or 'production' (refuses local signing keys)",
+    "KERNEL_LAG_GROUPS": "extra consumer groups the lag monitor watches, comma-separated",
+    "KERNEL_LAG_INTERVAL_S": "seconds between lag samples (default 15)",
+    "KERNEL_LAG_WINDOW_S": "lag status window; STOP after this long stuck (default 300)",
+    "KERNEL_LAG_STALL_AFTER_S": "STALL after this long stuck (default 60)",
+    "KERNEL_LAG_ALLOWED": "lag in offsets that is never a problem (default 0)",
 }
 
 
@@ -74,6 +80,7 @@ class Settings:
     check_budget_ms: int = 200
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    metrics_port: int = 9100
     environment: str = "development"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -100,6 +107,7 @@ class Settings:
             check_budget_ms=_int(e, "KERNEL_CHECK_BUDGET_MS", 200),
             api_host=e.get("KERNEL_API_HOST", "127.0.0.1"),
             api_port=_int(e, "KERNEL_API_PORT", 8080),
+            metrics_port=_int(e, "KERNEL_METRICS_PORT", 9100),
             environment=environment,
         )
 

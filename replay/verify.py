@@ -1,0 +1,226 @@
+"""Streaming verification of audit chains: the pure core of ``kernel audit-verify``.
+
+:class:`ChainVerifier` is fed stored audit rows ordered by ``(chain, seq)``
+and keeps O(chains) state -- per chain its head, its length and an RFC 6962
+compact range -- so a million rows verify in constant memory. Per row, in this
+order (the first failure of a chain is its verdict; other chains go on):
+
+1. ``seq`` continues the chain (0 first): a gap is a deleted row;
+2. ``prev_hash`` is the previous row's ``hash`` ("" first): swapped or inserted rows;
+3. ``hash == SHA-256(JCS(payload) || prev_hash bytes)``: an edited payload or hash;
+4. ``signer_id`` is in signers.json and ``signature`` verifies under its key;
+5. ``id``, ``event_type``, ``ts`` and ``metadata`` agree with the payload (they
+   are query copies; an edit there would mislead readers without breaking 1-4).
+
+Signed checkpoints pin what rows cannot: a chain shorter than a checkpoint
+(a truncated tail), or whose Merkle root or head at the checkpoint's size
+differs, fails. Where rows come from is the adapter's business
+(``replay/audit_postgres.py``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from replay.merkle import CompactRange
+from replay.note import ChainCheckpoint
+from schemas.errors import KernelError, ValidationError
+from schemas.events import parse_ts
+from streams.chain.errors import CanonicalizationError
+from streams.chain.links import link_digest
+from streams.chain.signing import Verifier, unb64
+
+__all__ = ["AuditRow", "ChainSummary", "ChainVerifier", "Failure", "VerificationReport"]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: str
+    chain: str
+    seq: int
+    event_type: str
+    payload: Any
+    prev_hash: str
+    hash: str
+    signature: str
+    signer_id: str
+    ts_ms: int
+    metadata: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    chain: str
+    seq: int | None
+    id: str | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "seq": self.seq, "id": self.id, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class ChainSummary:
+    chain: str
+    length: int = 0
+    head_hash: str = ""
+    tree: CompactRange = field(default_factory=CompactRange)
+    failure: Failure | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "length": self.length,
+            "headHash": self.head_hash,
+            "merkleRoot": self.tree.root().hex(),
+            "verified": self.failure is None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationReport:
+    chains: list[ChainSummary]
+    failures: list[Failure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def total(self) -> int:
+        return sum(c.length for c in self.chains)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verified": self.ok,
+            "total": self.total,
+            "chains": [c.to_json() for c in self.chains],
+            "failures": [f.to_json() for f in self.failures],
+        }
+
+
+class ChainVerifier:
+    def __init__(
+        self,
+        verifiers: Mapping[str, Verifier],
+        checkpoints: Iterable[ChainCheckpoint] = (),
+    ) -> None:
+        self._verifiers = dict(verifiers)
+        self._pins: dict[str, dict[int, ChainCheckpoint]] = {}
+        for cp in checkpoints:
+            self._pins.setdefault(cp.chain, {})[cp.size] = cp
+        self._chains: dict[str, ChainSummary] = {}
+        self._current: ChainSummary | None = None
+
+    def feed(self, row: AuditRow) -> Failure | None:
+        """Check one row; returns the chain's failure if this row is its first."""
+        cur = self._current
+        if cur is None or cur.chain != row.chain:
+            if row.chain in self._chains:
+                return self._fail(self._chains[row.chain], row, "rows are not ordered by chain")
+            cur = self._current = self._chains[row.chain] = ChainSummary(row.chain)
+            self._check_pin(cur)  # a checkpoint of size 0
+        if cur.failure is not None:
+            return None
+        reason = self._check(cur, row)
+        if reason is not None:
+            return self._fail(cur, row, reason)
+        cur.length += 1
+        cur.head_hash = row.hash
+        cur.tree.append(bytes.fromhex(row.hash))
+        return self._check_pin(cur)
+
+    def feed_all(self, rows: Iterable[AuditRow]) -> VerificationReport:
+        for row in rows:
+            self.feed(row)
+        return self.finish()
+
+    def finish(self) -> VerificationReport:
+        for chain, pins in self._pins.items():
+            summary = self._chains.get(chain)
+            if summary is None:
+                summary = self._chains[chain] = ChainSummary(chain)
+            if summary.failure is None and max(pins) > summary.length:
+                summary.failure = Failure(
+                    chain,
+                    summary.length,
+                    None,
+                    f"chain has {summary.length} records but a signed checkpoint covers "
+                    f"{max(pins)}: records were removed from its tail",
+                )
+        chains = sorted(self._chains.values(), key=lambda c: c.chain)
+        return VerificationReport(chains, [c.failure for c in chains if c.failure])
+
+    # -- checks ----------------------------------------------------------
+    def _check(self, cur: ChainSummary, row: AuditRow) -> str | None:
+        if row.seq != cur.length:
+            if row.seq > cur.length:
+                return f"seq {cur.length} is missing: the chain jumps to {row.seq} (deleted row)"
+            return f"seq {row.seq} repeats or goes back (expected {cur.length})"
+        if row.prev_hash != cur.head_hash:
+            return (
+                f"prev_hash {row.prev_hash[:16]}... does not link to the previous record's hash "
+                f"{cur.head_hash[:16] or '(none)'}... (rows inserted, swapped or re-linked)"
+            )
+        if not _HEX64.match(row.hash):
+            return "hash is not 64 lowercase hex digits"
+        try:
+            digest = link_digest(row.payload, row.prev_hash)
+        except (CanonicalizationError, KernelError) as exc:
+            return f"payload cannot be canonicalized: {exc}"
+        if digest.hex() != row.hash:
+            return "hash does not match SHA-256(JCS(payload) || prev_hash): payload or hash edited"
+        verifier = self._verifiers.get(row.signer_id)
+        if verifier is None:
+            return f"signer {row.signer_id!r} is not in signers.json"
+        try:
+            signature = unb64(row.signature)
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            return "signature is not base64"
+        if not verifier.verify(digest, signature):
+            return f"signature does not verify under {row.signer_id!r}'s key"
+        return _check_copies(row)
+
+    def _check_pin(self, cur: ChainSummary) -> Failure | None:
+        pin = self._pins.get(cur.chain, {}).get(cur.length)
+        if pin is None:
+            return None
+        if cur.tree.root() != pin.root or cur.head_hash != pin.head_hash:
+            cur.failure = Failure(
+                cur.chain,
+                cur.length - 1 if cur.length else None,
+                None,
+                f"the first {cur.length} records do not match the signed checkpoint of that "
+                "size (Merkle root or head differs): the chain was rewritten",
+            )
+            return cur.failure
+        return None
+
+    def _fail(self, cur: ChainSummary, row: AuditRow, reason: str) -> Failure:
+        cur.failure = Failure(row.chain, row.seq, row.id, reason)
+        return cur.failure
+
+
+def _check_copies(row: AuditRow) -> str | None:
+    p = row.payload
+    if not isinstance(p, dict):
+        return "payload is not a JSON object"
+    if p.get("eventId") != row.id:
+        return "column id disagrees with payload.eventId"
+    if p.get("eventType") != row.event_type:
+        return "column event_type disagrees with payload.eventType"
+    ts = p.get("ts")
+    try:
+        if not isinstance(ts, str) or parse_ts(ts) != row.ts_ms:
+            return "column ts disagrees with payload.ts"
+    except ValidationError:
+        return "payload.ts is not a timestamp"
+    if p.get("metadata", {}) != row.metadata:
+        return "column metadata disagrees with payload.metadata"
+    return None

@@ -22,7 +22,7 @@ units, no whitespace, strings with only the mandatory escapes, numbers in the
 ECMAScript ``Number.prototype.toString`` form.
 
 :func:`canonicalize_reference` is the ``rfc8785`` package, the reference.
-:func:`canonicalize` is faster (about 10x on a 400-byte event, see
+:func:`canonicalize` is faster (about 5x on a 460-byte event, see
 ``bench/chain_core.py``) and byte-identical to it, which
 ``tests/unit/chain/test_canonical.py`` proves with hypothesis over arbitrary
 I-JSON values and exhaustively over every Unicode scalar value. It serializes

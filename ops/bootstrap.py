@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     import psycopg
 
     from ops.stack import LocalStack
+    from projections.projector import ProjectorRunner
+    from streams.chain.signing import Signer
     from streams.kafka.admin import TopicAdmin
     from streams.kafka.producer import Producer
+    from streams.kafka.transactional_runner import TransactionalRunner
 
 __all__ = ["Kernel", "bootstrap"]
 
@@ -62,6 +65,64 @@ class Kernel:
 
         return TopicAdmin(self.settings.kafka_bootstrap, self.names)
 
+    def signer(self) -> Signer:
+        """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""
+        return _signer(self)
+
+    def _partitions(self, short: str) -> int:
+        from schemas.topics import TOPICS  # noqa: PLC0415
+
+        return next(t.partitions for t in TOPICS if t.name == short)
+
+    def chain_signer(self, instance_id: str = "0") -> TransactionalRunner[object]:
+        from streams.chain.signer import ChainSigner  # noqa: PLC0415
+        from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
+
+        processor = ChainSigner(
+            self.signer(), self.names.audited(), self.names.chain, self._partitions("audit.chain")
+        )
+        return TransactionalRunner(
+            processor,  # type: ignore[arg-type]
+            bootstrap=self.settings.kafka_bootstrap,
+            codec=self.codec,
+            names=self.names,
+            instance_id=instance_id,
+        )
+
+    def checkpointer(self, instance_id: str = "0") -> TransactionalRunner[object]:
+        from streams.chain.checkpointer import Checkpointer  # noqa: PLC0415
+        from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
+
+        processor = Checkpointer(
+            self.signer(),
+            self.names.chain,
+            self.names.checkpoints,
+            every=self.settings.checkpoint_every,
+            interval_ms=self.settings.checkpoint_interval_s * 1000,
+        )
+        return TransactionalRunner(
+            processor,  # type: ignore[arg-type]
+            bootstrap=self.settings.kafka_bootstrap,
+            codec=self.codec,
+            names=self.names,
+            instance_id=instance_id,
+        )
+
+    def projector(self, projection: object) -> ProjectorRunner:
+        from projections.projector import ProjectorRunner  # noqa: PLC0415
+
+        return ProjectorRunner(
+            projection,  # type: ignore[arg-type]
+            bootstrap=self.settings.kafka_bootstrap,
+            database_url=self.settings.database_url,
+            codec=self.codec,
+        )
+
+    def audit_projector(self) -> ProjectorRunner:
+        from projections.audit import AuditProjection  # noqa: PLC0415
+
+        return self.projector(AuditProjection(self.names.chain, self.names.checkpoints))
+
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
         import psycopg  # noqa: PLC0415
 
@@ -75,6 +136,22 @@ class Kernel:
             raise StoreUnavailableError(
                 f"Postgres at {self.settings.database_url} did not answer: {exc}"
             ) from exc
+
+
+def _signer(kernel: Kernel) -> Signer:
+    from schemas.errors import ConfigError  # noqa: PLC0415
+    from streams.chain.keys import key_path, load_signer  # noqa: PLC0415
+
+    settings = kernel.settings
+    if settings.environment == "production":
+        raise ConfigError(
+            "KERNEL_ENV=production refuses local signing keys: production signing goes "
+            "through a KMS/HSM (PKCS#11), which this build does not configure yet"
+        )
+    path = settings.signing_key or key_path(settings.keys_dir, settings.signer_id)
+    if not path.exists():
+        raise ConfigError(f"no signing key at {path}; create one with `kernel keys generate`")
+    return load_signer(path)
 
 
 def bootstrap(settings: Settings | None = None) -> Kernel:

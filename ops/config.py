@@ -28,6 +28,8 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_PUBLISH_TIMEOUT_S": "bounded wait for Kafka to acknowledge a publish (default 10)",
     "KERNEL_SIGNING_KEY": "path of the Ed25519 signing key file of the chain signer",
     "KERNEL_SIGNER_ID": "signerId recorded with every signature (default kernel-signer)",
+    "KERNEL_CHECKPOINT_EVERY": "links between signed Merkle checkpoints of a chain (default 1000)",
+    "KERNEL_CHECKPOINT_INTERVAL_S": "or seconds of event time between checkpoints (default 60)",
     "KERNEL_CHECK_BUDGET_MS": "time budget of POST /sentinel/check (default 200)",
     "KERNEL_API_HOST": "address the HTTP API binds (default 127.0.0.1)",
     "KERNEL_API_PORT": "port the HTTP API binds (default 8080)",
@@ -77,6 +79,8 @@ class Settings:
     publish_timeout_s: float = 10.0
     signing_key: Path | None = None
     signer_id: str = "kernel-signer"
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: int = 60
     check_budget_ms: int = 200
     api_host: str = "127.0.0.1"
     api_port: int = 8080
@@ -104,6 +108,8 @@ class Settings:
             publish_timeout_s=float(_int(e, "KERNEL_PUBLISH_TIMEOUT_S", 10)),
             signing_key=Path(e["KERNEL_SIGNING_KEY"]) if e.get("KERNEL_SIGNING_KEY") else None,
             signer_id=e.get("KERNEL_SIGNER_ID", "kernel-signer"),
+            checkpoint_every=_int(e, "KERNEL_CHECKPOINT_EVERY", 1000),
+            checkpoint_interval_s=_int(e, "KERNEL_CHECKPOINT_INTERVAL_S", 60),
             check_budget_ms=_int(e, "KERNEL_CHECK_BUDGET_MS", 200),
             api_host=e.get("KERNEL_API_HOST", "127.0.0.1"),
             api_port=_int(e, "KERNEL_API_PORT", 8080),

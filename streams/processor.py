@@ -48,11 +48,22 @@ class LogReader(Protocol):
 
     def partitions(self, topic: str) -> list[int]: ...
 
-    def read(self, topic: str, partition: int, start: int) -> Sequence[InputRecord]:
-        """Every committed, decodable record of the partition from ``start`` to its end."""
+    def read(
+        self, topic: str, partition: int, start: int, end: int | None = None
+    ) -> Sequence[InputRecord]:
+        """Committed, decodable records from ``start`` to ``end`` (exclusive) or the end."""
         ...
 
     def end_offset(self, topic: str, partition: int) -> int: ...
+
+    def committed(self, topic: str, partition: int) -> int:
+        """The processor's committed position on one of its *input* partitions (0 if none).
+
+        ``recover`` that reads its own input (a checkpointer over the chain
+        topic, a policy set folded from the policies topic) must stop here: the
+        records after it will be consumed again.
+        """
+        ...
 
 
 class Processor(Protocol[S]):

@@ -20,6 +20,7 @@ class KafkaLogReader:
         self._bootstrap = bootstrap
         self._codec = codec
         self._timeout = timeout_s
+        self._committed: dict[tuple[str, int], int] = {}
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -30,6 +31,13 @@ class KafkaLogReader:
                 "auto.offset.reset": "earliest",
             }
         )
+
+    def set_committed(self, committed: dict[tuple[str, int], int]) -> None:
+        """The owning runner's committed input positions, for :meth:`committed`."""
+        self._committed = dict(committed)
+
+    def committed(self, topic: str, partition: int) -> int:
+        return self._committed.get((topic, partition), 0)
 
     def partitions(self, topic: str) -> list[int]:
         try:
@@ -47,14 +55,23 @@ class KafkaLogReader:
         )
         return int(high)
 
-    def read(self, topic: str, partition: int, start: int) -> list[InputRecord]:
-        return list(self.iter(topic, partition, start))
+    def read(
+        self, topic: str, partition: int, start: int, end: int | None = None
+    ) -> list[InputRecord]:
+        return list(self.iter(topic, partition, start, end=end))
 
     def iter(
-        self, topic: str, partition: int, start: int, *, skip_undecodable: bool = True
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        *,
+        end: int | None = None,
+        skip_undecodable: bool = True,
     ) -> Iterator[InputRecord]:
-        """Committed records from ``start`` until the partition's end at call time."""
-        if self.end_offset(topic, partition) <= start:
+        """Committed records from ``start`` until ``end`` (exclusive) or the partition's end."""
+        stop = self.end_offset(topic, partition) if end is None else end
+        if stop <= start:
             return
         self._consumer.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + self._timeout
@@ -72,6 +89,8 @@ class KafkaLogReader:
                 deadline = time.monotonic() + self._timeout
                 for msg in msgs:
                     err = msg.error()
+                    if err is None and int(msg.offset() or 0) >= stop:
+                        return
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
                             return

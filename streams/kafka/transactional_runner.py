@@ -143,14 +143,20 @@ class TransactionalRunner(Generic[S]):
 
     def poll_once(self) -> int:
         msgs = self._consumer.consume(self.batch_size, self.poll_timeout_s)
-        if self._needs_recover:
-            self._state = self.processor.recover(self._assigned, self._reader)
+        if self._needs_recover or (msgs and self._state is None):
+            self._state = self.processor.recover(self._assigned, self._recovery_reader())
             self._needs_recover = False
         if not msgs:
             return 0
-        if self._state is None:
-            self._state = self.processor.recover(self._assigned, self._reader)
         return self._transact(msgs)
+
+    def _recovery_reader(self) -> KafkaLogReader:
+        tps = [TopicPartition(t, p) for t, p in self._assigned]
+        committed = self._consumer.committed(tps, self.timeout_s) if tps else []
+        self._reader.set_committed(
+            {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
+        )
+        return self._reader
 
     # -- one transaction -----------------------------------------------------
     def _transact(self, msgs: list[Message]) -> int:

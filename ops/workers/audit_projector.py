@@ -1,0 +1,18 @@
+"""``kernel run audit-projector``: the chain topics into ``audit_events``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ops.bootstrap import Kernel
+
+NAME = "audit-projector"
+HELP = "project chain links and checkpoints into Postgres (rows + checkpoint per transaction)"
+
+
+def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
+    runner = kernel.audit_projector()
+    try:
+        runner.run(should_stop)
+    finally:
+        runner.close()

@@ -1,0 +1,18 @@
+"""``kernel run checkpointer``: signed Merkle checkpoints over every chain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ops.bootstrap import Kernel
+
+NAME = "checkpointer"
+HELP = "publish signed RFC 6962 checkpoints of each chain (exactly-once)"
+
+
+def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
+    runner = kernel.checkpointer()
+    try:
+        runner.run(should_stop)
+    finally:
+        runner.close()

@@ -1,0 +1,18 @@
+"""``kernel run signer``: chain and sign every audited event, exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ops.bootstrap import Kernel
+
+NAME = "signer"
+HELP = "chain and sign audited topics into the chain topic (exactly-once)"
+
+
+def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
+    runner = kernel.chain_signer()
+    try:
+        runner.run(should_stop)
+    finally:
+        runner.close()

@@ -1,0 +1,104 @@
+"""The chain signer: every audited event becomes the next signed link of its chain.
+
+A chain is one input partition (``topic/partition``), so it is a pure function
+of that partition: the same input always yields the same links, and replay
+reproduces them byte for byte (Ed25519 signatures are deterministic, and the
+auditRecord's own id and timestamp derive from the link, not from the clock).
+
+Chain records go to the chain topic keyed by chain id, on a partition chosen
+from the chain id (CRC-32 mod the partition count), so all links of a chain
+are in one partition, in order. On start (``recover``) the signer finds each
+assigned chain's head by scanning that partition backwards in growing windows:
+the runner commits input offsets in the same transaction as the links, so the
+last committed link is exactly where the chain stands.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from schemas.events import Event
+from streams.chain.links import ChainHead, ChainStep, chain_id
+from streams.chain.signing import Signer
+from streams.processor import InputRecord, LogReader, OutputRecord
+
+__all__ = ["ChainSigner", "chain_partition", "record_id"]
+
+_NAMESPACE = uuid.UUID("5b1c7e56-58a4-4c6c-9a51-6f2f3c0c1d2e")
+
+Heads = Mapping[str, ChainHead]
+
+
+def chain_partition(chain: str, partitions: int) -> int:
+    return zlib.crc32(chain.encode()) % partitions
+
+
+def record_id(chain: str, seq: int) -> str:
+    """A stable id for link ``seq`` of ``chain``: replay yields the same event."""
+    return str(uuid.uuid5(_NAMESPACE, f"{chain}#{seq}"))
+
+
+@dataclass
+class ChainSigner:
+    signer: Signer
+    input_topics: Sequence[str]
+    chain_topic: str
+    chain_partitions: int
+    name: str = "chain-signer"
+
+    def __post_init__(self) -> None:
+        self._step = ChainStep(self.signer)
+
+    def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> Heads:
+        wanted: dict[int, set[str]] = {}
+        for topic, partition in assigned:
+            chain = chain_id(topic, partition)
+            wanted.setdefault(chain_partition(chain, self.chain_partitions), set()).add(chain)
+        heads: dict[str, ChainHead] = {}
+        for part, chains in wanted.items():
+            heads.update(_find_heads(reader, self.chain_topic, part, chains))
+        return heads
+
+    def step(self, state: Heads, record: InputRecord) -> tuple[Heads, list[OutputRecord]]:
+        chain = chain_id(record.topic, record.partition)
+        head, body = self._step(state.get(chain), record.event.to_json(), record.position)
+        link = Event(
+            event_id=record_id(chain, head.seq),
+            event_type="auditRecord",
+            ts_ms=record.event.ts_ms,
+            actor=self.signer.signer_id,
+            subject=chain,
+            body=body,
+        )
+        new_state = dict(state)
+        new_state[chain] = head
+        out = OutputRecord(
+            self.chain_topic,
+            chain.encode(),
+            link,
+            partition=chain_partition(chain, self.chain_partitions),
+        )
+        return new_state, [out]
+
+
+def _find_heads(
+    reader: LogReader, topic: str, partition: int, chains: set[str]
+) -> dict[str, ChainHead]:
+    """The last link of each chain in ``chains`` stored in ``topic``/``partition``."""
+    end = reader.end_offset(topic, partition)
+    found: dict[str, ChainHead] = {}
+    window, stop = 256, end
+    while stop > 0 and len(found) < len(chains):
+        start = max(0, stop - window)
+        latest: dict[str, ChainHead] = {}  # within a window, later records overwrite earlier
+        for rec in reader.read(topic, partition, start, stop):
+            body = rec.event.body
+            if body["chain"] in chains and body["chain"] not in found:
+                latest[body["chain"]] = ChainHead.of_record(body)
+        found.update(latest)
+        stop = start
+        window *= 4
+    return found

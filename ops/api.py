@@ -94,5 +94,7 @@ def create_app(
 
 def build_app(kernel: Kernel) -> FastAPI:
     """The full API of the composition root: every area's routers."""
+    from ops.health import lag_check  # noqa: PLC0415
+
     routers: list[APIRouter] = []
-    return create_app(kernel, routers)
+    return create_app(kernel, routers, checks={"lag": lag_check(kernel)})

@@ -1,0 +1,72 @@
+"""``kernel run sentinel``: streaming SentinelNet evaluation of every kernel action.
+
+Wires :class:`~streams.sentinel.stream.SentinelProcessor` into the exactly-once
+:class:`~streams.kafka.transactional_runner.TransactionalRunner`. The runner's
+counters go to Prometheus through ``TransactionalRunnerMetrics``; decisions are
+counted by a thin wrapper around ``step`` (the processor itself stays free of
+metrics). A batch whose transaction aborts is re-processed, so its decisions
+can be counted twice: the counter is a rate for dashboards, the log is the record.
+
+Run one instance per consumer group: the policies topic has one partition, so
+a second instance would not see policy changes in its stream (it would still
+load them on its next rebalance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ops import metrics
+from ops.bootstrap import Kernel
+from ops.runner_metrics import TransactionalRunnerMetrics
+from streams.kafka.transactional_runner import TransactionalRunner
+from streams.processor import InputRecord, LogReader, OutputRecord
+from streams.sentinel.stream import SentinelProcessor, SentinelState
+
+__all__ = ["HELP", "NAME", "build_runner", "run"]
+
+NAME = "sentinel"
+HELP = "evaluate every kernel action against the live policies; emit policyCheck events"
+
+
+class MeteredSentinel:
+    """The processor, counting each emitted decision in ``kernel_decisions``."""
+
+    def __init__(self, inner: SentinelProcessor) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.input_topics = inner.input_topics
+
+    def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> SentinelState:
+        return self.inner.recover(assigned, reader)
+
+    def step(
+        self, state: SentinelState, record: InputRecord
+    ) -> tuple[SentinelState, Sequence[OutputRecord]]:
+        state, outs = self.inner.step(state, record)
+        for out in outs:
+            body = out.event.body
+            mode = "simulated" if body["simMode"] else "enforced"
+            metrics.DECISIONS.labels(body["decision"], body["policyId"] or "none", mode).inc()
+        return state, outs
+
+
+def build_runner(kernel: Kernel, *, instance_id: str = "0") -> TransactionalRunner[SentinelState]:
+    names = kernel.names
+    processor = SentinelProcessor(names.actions, names.policies, names.policy_checks)
+    return TransactionalRunner(
+        MeteredSentinel(processor),
+        bootstrap=kernel.settings.kafka_bootstrap,
+        codec=kernel.codec,
+        names=names,
+        instance_id=instance_id,
+        on_batch=TransactionalRunnerMetrics(processor.name),
+    )
+
+
+def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
+    runner = build_runner(kernel)
+    try:
+        runner.run(should_stop)
+    finally:
+        runner.close()

@@ -1,0 +1,1 @@
+"""HTTP routers of the query API, one module per area; ``ops.api.build_app`` mounts them."""

@@ -1,0 +1,126 @@
+"""The synchronous check's request: parsed and validated before anything is evaluated.
+
+``POST /sentinel/check`` takes ``{action, actor?, resource?, context?,
+requestId?, subject?}``; only ``action`` is required. The body is read as raw
+bytes and parsed here rather than by the web framework's models, because the
+checks a decision record needs are stricter than JSON's: I-JSON numbers
+(:mod:`schemas.ijson` -- a 2^60 amount would be read differently by the audit
+verifier), no duplicate keys, a size limit checked before parsing, and unknown
+fields refused (a typo like ``contxt`` must not silently evaluate an empty
+context). Every error names the field and the reason; the HTTP layer maps
+:class:`RequestTooLargeError` to 413, :class:`MalformedRequestError` to 400 and any other
+:class:`~schemas.errors.ValidationError` to 422.
+
+Defaults: ``actor`` is ``"anonymous"``; ``subject`` is the ``resource`` when
+given, else the actor (the unit whose policyChecks must stay ordered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.errors import ValidationError
+from schemas.ijson import loads_ijson
+
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "CheckRequest",
+    "MalformedRequestError",
+    "RequestTooLargeError",
+    "parse_check_request",
+]
+
+MAX_REQUEST_BYTES = 64 * 1024
+_MAX_NAME = 512
+_FIELDS = ("action", "actor", "resource", "context", "requestId", "subject")
+
+
+class MalformedRequestError(ValidationError):
+    """The body is not I-JSON at all (HTTP 400)."""
+
+
+class RequestTooLargeError(ValidationError):
+    """The body is over the size limit (HTTP 413)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    action: str
+    actor: str = "anonymous"
+    resource: str | None = None
+    context: dict[str, Any] | None = None
+    request_id: str | None = None
+    subject: str | None = None
+
+    @property
+    def subject_or_default(self) -> str:
+        return self.subject or self.resource or self.actor
+
+    def activation_values(self, ts_ms: int) -> dict[str, Any]:
+        """The attributes a rule reads: the same shape as a kernelAction's."""
+        return {
+            "action": self.action,
+            "actor": self.actor,
+            "subject": self.subject_or_default,
+            "resource": self.resource,
+            "context": self.context or {},
+            "eventType": "kernelAction",
+            "ts": ts_ms,
+        }
+
+
+def parse_check_request(raw: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> CheckRequest:
+    if len(raw) > max_bytes:
+        raise RequestTooLargeError(f"the body is {len(raw)} bytes; the limit is {max_bytes}")
+    if not raw.strip():
+        raise MalformedRequestError("the body is empty; send a JSON object with at least 'action'")
+    try:
+        data = loads_ijson(raw)
+    except ValidationError as exc:
+        raise MalformedRequestError(exc.reason, field=exc.field) from exc
+    if not isinstance(data, dict):
+        raise ValidationError("the body must be a JSON object")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise ValidationError(f"unknown field; known: {', '.join(_FIELDS)}", field=unknown[0])
+    if "action" not in data:
+        raise ValidationError("required field is missing", field="action")
+    context = data.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise ValidationError(f"must be an object, got {_kind(context)}", field="context")
+    return CheckRequest(
+        action=_name(data, "action", required=True) or "",
+        actor=_name(data, "actor") or "anonymous",
+        resource=_name(data, "resource"),
+        context=context,
+        request_id=_name(data, "requestId"),
+        subject=_name(data, "subject"),
+    )
+
+
+def _name(data: dict[str, Any], field: str, *, required: bool = False) -> str | None:
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"must be a string, got {_kind(value)}", field=field)
+    if not value.strip():
+        raise ValidationError("must be a non-empty string", field=field)
+    if len(value) > _MAX_NAME:
+        raise ValidationError(f"longer than {_MAX_NAME} characters", field=field)
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

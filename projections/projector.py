@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from schemas.codec import EventCodec
 from schemas.errors import KernelError, LogUnavailableError
+from streams.kafka.transactional_runner import EndTracker, is_eof
 from streams.processor import InputRecord
 
 __all__ = ["Projection", "ProjectorRunner", "read_checkpoints"]
@@ -81,8 +82,10 @@ class ProjectorRunner:
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
             }
         )
+        self._ends = EndTracker()
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._positioned = False
         self._backoff = 0.2
@@ -113,6 +116,7 @@ class ProjectorRunner:
                     TopicPartition(topic, p, stored.get((topic, p), OFFSET_BEGINNING))
                 )
         self._consumer.assign(assignment)
+        self._ends.reset()
         self._positioned = True
 
     # -- loops ---------------------------------------------------------------
@@ -127,7 +131,9 @@ class ProjectorRunner:
         while time.monotonic() < deadline:
             if self.poll_once():
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= idle_s:
+            elif time.monotonic() - quiet_since >= idle_s and (
+                self._positioned and self._ends.caught_up(self._consumer)
+            ):
                 break
         return self.projected - before
 
@@ -137,6 +143,8 @@ class ProjectorRunner:
             if not self._positioned:
                 self._position(conn)
             msgs = self._consumer.consume(self.batch_size, self.poll_timeout_s)
+            self._ends.observe(msgs)
+            msgs = [m for m in msgs if not is_eof(m)]
             if not msgs:
                 return 0
             written = self._write(conn, msgs)

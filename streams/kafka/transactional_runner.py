@@ -31,10 +31,46 @@ from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
 from streams.processor import InputRecord, OutputRecord, Processor
 
-__all__ = ["RunnerStats", "TransactionalRunner"]
+__all__ = ["EndTracker", "RunnerStats", "TransactionalRunner", "is_eof"]
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)
+
+
+def is_eof(msg: Message) -> bool:
+    err = msg.error()
+    return err is not None and err.code() == KafkaError._PARTITION_EOF
+
+
+class EndTracker:
+    """Which assigned partitions the consumer has read to their end.
+
+    Quiet alone is not "caught up": a fresh group can be silent for seconds
+    while its coordinator loads. Nor is ``position >= high watermark``: on a
+    transactional topic the last offset is a commit marker a read_committed
+    consumer never sees. librdkafka's partition-EOF events (``enable.partition.eof``)
+    know both, so the runners track them.
+    """
+
+    def __init__(self) -> None:
+        self._at_end: set[tuple[str, int]] = set()
+
+    def observe(self, msgs: Sequence[Message]) -> None:
+        for msg in msgs:
+            key = (str(msg.topic()), int(msg.partition() or 0))
+            if is_eof(msg):
+                self._at_end.add(key)
+            elif msg.error() is None:
+                self._at_end.discard(key)
+
+    def caught_up(self, consumer: Consumer) -> bool:
+        assignment = consumer.assignment()
+        return bool(assignment) and all(
+            (tp.topic, tp.partition) in self._at_end for tp in assignment
+        )
+
+    def reset(self) -> None:
+        self._at_end.clear()
 
 
 @dataclass
@@ -81,6 +117,7 @@ class TransactionalRunner(Generic[S]):
                 "partition.assignment.strategy": "range",
                 "session.timeout.ms": 10_000,
                 "max.poll.interval.ms": 300_000,
+                "enable.partition.eof": True,
             }
         )
         self._producer = _KafkaProducer(
@@ -95,6 +132,7 @@ class TransactionalRunner(Generic[S]):
         self._assigned: list[tuple[str, int]] = []
         self._needs_recover = False
         self._started = False
+        self._ends = EndTracker()
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -110,6 +148,7 @@ class TransactionalRunner(Generic[S]):
         self._started = True
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._ends.reset()
         self._assigned = sorted((p.topic, p.partition) for p in partitions)
         self._needs_recover = True
 
@@ -137,15 +176,21 @@ class TransactionalRunner(Generic[S]):
         while time.monotonic() < deadline:
             if self.poll_once():
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= idle_s and self._state is not None:
+            elif (
+                time.monotonic() - quiet_since >= idle_s
+                and self._state is not None
+                and self._ends.caught_up(self._consumer)
+            ):
                 break
         return self.stats.processed + self.stats.dead_letters - before
 
     def poll_once(self) -> int:
         msgs = self._consumer.consume(self.batch_size, self.poll_timeout_s)
+        self._ends.observe(msgs)
         if self._needs_recover or (msgs and self._state is None):
             self._state = self.processor.recover(self._assigned, self._recovery_reader())
             self._needs_recover = False
+        msgs = [m for m in msgs if not is_eof(m)]
         if not msgs:
             return 0
         return self._transact(msgs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ops.config import Settings
 from schemas.codec import EventCodec
@@ -74,24 +74,16 @@ class Kernel:
 
         return next(t.partitions for t in TOPICS if t.name == short)
 
-    def chain_signer(self, instance_id: str = "0") -> TransactionalRunner[object]:
+    def chain_signer(self, instance_id: str = "0") -> TransactionalRunner[Any]:
         from streams.chain.signer import ChainSigner  # noqa: PLC0415
-        from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
 
         processor = ChainSigner(
             self.signer(), self.names.audited(), self.names.chain, self._partitions("audit.chain")
         )
-        return TransactionalRunner(
-            processor,  # type: ignore[arg-type]
-            bootstrap=self.settings.kafka_bootstrap,
-            codec=self.codec,
-            names=self.names,
-            instance_id=instance_id,
-        )
+        return self.transactional(processor, instance_id)
 
-    def checkpointer(self, instance_id: str = "0") -> TransactionalRunner[object]:
+    def checkpointer(self, instance_id: str = "0") -> TransactionalRunner[Any]:
         from streams.chain.checkpointer import Checkpointer  # noqa: PLC0415
-        from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
 
         processor = Checkpointer(
             self.signer(),
@@ -100,22 +92,33 @@ class Kernel:
             every=self.settings.checkpoint_every,
             interval_ms=self.settings.checkpoint_interval_s * 1000,
         )
+        return self.transactional(processor, instance_id)
+
+    def transactional(self, processor: Any, instance_id: str = "0") -> TransactionalRunner[Any]:
+        """An exactly-once runner for ``processor``, reporting to the shared metrics."""
+        from ops.runner_metrics import TransactionalRunnerMetrics  # noqa: PLC0415
+        from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
+
         return TransactionalRunner(
-            processor,  # type: ignore[arg-type]
+            processor,
             bootstrap=self.settings.kafka_bootstrap,
             codec=self.codec,
             names=self.names,
             instance_id=instance_id,
+            on_batch=TransactionalRunnerMetrics(processor.name),
         )
 
-    def projector(self, projection: object) -> ProjectorRunner:
+    def projector(self, projection: Any) -> ProjectorRunner:
+        """A Kafka-to-Postgres runner for ``projection``, reporting to the shared metrics."""
+        from ops.runner_metrics import ProjectorMetrics  # noqa: PLC0415
         from projections.projector import ProjectorRunner  # noqa: PLC0415
 
         return ProjectorRunner(
-            projection,  # type: ignore[arg-type]
+            projection,
             bootstrap=self.settings.kafka_bootstrap,
             database_url=self.settings.database_url,
             codec=self.codec,
+            on_poll=ProjectorMetrics(projection.name),
         )
 
     def audit_projector(self) -> ProjectorRunner:

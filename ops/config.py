@@ -39,6 +39,7 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_LAG_INTERVAL_S": "seconds between lag samples (default 15)",
     "KERNEL_LAG_WINDOW_S": "lag status window; STOP after this long stuck (default 300)",
     "KERNEL_LAG_STALL_AFTER_S": "STALL after this long stuck (default 60)",
+    "KERNEL_READY_MAX_LAG_S": "readiness fails past this lag in seconds (default: lag window)",
     "KERNEL_LAG_ALLOWED": "lag in offsets that is never a problem (default 0)",
 }
 

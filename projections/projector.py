@@ -64,6 +64,7 @@ class ProjectorRunner:
         poll_timeout_s: float = 0.2,
         timeout_s: float = 10.0,
         on_reject: Callable[[str, int, int, bytes | None, Exception], None] | None = None,
+        on_poll: Callable[[ProjectorRunner, int], None] | None = None,
     ) -> None:
         self.projection = projection
         self.codec = codec
@@ -74,6 +75,7 @@ class ProjectorRunner:
         self.projected = 0
         self.rejected = 0
         self._on_reject = on_reject
+        self._on_poll = on_poll
         self._bootstrap = bootstrap
         self._consumer = Consumer(
             {
@@ -138,6 +140,12 @@ class ProjectorRunner:
         return self.projected - before
 
     def poll_once(self) -> int:
+        polled = self._poll()
+        if self._on_poll is not None:
+            self._on_poll(self, polled)
+        return polled
+
+    def _poll(self) -> int:
         try:
             conn = self._connection()
             if not self._positioned:

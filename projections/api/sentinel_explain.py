@@ -1,0 +1,87 @@
+"""``GET /sentinel/explain/{policyCheckId}``, ``GET /policies``, ``GET /policies/{id}``.
+
+Thin routes over :mod:`projections.sentinel_queries` (Postgres, run on a worker
+thread). Explain answers from the ``policy_checks`` projection, which trails
+the log by the projector's lag; a caller that has just received a
+``policyCheckId`` (from ``POST /sentinel/check``) passes ``?wait_ms=`` to wait
+up to that long for the projection to catch up -- read your own write --
+instead of polling. Unknown ids are a 404 saying so, and whether it waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from ops.bootstrap import Kernel
+from projections import sentinel_queries as q
+
+__all__ = ["MAX_WAIT_MS", "explain_router"]
+
+MAX_WAIT_MS = 30_000
+_POLL_S = 0.02
+
+
+def _not_found(message: str) -> JSONResponse:
+    return JSONResponse({"error": "not found", "reason": message}, status_code=404)
+
+
+def explain_router(kernel: Kernel) -> APIRouter:
+    router = APIRouter(tags=["sentinel"])
+
+    def fetch_check(check_id: str) -> dict[str, Any] | None:
+        with kernel.connect() as conn:
+            return q.explain(conn, check_id)
+
+    @router.get("/sentinel/explain/{policy_check_id}", summary="Explain one decision")
+    async def explain(
+        policy_check_id: str,
+        wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS, description="wait for the projection"),
+    ) -> JSONResponse:
+        """Decision, rationale, evidence (with the evaluated event's chain position and
+        hash once chained) and the full evaluation path."""
+        try:
+            check_id = str(uuid.UUID(policy_check_id))
+        except ValueError:
+            return JSONResponse(
+                {"error": "invalid request", "field": "policyCheckId", "reason": "not a UUID"},
+                status_code=422,
+            )
+        deadline = time.monotonic() + wait_ms / 1000
+        while True:
+            found = await asyncio.to_thread(fetch_check, check_id)
+            if found is not None:
+                return JSONResponse(found)
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {wait_ms} ms" if wait_ms else ""
+                return _not_found(
+                    f"no policyCheck {check_id} in the explain projection{waited}; if it was "
+                    "just decided, retry with ?wait_ms= (the projector may be behind)"
+                )
+            await asyncio.sleep(_POLL_S)
+
+    @router.get("/policies", tags=["policies"], summary="Every policy and its versions' states")
+    async def policies() -> JSONResponse:
+        def fetch() -> list[dict[str, Any]]:
+            with kernel.connect() as conn:
+                return q.list_policies(conn)
+
+        return JSONResponse({"policies": await asyncio.to_thread(fetch)})
+
+    @router.get("/policies/{policy_id}", tags=["policies"], summary="A policy with its history")
+    async def policy(policy_id: str) -> JSONResponse:
+        def fetch() -> dict[str, Any] | None:
+            with kernel.connect() as conn:
+                return q.get_policy(conn, policy_id)
+
+        found = await asyncio.to_thread(fetch)
+        if found is None:
+            return _not_found(f"no policy {policy_id!r} in the registry projection")
+        return JSONResponse(found)
+
+    return router

@@ -10,8 +10,8 @@ COPY projections projections
 COPY replay replay
 COPY ops ops
 RUN pip install --no-cache-dir .
-RUN useradd --system --home /var/lib/kernel kernel && mkdir -p /var/lib/kernel \
-    && chown kernel /var/lib/kernel
+RUN useradd --system --home /var/lib/kernel kernel && mkdir -p /var/lib/kernel/keys \
+    && chown -R kernel /var/lib/kernel && chmod 700 /var/lib/kernel/keys
 USER kernel
 ENV KERNEL_STATE_DIR=/var/lib/kernel
 ENTRYPOINT ["kernel"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from streams.chain.keys import generate_key, key_files, load_signer, signers_document
+from streams.chain.keys import generate_key, key_files, key_path, load_signer, signers_document
 
 __all__ = ["register"]
 
@@ -24,6 +24,9 @@ def register(sub: Subparsers) -> None:
     g = verbs.add_parser("generate", help="create an Ed25519 key file (never overwrites)")
     g.add_argument("--signer-id", help="default: KERNEL_SIGNER_ID (kernel-signer)")
     g.add_argument("--keys-dir", type=Path, help="default: KERNEL_STATE_DIR/keys")
+    g.add_argument(
+        "--if-missing", action="store_true", help="succeed without change when the key exists"
+    )
     g.set_defaults(func=_generate)
     e = verbs.add_parser("export-signers", help="print signers.json for every key file")
     e.add_argument("--keys-dir", type=Path, help="default: KERNEL_STATE_DIR/keys")
@@ -32,7 +35,12 @@ def register(sub: Subparsers) -> None:
 
 def _generate(args: argparse.Namespace, kernel: Kernel) -> int:
     keys_dir = args.keys_dir or kernel.settings.keys_dir
-    path = generate_key(keys_dir, args.signer_id or kernel.settings.signer_id)
+    signer_id = args.signer_id or kernel.settings.signer_id
+    existing = key_path(keys_dir, signer_id)
+    if args.if_missing and existing.exists():
+        print(f"kept {existing} (signerId {load_signer(existing).signer_id})")
+        return 0
+    path = generate_key(keys_dir, signer_id)
     signer = load_signer(path)
     print(f"wrote {path} (signerId {signer.signer_id})")
     print(f"set KERNEL_SIGNING_KEY={path} for the chain signer")

@@ -47,5 +47,6 @@ def test_console_blocks_run(kernel: Kernel) -> None:
                 env=env,
                 timeout=120,
                 check=False,
+                cwd=ROOT,
             )
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"

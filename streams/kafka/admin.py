@@ -12,7 +12,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from schemas.errors import LogUnavailableError
-from schemas.topics import TOPICS, TopicNames
+from schemas.topics import TOPICS, TopicNames, TopicSpec
 
 __all__ = ["TopicAdmin", "TopicReport"]
 
@@ -43,6 +43,7 @@ class TopicAdmin:
         have = self.existing()
         missing = [s for s in TOPICS if self._names.name(s.name) not in have]
         reports: list[TopicReport] = []
+        raced: set[str] = set()
         if missing:
             futures = self._admin.create_topics(
                 [
@@ -57,21 +58,36 @@ class TopicAdmin:
                 except KafkaException as exc:
                     if "TOPIC_ALREADY_EXISTS" not in str(exc):
                         raise LogUnavailableError(f"could not create {topic}: {exc}") from exc
+                    raced.add(topic)  # metadata was stale: it exists, so check it for drift
+                    continue
                 reports.append(TopicReport(topic, "created"))
-        present = [s for s in TOPICS if self._names.name(s.name) in have]
-        if present:
-            resources = [ConfigResource("topic", self._names.name(s.name)) for s in present]
-            configs = self._admin.describe_configs(resources, request_timeout=self._timeout)
-            by_topic = {r.name: f.result() for r, f in configs.items()}
-            for spec in present:
-                topic = self._names.name(spec.name)
-                drift = []
-                if have[topic] != spec.partitions:
-                    drift.append(f"partitions: declared {spec.partitions}, broker {have[topic]}")
-                actual = by_topic[topic]
-                for key, want in spec.config.items():
-                    got = actual[key].value if key in actual else None
-                    if got != want:
-                        drift.append(f"{key}: declared {want}, broker {got}")
-                reports.append(TopicReport(topic, "drift" if drift else "ok", tuple(drift)))
+        if raced:
+            have = self.existing()
+        present = [
+            s
+            for s in TOPICS
+            if self._names.name(s.name) in have
+            and self._names.name(s.name) not in {r.topic for r in reports}
+        ]
+        reports += self._drift(present, have)
         return sorted(reports, key=lambda r: r.topic)
+
+    def _drift(self, present: list[TopicSpec], have: dict[str, int]) -> list[TopicReport]:
+        if not present:
+            return []
+        resources = [ConfigResource("topic", self._names.name(s.name)) for s in present]
+        configs = self._admin.describe_configs(resources, request_timeout=self._timeout)
+        by_topic = {r.name: f.result() for r, f in configs.items()}
+        reports = []
+        for spec in present:
+            topic = self._names.name(spec.name)
+            drift = []
+            if have[topic] != spec.partitions:
+                drift.append(f"partitions: declared {spec.partitions}, broker {have[topic]}")
+            actual = by_topic[topic]
+            for key, want in spec.config.items():
+                got = actual[key].value if key in actual else None
+                if got != want:
+                    drift.append(f"{key}: declared {want}, broker {got}")
+            reports.append(TopicReport(topic, "drift" if drift else "ok", tuple(drift)))
+        return reports

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.admin import AdminClient, NewPartitions
 
 from ops.bootstrap import Kernel
@@ -28,6 +30,10 @@ def test_event_log_never_expires_and_drift_is_reported(kernel: Kernel) -> None:
     admin.create_partitions([NewPartitions(kernel.names.actions, 5)])[
         "" + kernel.names.actions
     ].result()
+    deadline = time.monotonic() + 15
+    while kernel.topic_admin().existing().get(kernel.names.actions) != 5:
+        assert time.monotonic() < deadline, "partitions were not added"
+        time.sleep(0.2)
     reports = {r.topic: r for r in kernel.topic_admin().ensure()}
     drift = reports[kernel.names.actions]
     assert drift.action == "drift"

@@ -1,0 +1,172 @@
+"""Streaming SentinelNet evaluation: kernel actions per second with 100 active policies.
+
+Run: ``.venv/bin/python -m bench.stream_eval [--actions 20000]`` (on the stack the
+environment names, e.g. ``KERNEL_STATE_DIR=/var/lib/kernel-test
+KERNEL_KAFKA_PORT=29092 KERNEL_PG_PORT=25432``).
+
+Per case, a fresh topic prefix: 100 policies are taken through their lifecycle
+to ``active`` on the policies topic (400 policyChange events), N actions are
+published to the 3-partition actions topic, then the real worker runner --
+:class:`~streams.kafka.transactional_runner.TransactionalRunner` driving
+:class:`~streams.sentinel.stream.SentinelProcessor`, one Kafka transaction per
+poll batch -- evaluates them all and commits one policyCheck per action.
+
+How many of the 100 policies are *in scope* of each action is what the cost
+depends on (the index skips the others), so two cases are reported: all 100 in
+scope (the worst case: every policy's rule runs for every action) and 10 in
+scope (90 scoped to other actions). Rules cycle through the shapes of
+``bench.rule_engines``. Columns:
+
+- end to end: N / (last commit - runner start), group join and recovery included;
+- steady: actions / (last commit - first commit);
+- step only: the pure ``step`` over the same records, no Kafka (the CPU ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+from dataclasses import replace
+
+from bench._table import table
+from bench.evaluation import policy
+from bench.rule_engines import SHAPES
+from ops.bootstrap import Kernel, bootstrap
+from schemas.events import Event, new_event
+from streams.kafka.transactional_runner import RunnerStats, TransactionalRunner
+from streams.processor import InputRecord
+from streams.sentinel.lifecycle import RegistryState, apply_change, plan_create, plan_transition
+from streams.sentinel.policy import Policy, Scope, State
+from streams.sentinel.stream import SentinelProcessor, SentinelState
+
+__all__ = ["action_events", "bench_kernel", "lifecycle_events", "policies"]
+
+
+def policies(total: int, in_scope: int) -> list[Policy]:
+    """``total`` policies, ``in_scope`` of them scoped to ``payments.*`` actions."""
+    rules = [rule for rule, _ in SHAPES.values()]
+    near = Scope(("kernelAction",), actions=("payments.*",))
+    out = []
+    for i in range(total):
+        scope = near if i < in_scope else Scope(("kernelAction",), actions=(f"svc{i}.op",))
+        out.append(replace(policy(i, rules[i % len(rules)], scope), state=State.DRAFT))
+    return out
+
+
+def lifecycle_events(items: list[Policy]) -> list[Event]:
+    """create -> test -> canary (10%) -> active, for each policy."""
+    state = RegistryState()
+    events = []
+    for p in items:
+        change = plan_create(state, p, "bench")
+        state = apply_change(state, change)
+        events.append(change.to_event())
+        for target in (State.TEST, State.CANARY, State.ACTIVE):
+            change = plan_transition(state, p.policy_id, 1, target, "bench", canary_percent=10.0)
+            state = apply_change(state, change)
+            events.append(change.to_event())
+    return events
+
+
+def action_events(n: int) -> list[Event]:
+    return [
+        new_event(
+            "kernelAction",
+            f"agent:billing-{i % 50}",
+            f"acct:{i % 500}",
+            {
+                "action": "payments.transfer",
+                "resource": "prod/ledger/eu" if i % 2 else "dev/ledger",
+                "requestId": f"req-{i}",
+                "context": {
+                    "amount": (i * 7919) % 40_000,
+                    "currency": "EUR" if i % 3 else "USD",
+                    "riskScore": (i % 100) / 100,
+                    "country": ["FR", "DE", "IR", "US"][i % 4],
+                    "tags": ["batch"] if i % 5 else ["manual"],
+                },
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def bench_kernel(tag: str) -> Kernel:
+    base = bootstrap()
+    kernel = Kernel(replace(base.settings, topic_prefix=f"bench-{tag}-{uuid.uuid4().hex[:8]}."))
+    kernel.topic_admin().ensure()
+    return kernel
+
+
+def _case(n: int, in_scope: int, actions: list[Event]) -> list[object]:
+    kernel = bench_kernel("stream")
+    producer = kernel.producer()
+    producer.publish_batch(lifecycle_events(policies(100, in_scope)))
+    for start in range(0, n, 5000):
+        producer.publish_batch(actions[start : start + 5000])
+    processor = SentinelProcessor(
+        kernel.names.actions, kernel.names.policies, kernel.names.policy_checks
+    )
+    commits: list[tuple[float, int]] = []
+
+    def on_batch(stats: RunnerStats) -> None:
+        commits.append((time.perf_counter(), stats.processed))
+
+    runner = TransactionalRunner(
+        processor,
+        bootstrap=kernel.settings.kafka_bootstrap,
+        codec=kernel.codec,
+        names=kernel.names,
+        on_batch=on_batch,
+    )
+    cpu0, t0 = os.times(), time.perf_counter()
+    runner.run_until_idle(idle_s=2.0, max_s=600)
+    cpu1 = os.times()
+    outputs = runner.stats.outputs
+    runner.close()
+    total = n + 400
+    done = [t for t, processed in commits if processed >= total]
+    last = done[0] if done else commits[-1][0]
+    first_t, first_n = commits[0]
+    end_to_end = n / (last - t0)
+    steady = (total - first_n) / (last - first_t) if last > first_t else float("nan")
+    cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+
+    # The pure step over the same records, no Kafka.
+    state = SentinelState.of(RegistryState())
+    for i, e in enumerate(lifecycle_events(policies(100, in_scope))):
+        state, _ = processor.step(state, InputRecord(kernel.names.policies, 0, i, 0, None, e))
+    records = [InputRecord(kernel.names.actions, 0, i, 0, None, e) for i, e in enumerate(actions)]
+    s0 = time.perf_counter()
+    for r in records:
+        processor.step(state, r)
+    step_rate = n / (time.perf_counter() - s0)
+    return [
+        f"{in_scope} of 100",
+        n,
+        outputs,
+        end_to_end,
+        steady,
+        step_rate,
+        f"{cpu_s / (last - t0) * 100:.0f}%",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--actions", type=int, default=20_000)
+    args = ap.parse_args([] if __name__ != "__main__" else None)
+    actions = action_events(args.actions)
+    rows = [_case(args.actions, scoped, actions) for scoped in (100, 10)]
+    table(
+        "Streaming evaluation, TransactionalRunner + SentinelProcessor, 100 active policies",
+        ["in scope/action", "actions", "checks", "end-to-end/s", "steady/s", "step only/s",
+         "runner CPU"],
+        rows,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""``POST /sentinel/check`` under open-loop load: p50/p95/p99/p99.9 at 200, 500, 1,000 req/s.
+
+Run: ``.venv/bin/python -m bench.sync_check [--seconds 10] [--in-scope 100]`` (on the
+stack the environment names, e.g. ``KERNEL_STATE_DIR=/var/lib/kernel-test
+KERNEL_KAFKA_PORT=29092 KERNEL_PG_PORT=25432``).
+
+The API is served by uvicorn in a subprocess (one worker, the check router
+only), with 100 policies taken to ``active`` on a fresh topic prefix; the
+broker runs on the same machine. Every answer is a durable decision: the
+server answers after Kafka acknowledged the policyCheck.
+
+**Open loop.** Request *i* is scheduled at ``t0 + i / rate`` whatever happened
+to earlier ones, and its latency runs from that scheduled time to the last
+byte of the answer. A request that cannot be sent on time (every connection
+busy, the client loop late) waits, and the wait is in its latency -- the
+coordinated-omission trap of closed-loop tools that only send when a previous
+answer came back. The client is a minimal asyncio HTTP/1.1 keep-alive client
+over a pool of connections (a general-purpose client would spend more CPU than
+the server on this 2-core machine). "fallback" counts answers past the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bench._table import table
+from bench.stream_eval import bench_kernel, lifecycle_events, policies
+
+__all__ = ["app"]
+
+RATES = (200, 500, 1000)
+CONNECTIONS = 64
+
+
+def app() -> Any:
+    """uvicorn factory: the check router on the composition root of the environment."""
+    from ops.api import create_app  # noqa: PLC0415
+    from ops.bootstrap import bootstrap  # noqa: PLC0415
+    from projections.api.sentinel_check import check_router  # noqa: PLC0415
+
+    kernel = bootstrap()
+    return create_app(kernel, [check_router(kernel)])
+
+
+def _request(i: int, port: int) -> bytes:
+    body = orjson.dumps(
+        {
+            "action": "payments.transfer",
+            "actor": f"agent:billing-{i % 50}",
+            "resource": "prod/ledger/eu" if i % 2 else "dev/ledger",
+            "subject": f"acct:{i % 500}",
+            "requestId": f"bench-{i}",
+            "context": {
+                "amount": (i * 7919) % 40_000,
+                "currency": "EUR",
+                "riskScore": (i % 100) / 100,
+                "country": ["FR", "DE", "IR", "US"][i % 4],
+                "tags": ["batch"],
+            },
+        }
+    )
+    head = (
+        f"POST /sentinel/check HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return status, await reader.readexactly(length)
+
+
+async def _load(port: int, rate: int, seconds: float, offset: int) -> dict[str, Any]:
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    n = int(rate * seconds)
+    requests = [_request(offset + i, port) for i in range(n)]
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    fallbacks = 0
+
+    async def one(i: int, due: float) -> None:
+        nonlocal fallbacks
+        conn = await pool.get()
+        try:
+            status, body = await _exchange(*conn, requests[i])
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+        fallbacks += b"ms budget" in body
+
+    tasks = []
+    t0 = time.perf_counter() + 0.05
+    for i in range(n):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    while not pool.empty():
+        _, writer = pool.get_nowait()
+        writer.close()
+        await writer.wait_closed()
+    latencies.sort()
+    return {"n": n, "lat": latencies, "statuses": statuses, "fallbacks": fallbacks,
+            "achieved": n / elapsed}  # fmt: skip
+
+
+def _pct(sorted_values: list[float], p: float) -> float:
+    index = min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))
+    return sorted_values[index] * 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_up(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the API did not come up")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--in-scope", type=int, default=100, help="of the 100 active policies")
+    ap.add_argument("--rates", default=",".join(map(str, RATES)))
+    args = ap.parse_args([] if __name__ != "__main__" else None)
+    kernel = bench_kernel("sync")
+    kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))
+    port = _free_port()
+    env = dict(os.environ, KERNEL_TOPIC_PREFIX=kernel.settings.topic_prefix,
+               KERNEL_BOOTSTRAP_SERVERS=kernel.settings.kafka_bootstrap)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.sync_check:app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    rows = []
+    try:
+        _wait_up(port)
+        asyncio.run(_load(port, 100, 2.0, 10_000_000))  # warm-up, not reported
+        for rate in (int(r) for r in args.rates.split(",")):
+            r = asyncio.run(_load(port, rate, args.seconds, rate * 100_000))
+            lat = r["lat"]
+            ok = r["statuses"].get(200, 0)
+            rows.append([rate, f"{r['achieved']:.0f}", r["n"], ok, r["fallbacks"],
+                         f"{_pct(lat, 50):.2f}", f"{_pct(lat, 95):.2f}",
+                         f"{_pct(lat, 99):.2f}", f"{_pct(lat, 99.9):.2f}",
+                         f"{lat[-1] * 1000:.1f}"])  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    table(
+        f"POST /sentinel/check, open loop, 100 active policies ({args.in_scope} in scope "
+        f"of each request), uvicorn 1 worker, {args.seconds:.0f} s per rate; latency in ms",
+        ["req/s", "sent/s", "requests", "200", "fallback", "p50", "p95", "p99", "p99.9",
+         "max"],
+        rows,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,9 @@
 Kernel hashes and signs JSON, so a value that two parsers could read
 differently is a forgery vector, not a detail: integers beyond +/-(2^53-1),
 non-finite numbers, duplicate object keys and lone surrogates are rejected.
+So is NUL (U+0000): valid JSON, but Postgres text and jsonb cannot store it,
+and an event that can be chained but never projected would stall the audit
+projector; refusing it at validation keeps it off the chain altogether.
 """
 
 from __future__ import annotations
@@ -78,3 +81,8 @@ def _check_string(s: str, path: str) -> None:
         s.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValidationError("string holds a lone surrogate", field=path or None) from exc
+    if "\x00" in s:
+        raise ValidationError(
+            "NUL (U+0000) is not accepted: Postgres text cannot store it; remove or escape it",
+            field=path or None,
+        )

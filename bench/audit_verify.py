@@ -47,29 +47,28 @@ def fill(url: str, rows: int, chains: int = 6) -> LocalEd25519Signer:
         conn.cursor() as cur,
         cur.copy(f"COPY audit_events ({COLUMNS}) FROM STDIN") as copy,
     ):
-        if True:  # keeps the loop body's indentation readable beside the COPY
-            for i in range(rows):
-                part = i % chains
-                payload = {
-                    "eventId": str(uuid.UUID(int=i)),
-                    "eventType": "kernelAction",
-                    "ts": "2026-01-31T12:00:00.000Z",
-                    "actor": f"agent-{i % 50}",
-                    "subject": f"acct-{i % 500}",
-                    "schemaVersion": 1,
-                    "metadata": {},
-                    "body": {"action": "payments.transfer", "context": {"i": i, "m": "x" * 200}},
-                }
-                head, b = step(heads[part], payload, LogPosition("bench", part, i))
-                heads[part] = head
-                copy.write_row(
-                    (
-                        payload["eventId"], b["chain"], b["seq"], "kernelAction",
-                        orjson.dumps(payload).decode(), b["prevHash"], b["hash"],
-                        b["signature"], b["signerId"], payload["ts"], "{}",
-                        "bench", part, i,
-                    )
-                )  # fmt: skip
+        for i in range(rows):
+            part = i % chains
+            payload = {
+                "eventId": str(uuid.UUID(int=i)),
+                "eventType": "kernelAction",
+                "ts": "2026-01-31T12:00:00.000Z",
+                "actor": f"agent-{i % 50}",
+                "subject": f"acct-{i % 500}",
+                "schemaVersion": 1,
+                "metadata": {},
+                "body": {"action": "payments.transfer", "context": {"i": i, "m": "x" * 200}},
+            }
+            head, b = step(heads[part], payload, LogPosition("bench", part, i))
+            heads[part] = head
+            copy.write_row(
+                (
+                    payload["eventId"], b["chain"], b["seq"], "kernelAction",
+                    orjson.dumps(payload).decode(), b["prevHash"], b["hash"],
+                    b["signature"], b["signerId"], payload["ts"], "{}",
+                    "bench", part, i,
+                )
+            )  # fmt: skip
     return signer
 
 

@@ -1,14 +1,17 @@
 """``kernel demo``: bring the stack up and show the pipeline working end to end.
 
-Each stage prints what happened. The stages are the product's promises in
-order: the log takes events durably; (as they land) the chain signs them,
-SentinelNet decides on them, the projections make them queryable, and
-verification proves the chain.
+Each stage prints what happened, in the order of the product's promises: the
+log takes events durably; SentinelNet decides on each of them with a rationale;
+the chain signs every event and decision; the projections make them
+queryable; verification proves the chain; explain says why.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
@@ -18,6 +21,8 @@ from schemas.events import Event
 
 __all__ = ["register"]
 
+POLICIES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "policies"
+
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="start the stack and run a demo stream through Kernel")
@@ -26,6 +31,14 @@ def register(sub: Subparsers) -> None:
 
 def _stage(title: str) -> None:
     print(f"\n== {title}")
+
+
+def _drain(name: str, runner: Any) -> None:
+    try:
+        n = runner.run_until_idle(idle_s=1.0)
+    finally:
+        runner.close()
+    print(f"{name:<20} processed {n} record(s)")
 
 
 def _demo(_args: argparse.Namespace, kernel: Kernel) -> int:
@@ -42,15 +55,91 @@ def _demo(_args: argparse.Namespace, kernel: Kernel) -> int:
     ran = migrate(kernel.settings.database_url)
     print(f"applied {len(ran)} migration(s)")
 
+    _policies(kernel)
+
     _stage("publish kernel actions (Avro, idempotent, acks=all)")
     events = [Event.from_json(a) for a in demo_actions()]
     positions = kernel.producer().publish_batch(events)
     for event, pos in zip(events, positions, strict=True):
         print(f"{event.actor:<14} {event.body['action']:<20} -> {pos}")
-    print(f"\n{len(events)} actions are on the log. Read them back with: kernel tail actions")
 
+    denied = _decisions(kernel, events)
     _audit(kernel)
+    if denied is not None:
+        from projections.sentinel_queries import explain  # noqa: PLC0415
+
+        _stage(f"GET /sentinel/explain/{denied}  (why, with evidence and chain position)")
+        with kernel.connect() as conn:
+            print(json.dumps(explain(conn, denied), indent=2, default=str))
+    _next_steps(kernel)
     return 0
+
+
+def _policies(kernel: Kernel) -> None:
+    from ops.workers.sentinel import build_runner  # noqa: PLC0415
+    from streams.sentinel.kafka_registry import load_registry  # noqa: PLC0415
+    from streams.sentinel.lifecycle import plan_create, plan_transition  # noqa: PLC0415
+    from streams.sentinel.policy import State, loads_policy  # noqa: PLC0415
+
+    _stage("SentinelNet policies (every change is an event on the log)")
+    registry = load_registry(kernel.settings.kafka_bootstrap, kernel.codec, kernel.names.policies)
+    producer = kernel.producer()
+    for path in sorted(POLICIES.glob("*.json")):
+        policy = loads_policy(path.read_text())
+        record = registry.state.get(policy.policy_id)
+        if record is not None and record.in_state(State.ACTIVE) is not None:
+            print(f"{policy.policy_id:<18} already active")
+            continue
+        state = registry.state
+        changes = [plan_create(state, policy, "demo")]
+        for change in changes:
+            producer.publish(change.to_event())
+        registry = load_registry(
+            kernel.settings.kafka_bootstrap, kernel.codec, kernel.names.policies
+        )
+        for target, percent in ((State.TEST, None), (State.CANARY, 100.0), (State.ACTIVE, None)):
+            change = plan_transition(
+                registry.state,
+                policy.policy_id,
+                policy.version,
+                target,
+                "demo",
+                canary_percent=percent,
+            )
+            producer.publish(change.to_event())
+            registry = load_registry(
+                kernel.settings.kafka_bootstrap, kernel.codec, kernel.names.policies
+            )
+        print(f"{policy.policy_id:<18} {policy.effect.value:<9} {policy.rule}")
+    _drain("sentinel", build_runner(kernel))  # the stream takes the new policy set in
+
+
+def _decisions(kernel: Kernel, events: list[Event]) -> str | None:
+    from ops.workers.sentinel import build_runner  # noqa: PLC0415
+    from ops.workers.sentinel_projector import build_runners  # noqa: PLC0415
+
+    _stage("SentinelNet streaming evaluation (exactly-once) and the explain projection")
+    _drain("sentinel", build_runner(kernel))
+    for runner in build_runners(kernel):
+        _drain(f"{runner.projection.name}", runner)
+    ids = [e.event_id for e in events]
+    with kernel.connect() as conn:
+        rows = conn.execute(
+            "SELECT subject_event_id, policy_check_id, decision, rationale FROM policy_checks "
+            "WHERE subject_event_id = ANY(%s) AND NOT sim_mode",
+            (ids,),
+        ).fetchall()
+        by_event = {str(r[0]): r for r in rows}
+        denied = None
+        for event in events:
+            row = by_event.get(event.event_id)
+            if row is None:
+                print(f"{event.body['action']:<20} (no decision yet)")
+                continue
+            print(f"{event.body['action']:<20} {row[2]:<9} {row[3]}")
+            if row[2] == "deny" and denied is None:
+                denied = str(row[1])
+    return denied
 
 
 def _audit(kernel: Kernel) -> None:
@@ -71,27 +160,24 @@ def _audit(kernel: Kernel) -> None:
     signer = kernel.signer()
 
     _stage("chain signer -> checkpointer -> audit projection (exactly-once)")
-    for name, runner in (
-        ("signer", kernel.chain_signer()),
-        ("checkpointer", kernel.checkpointer()),
-        ("audit-projector", kernel.audit_projector()),
-    ):
-        try:
-            n = runner.run_until_idle(idle_s=1.5)
-        finally:
-            runner.close()
-        print(f"{name:<16} processed {n} record(s)")
+    _drain("signer", kernel.chain_signer())
+    _drain("checkpointer", kernel.checkpointer())
+    _drain("audit-projector", kernel.audit_projector())
 
     _stage("audit-verify: recompute every hash, check every link and signature")
     with kernel.connect() as conn:
         verifiers = {signer.signer_id: Verifier(signer.public_key)}
         report = ChainVerifier(verifiers).feed_all(iter_rows(conn))
     for chain in report.chains:
-        print(f"{chain.chain:<28} length {chain.length:>5}  head {chain.head_hash[:16]}...")
+        print(f"{chain.chain:<30} length {chain.length:>5}  head {chain.head_hash[:16]}...")
     print("verified: every chain" if report.ok else f"FAILED: {report.to_json()}")
+
+
+def _next_steps(kernel: Kernel) -> None:
     print(
-        "\nRun the runbook's check yourself:\n"
+        "\nNext: run the runbook's check yourself, and ask the API why:\n"
         "  kernel keys export-signers > signers.json\n"
         f"  kernel audit-verify --database-url {kernel.settings.database_url} "
-        "--signers signers.json"
+        "--signers signers.json\n"
+        "  kernel api &   # then: curl localhost:8080/sentinel/explain/<policyCheckId>"
     )

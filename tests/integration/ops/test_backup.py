@@ -15,7 +15,7 @@ from ops.backup import MANIFEST, BackupError, Manifest, restore
 from ops.bootstrap import Kernel
 from ops.config import Settings
 from ops.stack import LocalStack
-from projections.migrate import migrate
+from projections.migrate import migrate, migrations
 from tests.e2e.conftest import make_cli
 
 
@@ -75,7 +75,7 @@ def test_backup_then_restore_into_a_fresh_database(
     assert manifest.checkpoints == {"audit_events": {topic: {0: 5}}}
     assert manifest.end_offsets[topic][0] == 8
     assert set(manifest.end_offsets[topic]) == {0, 1, 2}
-    assert manifest.migrations == ["0001_checkpoints", "0100_audit_events"]
+    assert manifest.migrations == [f"{m.version:04d}_{m.name}" for m in migrations()]
 
     done = cli("restore", "--from", str(out), "--database-url", second_database, "--json")
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,10 @@ sync check and the streaming processor do per action, minus Kafka. The
 shows whether the index keeps unrelated policies off the hot path. Rules cycle
 through the shapes of ``bench.rule_engines`` (one in five uses ``matches``);
 the ``no regex`` column drops that shape. ``+policyCheck`` adds building the
-``policyCheck`` event (validated, ready to encode). Medians of ``--repeat`` runs.
+``policyCheck`` event (ready to encode). ``per-rule`` is ``evaluate`` with
+batching off (``PolicySet(combine_after=None)``: one engine call per rule), the
+path every selection takes until it has been seen twice and whenever a batch
+errors. Medians of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def policy(i: int, rule: str, scope: Scope) -> Policy:
     )
 
 
-def policy_set(total: int, in_scope: int, shapes: list[str]) -> PolicySet:
+def policy_set(
+    total: int, in_scope: int, shapes: list[str], combine_after: int | None = 2
+) -> PolicySet:
     rules = [SHAPES[s][0] for s in shapes]
     near = Scope(("kernelAction",), actions=("payments.*",))
     out = [policy(i, rules[i % len(rules)], near) for i in range(in_scope)]
@@ -55,7 +60,7 @@ def policy_set(total: int, in_scope: int, shapes: list[str]) -> PolicySet:
         else:
             far = Scope(("kernelAction",), actions=(f"svc{i}.op",))
         out.append(replace(policy(i, rules[i % len(rules)], far)))
-    return PolicySet(compile_policy(p) for p in out)
+    return PolicySet((compile_policy(p) for p in out), combine_after=combine_after)
 
 
 def main() -> None:
@@ -86,11 +91,11 @@ def main() -> None:
 
     def median_us(fn: object) -> float:
         runs = timeit.repeat(fn, number=args.number, repeat=args.repeat)  # type: ignore[arg-type]
-        return statistics.median(runs) / args.number * 1e6
+        return float(statistics.median(runs) / args.number * 1e6)
 
     print(f"median of {args.repeat} runs x{args.number} decisions; µs per decision\n")
     header = (
-        f"{'policies':>8} {'in scope':>8} {'evaluate':>9} {'no regex':>9} "
+        f"{'policies':>8} {'in scope':>8} {'per-rule':>9} {'evaluate':>9} {'no regex':>9} "
         f"{'+policyCheck':>12} {'µs/in-scope':>11}"
     )
     print(header)
@@ -98,8 +103,10 @@ def main() -> None:
     for total, scoped in ((10, 10), (100, 100), (1000, 100)):
         pset = policy_set(total, scoped, all_shapes)
         pset_plain = policy_set(total, scoped, no_regex)
+        pset_single = policy_set(total, scoped, all_shapes, combine_after=None)
         ev = evaluate(pset, Activation.of_event(event), "req-1")
         assert len(ev.results) == scoped, len(ev.results)
+        t_single = median_us(lambda p=pset_single: evaluate(p, Activation.of_event(event), "req-1"))
         t_eval = median_us(lambda p=pset: evaluate(p, Activation.of_event(event), "req-1"))
         t_plain = median_us(lambda p=pset_plain: evaluate(p, Activation.of_event(event), "req-1"))
         t_full = median_us(
@@ -108,8 +115,8 @@ def main() -> None:
             )
         )
         print(
-            f"{total:>8} {scoped:>8} {t_eval:>9.1f} {t_plain:>9.1f} {t_full:>12.1f} "
-            f"{t_eval / scoped:>11.2f}"
+            f"{total:>8} {scoped:>8} {t_single:>9.1f} {t_eval:>9.1f} {t_plain:>9.1f} "
+            f"{t_full:>12.1f} {t_eval / scoped:>11.2f}"
         )
     print(
         "\n1,000 vs 100 policies (same 100 in scope): the index's overhead for 900 unrelated "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -82,8 +83,14 @@ def build_policy_check(
     sim_mode: bool = False,
     policy_check_id: str | None = None,
     ts_ms: int | None = None,
+    event_id: str | None = None,
+    path: list[dict[str, Any]] | None = None,
 ) -> Event:
-    """One policyCheck; ``sim_mode`` picks the simulation view when there is one."""
+    """One policyCheck; ``sim_mode`` picks the simulation view when there is one.
+
+    ``path`` is the evaluations JSON when the caller already built it (both views
+    of one evaluation share it); ``event_id`` the envelope id (default random).
+    """
     if sim_mode and evaluation.sim_decision is not None:
         decision, deciding = evaluation.sim_decision, evaluation.sim_deciding
         rationale = evaluation.sim_rationale or ""
@@ -102,7 +109,7 @@ def build_policy_check(
         "policyVersion": None if deciding is None else deciding.version,
         "rationale": rationale,
         "evidence": _evidence(evaluation, evaluated, deciding),
-        "evaluations": [r.to_json() for r in evaluation.results],
+        "evaluations": [r.to_json() for r in evaluation.results] if path is None else path,
         "simMode": sim_mode,
         "mode": mode,
         "subjectEventId": evaluated.event_id,
@@ -111,7 +118,7 @@ def build_policy_check(
     # comes from a validated action or from this module, and the deep I-JSON walk
     # over the evaluation path cost more than the evaluation itself (bench).
     return Event(
-        event_id=str(uuid.uuid4()),
+        event_id=event_id or str(uuid.uuid4()),
         event_type="policyCheck",
         ts_ms=ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
         actor=SENTINEL_ACTOR,
@@ -129,23 +136,33 @@ def build_policy_checks(
     request_id: str | None = None,
     deterministic_ids: bool = False,
     ts_ms: int | None = None,
+    event_id_for: Callable[[str], str] | None = None,
 ) -> list[Event]:
-    """The enforced check, then a simMode check if a simulated policy was in scope."""
+    """The enforced check, then a simMode check if a simulated policy was in scope.
+
+    ``event_id_for`` derives each envelope id from its ``policyCheckId``.
+    """
     views = [False] + ([True] if evaluation.sim_decision is not None else [])
-    return [
-        build_policy_check(
-            evaluation,
-            evaluated,
-            mode=mode,
-            request_id=request_id,
-            sim_mode=sim,
-            policy_check_id=check_id_for(evaluated.event_id, mode, sim)
-            if deterministic_ids
-            else None,
-            ts_ms=ts_ms,
+    path = [r.to_json() for r in evaluation.results]
+    out = []
+    for sim in views:
+        check_id = (
+            check_id_for(evaluated.event_id, mode, sim) if deterministic_ids else str(uuid.uuid4())
         )
-        for sim in views
-    ]
+        out.append(
+            build_policy_check(
+                evaluation,
+                evaluated,
+                mode=mode,
+                request_id=request_id,
+                sim_mode=sim,
+                policy_check_id=check_id,
+                ts_ms=ts_ms,
+                event_id=None if event_id_for is None else event_id_for(check_id),
+                path=path,
+            )
+        )
+    return out
 
 
 def _evidence(
@@ -153,9 +170,14 @@ def _evidence(
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     missing: dict[str, None] = {}
+    seen: set[int] = set()  # results of one evaluation share their values-read objects
     for r in evaluation.results:
-        values.update(r.values)
-        missing.update(dict.fromkeys(r.missing))
+        if id(r.values) not in seen:
+            seen.add(id(r.values))
+            values.update(r.values)
+        if r.missing and id(r.missing) not in seen:
+            seen.add(id(r.missing))
+            missing.update(dict.fromkeys(r.missing))
     return {
         "event": evaluated.to_json(),
         "chain": None,

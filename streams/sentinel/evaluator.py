@@ -39,11 +39,14 @@ from typing import Any
 from streams.sentinel.policy import Effect, Policy, Severity, State, glob_regex
 from streams.sentinel.rationale import RationaleTemplate, compile_template
 from streams.sentinel.rules import (
+    BATCH_MAX_CHARS,
     Activation,
     AttrPath,
     CompiledRule,
+    RuleBatch,
+    RuleOutcome,
+    compile_batch,
     compile_rule,
-    read_values,
 )
 
 __all__ = [
@@ -119,32 +122,142 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     )
 
 
-class PolicySet:
-    """An immutable, indexed set of live policy versions (test, canary, active)."""
+class _Group:
+    """The policies an (event type, action) can reach, by position in key order."""
 
-    def __init__(self, policies: Iterable[CompiledPolicy]) -> None:
-        self._literal: dict[tuple[str, str], list[CompiledPolicy]] = defaultdict(list)
-        self._glob: dict[str, list[CompiledPolicy]] = defaultdict(list)
+    __slots__ = ("checked", "positions")
+
+    def __init__(self, positions: tuple[int, ...], checked: frozenset[int]) -> None:
+        self.positions = positions
+        self.checked = checked  # those whose subject/actor/action globs must still match
+
+
+_MAX_GROUPS = 4096  # (event type, action) pairs remembered; actions are caller-chosen
+_MAX_BATCHES = 256  # compiled batch programs per policy set
+_Batches = tuple[tuple[tuple[int, ...], RuleBatch | None], ...]
+
+
+class PolicySet:
+    """An immutable, indexed set of live policy versions (test, canary, active).
+
+    Memoised on the side, invisible to results: the in-scope candidates of each
+    (event type, action), and -- from the ``combine_after``-th evaluation of the
+    same in-scope selection on -- its rules compiled as :class:`RuleBatch`
+    programs of at most :data:`~streams.sentinel.rules.BATCH_MAX_CHARS`.
+    ``combine_after=None`` turns batches off (every rule on its own). Dict
+    reads and writes are atomic, so concurrent evaluations at worst compile a
+    batch twice.
+    """
+
+    def __init__(
+        self, policies: Iterable[CompiledPolicy], *, combine_after: int | None = 2
+    ) -> None:
+        self._literal: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._glob: dict[str, list[int]] = defaultdict(list)
         self.policies = sorted(
             (p for p in policies if p.policy.state in _LIVE), key=lambda p: p.policy.key
         )
-        for cp in self.policies:
+        for i, cp in enumerate(self.policies):
             actions = cp.policy.scope.actions
             for event_type in cp.policy.scope.event_types:
                 if actions and not any(_GLOB_CHARS.search(a) for a in actions):
                     for action in actions:
-                        self._literal[(event_type, action)].append(cp)
+                        self._literal[(event_type, action)].append(i)
                 else:
-                    self._glob[event_type].append(cp)
+                    self._glob[event_type].append(i)
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._combine_after = combine_after
+        self._seen: dict[tuple[int, ...], int] = {}
+        self._batches: dict[tuple[int, ...], _Batches] = {}
 
     def __len__(self) -> int:
         return len(self.policies)
 
     def in_scope(self, values: Mapping[str, Any]) -> list[CompiledPolicy]:
+        every = self.policies
+        return [every[i] for i in self.select(values)]
+
+    def select(self, values: Mapping[str, Any]) -> tuple[int, ...]:
+        """Positions (in ``policies``, so in key order) of the policies in scope."""
         key = (values["eventType"], values["action"])
-        found = [*self._literal.get(key, ()), *self._glob.get(key[0], ())]
-        found.sort(key=lambda p: p.policy.key)
-        return [p for p in found if p.in_scope(values)]
+        group = self._groups.get(key)
+        if group is None:
+            group = self._group(key)
+        if not group.checked:
+            return group.positions
+        every = self.policies
+        return tuple(
+            i for i in group.positions if i not in group.checked or every[i].in_scope(values)
+        )
+
+    def _group(self, key: tuple[str, str]) -> _Group:
+        # the action is part of the key, so action globs are resolved here once;
+        # subject and actor globs are left to each call
+        every = self.policies
+        glob = [i for i in self._glob.get(key[0], ()) if _action_in_scope(every[i], key[1])]
+        positions = tuple(sorted({*self._literal.get(key, ()), *glob}))
+        checked = frozenset(
+            i for i in positions if every[i].subjects is not None or every[i].actors is not None
+        )
+        group = _Group(positions, checked)
+        if len(self._groups) < _MAX_GROUPS:
+            self._groups[key] = group
+        return group
+
+    def outcomes(self, positions: tuple[int, ...], activation: Activation) -> list[RuleOutcome]:
+        """Each selected policy's rule outcome, batched when the selection is a regular."""
+        every = self.policies
+        batches = self._batches.get(positions)
+        if batches is None:
+            batches = self._maybe_compile(positions)
+            if batches is None:
+                return [every[i].rule.evaluate(activation) for i in positions]
+        out: list[RuleOutcome] = []
+        for chunk, batch in batches:
+            found = None if batch is None else batch.outcomes(activation)
+            if found is None:  # an error or a non-boolean: each rule on its own
+                found = [every[i].rule.evaluate(activation) for i in chunk]
+            out.extend(found)
+        return out
+
+    def _maybe_compile(self, positions: tuple[int, ...]) -> _Batches | None:
+        after = self._combine_after
+        if after is None or len(positions) < 2 or len(self._batches) >= _MAX_BATCHES:
+            return None
+        seen = self._seen.get(positions, 0) + 1
+        if seen < after:
+            if len(self._seen) >= _MAX_GROUPS:
+                self._seen.clear()
+            self._seen[positions] = seen
+            return None
+        self._seen.pop(positions, None)
+        batches = tuple(
+            (chunk, compile_batch(self.policies[i].rule for i in chunk))
+            for chunk in _chunks(positions, self.policies)
+        )
+        self._batches[positions] = batches
+        return batches
+
+
+def _action_in_scope(cp: CompiledPolicy, action: str) -> bool:
+    return cp.actions is None or cp.actions.fullmatch(action) is not None
+
+
+def _chunks(positions: tuple[int, ...], every: Sequence[CompiledPolicy]) -> list[tuple[int, ...]]:
+    """Split so each batch's source stays under the engine's size limit."""
+    out: list[tuple[int, ...]] = []
+    current: list[int] = []
+    size = 2
+    for i in positions:
+        cost = len(every[i].rule.source) + 4
+        if current and size + cost > BATCH_MAX_CHARS:
+            out.append(tuple(current))
+            current, size = [], 2
+        current.append(i)
+        size += cost
+    if current:
+        out.append(tuple(current))
+    return out
 
 
 def canary_sampled(sample_key: str, percent: float) -> bool:
@@ -173,19 +286,26 @@ class PolicyResult:
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        effect = self.effect
+        # StrEnum.value is a descriptor call; these tables are plain lookups
         return {
             "policyId": self.policy_id,
             "version": self.version,
-            "state": self.state.value,
-            "role": self.role.value,
-            "severity": self.severity.value,
-            "result": self.outcome.value,
-            "effect": None if self.effect is None else self.effect.value,
+            "state": _TEXT[self.state],
+            "role": _TEXT[self.role],
+            "severity": _TEXT[self.severity],
+            "result": _TEXT[self.outcome],
+            "effect": None if effect is None else _TEXT[effect],
             "error": self.error,
             "valuesRead": self.values,
             "missing": list(self.missing),
             "reason": self.reason,
         }
+
+
+_TEXT: dict[StrEnum, str] = {
+    m: m.value for kind in (State, Role, Severity, Outcome, Effect) for m in kind
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,26 +329,42 @@ class Evaluation:
 
 def evaluate(policies: PolicySet, activation: Activation, sample_key: str) -> Evaluation:
     """Decide ``activation`` against ``policies``; ``sample_key`` drives canary sampling."""
-    candidates = policies.in_scope(activation.values)
+    positions = policies.select(activation.values)
+    every = policies.policies
+    candidates = [every[i] for i in positions]
+    outcomes = policies.outcomes(positions, activation)
     roles = _roles(candidates, sample_key)
-    raw = [_run(cp, role, activation) for cp, role in zip(candidates, roles, strict=True)]
-    enforced = [r for r in raw if r.role is Role.ENFORCED]
+    all_enforced = roles is None
+    if roles is None:
+        roles = [Role.ENFORCED] * len(candidates)
+    values_at = activation.values_at
+    raw = [
+        _run(cp.policy, role, outcome, values_at(cp.paths))
+        for cp, role, outcome in zip(candidates, roles, outcomes, strict=True)
+    ]
+    enforced = raw if all_enforced else [r for r in raw if r.role is Role.ENFORCED]
     decision, deciding = _decide(enforced)
-    by_key = {(r.policy_id, r.version): cp for r, cp in zip(raw, candidates, strict=True)}
-    rationale = _rationale(decision, deciding, by_key, len(raw))
+    rationale = _rationale(decision, deciding, raw, candidates)
     sim_decision = sim_deciding = sim_rationale = None
-    if any(r.role is Role.SIMULATED for r in raw):
+    if not all_enforced and any(r.role is Role.SIMULATED for r in raw):
         sim_decision, sim_deciding = _decide(_candidate_view(raw))
-        sim_rationale = _rationale(sim_decision, sim_deciding, by_key, len(raw))
+        sim_rationale = _rationale(sim_decision, sim_deciding, raw, candidates)
     for r in raw:
-        r.reason = _reason(r, decision, deciding)
+        # most results are enforced and contributed nothing: the reason is a constant
+        if r.effect is None and r.role is Role.ENFORCED:
+            r.reason = "not matched"
+        else:
+            r.reason = _reason(r, decision, deciding)
     results = tuple(raw)
     return Evaluation(
         decision, deciding, rationale, results, sim_decision, sim_deciding, sim_rationale
     )
 
 
-def _roles(candidates: Sequence[CompiledPolicy], sample_key: str) -> list[Role]:
+def _roles(candidates: Sequence[CompiledPolicy], sample_key: str) -> list[Role] | None:
+    """Each candidate's role; None when all are enforced (no canary or test in scope)."""
+    if all(cp.policy.state is State.ACTIVE for cp in candidates):
+        return None
     canary_ids = {
         cp.policy.policy_id: cp.policy for cp in candidates if cp.policy.state is State.CANARY
     }
@@ -245,10 +381,10 @@ def _roles(candidates: Sequence[CompiledPolicy], sample_key: str) -> list[Role]:
     return roles
 
 
-def _run(cp: CompiledPolicy, role: Role, activation: Activation) -> PolicyResult:
-    p = cp.policy
-    outcome = cp.rule.evaluate(activation)
-    present, missing = read_values(cp.paths, activation)
+def _run(
+    p: Policy, role: Role, outcome: RuleOutcome, read: tuple[dict[str, Any], tuple[str, ...]]
+) -> PolicyResult:
+    present, missing = read
     if outcome.error is not None:
         kind = Outcome.ERROR
         # fail closed for every non-simulated role: a shadow reports what it *would* enforce
@@ -267,17 +403,19 @@ def _run(cp: CompiledPolicy, role: Role, activation: Activation) -> PolicyResult
         effect,
         outcome.error,
         present,
-        tuple(missing),
+        missing,
     )
 
 
 def _decide(results: Iterable[PolicyResult]) -> tuple[Effect, PolicyResult | None]:
     best: PolicyResult | None = None
+    best_order: tuple[int, int, str, int] | None = None
     for r in results:
         if r.effect is None:
             continue
-        if best is None or _order(r) < _order(best):
-            best = r
+        order = _order(r)
+        if best_order is None or order < best_order:
+            best, best_order = r, order
     return (Effect.ALLOW, None) if best is None else (best.effect or Effect.ALLOW, best)
 
 
@@ -298,9 +436,10 @@ def _candidate_view(results: Sequence[PolicyResult]) -> list[PolicyResult]:
 def _rationale(
     decision: Effect,
     deciding: PolicyResult | None,
-    compiled: dict[tuple[str, int], CompiledPolicy],
-    considered: int,
+    results: Sequence[PolicyResult],
+    candidates: Sequence[CompiledPolicy],
 ) -> str:
+    considered = len(results)
     if deciding is None:
         return f"allow: no policy matched ({considered} in scope evaluated)"
     if deciding.outcome is Outcome.ERROR:
@@ -308,7 +447,7 @@ def _rationale(
             f"{decision.value}: policy {deciding.policy_id} v{deciding.version} failed to "
             f"evaluate ({deciding.error}); failing closed to its fallback"
         )
-    cp = compiled[(deciding.policy_id, deciding.version)]
+    cp = next(c for r, c in zip(results, candidates, strict=True) if r is deciding)
     facts = {
         "policy.id": cp.policy.policy_id,
         "policy.name": cp.policy.name,
@@ -320,19 +459,19 @@ def _rationale(
 
 
 def _reason(r: PolicyResult, decision: Effect, deciding: PolicyResult | None) -> str:
-    if r.role is not Role.ENFORCED:
-        would = "error (fails open)" if r.role is Role.SIMULATED and r.error else r.outcome.value
-        if r.effect is not None:
-            would = f"{would} -> {r.effect.value}"
-        return f"{r.role.value}, not enforced: {would}"
-    if r is deciding:
-        how = "fallback after error" if r.outcome is Outcome.ERROR else "matched"
-        return f"decided {decision.value} ({how}, highest precedence)"
-    if r.effect is None:
-        return "not matched"
-    assert deciding is not None
-    lost = "tied, outranked by severity or id" if r.effect is decision else "lower precedence"
-    return (
-        f"{r.effect.value} lost to {decision.value} of "
-        f"{deciding.policy_id} v{deciding.version} ({lost})"
-    )
+    if r.role is Role.ENFORCED:
+        if r is deciding:
+            how = "fallback after error" if r.outcome is Outcome.ERROR else "matched"
+            return f"decided {_TEXT[decision]} ({how}, highest precedence)"
+        if r.effect is None:
+            return "not matched"
+        assert deciding is not None
+        lost = "tied, outranked by severity or id" if r.effect is decision else "lower precedence"
+        return (
+            f"{_TEXT[r.effect]} lost to {_TEXT[decision]} of "
+            f"{deciding.policy_id} v{deciding.version} ({lost})"
+        )
+    would = "error (fails open)" if r.role is Role.SIMULATED and r.error else _TEXT[r.outcome]
+    if r.effect is not None:
+        would = f"{would} -> {_TEXT[r.effect]}"
+    return f"{_TEXT[r.role]}, not enforced: {would}"

@@ -128,15 +128,15 @@ def policy_checks_for(registry: PolicyRegistry, record: InputRecord) -> list[Eve
     event = record.event
     evaluation = evaluate_record(registry, record)
     evaluated = EvaluatedEvent(event.event_id, event.subject, record.position)
-    checks = build_policy_checks(
+    return build_policy_checks(
         evaluation,
         evaluated,
         mode="stream",
         request_id=event.body.get("requestId"),
         deterministic_ids=True,
         ts_ms=event.ts_ms,
+        event_id_for=check_event_id,
     )
-    return [replace(c, event_id=check_event_id(c.body["policyCheckId"])) for c in checks]
 
 
 def _fold(state: RegistryState, event: Event) -> tuple[RegistryState, bool]:

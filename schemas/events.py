@@ -112,6 +112,9 @@ class Event:
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
         ):
             raise ValidationError("must be an object of string values", field="metadata")
+        for name in ("actor", "subject"):
+            check_ijson(data[name], name)
+        check_ijson(metadata, "metadata")
         ts_raw = data.get("ts")
         ts_ms = _now_ms() if ts_raw is None else _ts(ts_raw)
         body = _body(schema, data["body"])

@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from schemas.errors import ValidationError
 from schemas.events import Event
 from streams.chain.links import ChainHead, ChainStep, chain_id
 from streams.chain.signing import Signer
@@ -64,7 +65,12 @@ class ChainSigner:
 
     def step(self, state: Heads, record: InputRecord) -> tuple[Heads, list[OutputRecord]]:
         chain = chain_id(record.topic, record.partition)
-        head, body = self._step(state.get(chain), record.event.to_json(), record.position)
+        payload = record.event.to_json()
+        if _has_nul(payload):
+            # A foreign producer can put on the log what `kernel publish` rejects; a NUL
+            # cannot be stored by the projection, so it is dead-lettered, never chained.
+            raise ValidationError("NUL (U+0000) in the event: it cannot be stored, so not chained")
+        head, body = self._step(state.get(chain), payload, record.position)
         link = Event(
             event_id=record_id(chain, head.seq),
             event_type="auditRecord",
@@ -82,6 +88,16 @@ class ChainSigner:
             partition=chain_partition(chain, self.chain_partitions),
         )
         return new_state, [out]
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _find_heads(

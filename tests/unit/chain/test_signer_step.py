@@ -1,0 +1,75 @@
+"""The chain signer's pure step, driven without a broker."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from replay.verify import AuditRow, ChainVerifier
+from schemas.errors import ValidationError
+from schemas.events import new_event, parse_ts
+from streams.chain.signer import ChainSigner, chain_partition, record_id
+from streams.chain.signing import LocalEd25519Signer, Verifier
+from streams.processor import InputRecord
+
+SIGNER = LocalEd25519Signer(b"\x01" * 32, "unit-signer")
+
+
+def _record(offset: int, partition: int = 0, **body: object) -> InputRecord:
+    event = new_event("kernelAction", "svc", "s", {"action": "a", "context": dict(body)})
+    return InputRecord("t.actions", partition, offset, 0, b"s", event)
+
+
+def test_links_continue_per_partition_and_are_deterministic() -> None:
+    signer = ChainSigner(SIGNER, ["t.actions"], "t.chain", 3)
+    state: dict[str, object] = {}
+    records = [_record(0), _record(1), _record(0, partition=1), _record(5)]
+    outs = []
+    for rec in records:
+        state, out = signer.step(state, rec)  # type: ignore[arg-type]
+        outs += out
+    bodies = [o.event.body for o in outs]
+    assert [(b["chain"], b["seq"]) for b in bodies] == [
+        ("t.actions/0", 0),
+        ("t.actions/0", 1),
+        ("t.actions/1", 0),
+        ("t.actions/0", 2),
+    ]
+    assert bodies[1]["prevHash"] == bodies[0]["hash"]
+    assert outs[0].partition == chain_partition("t.actions/0", 3)
+    assert outs[0].event.event_id == record_id("t.actions/0", 0)
+    # The same input gives byte-identical links (deterministic signatures and ids).
+    again: dict[str, object] = {}
+    for rec, out in zip(records, outs, strict=True):
+        again, (same,) = signer.step(again, rec)  # type: ignore[arg-type]
+        assert same.event == out.event
+    verifier = ChainVerifier({"unit-signer": Verifier(SIGNER.public_key)})
+    rows = sorted(
+        (
+            AuditRow(
+                id=b["payload"]["eventId"],
+                chain=b["chain"],
+                seq=b["seq"],
+                event_type=b["payload"]["eventType"],
+                payload=b["payload"],
+                prev_hash=b["prevHash"],
+                hash=b["hash"],
+                signature=b["signature"],
+                signer_id=b["signerId"],
+                ts_ms=parse_ts(b["payload"]["ts"]),
+                metadata=b["payload"]["metadata"],
+            )
+            for b in bodies
+        ),
+        key=lambda r: (r.chain, r.seq),
+    )
+    assert verifier.feed_all(rows).ok
+
+
+def test_nul_from_a_foreign_producer_is_refused_not_chained() -> None:
+    signer = ChainSigner(SIGNER, ["t.actions"], "t.chain", 3)
+    rec = _record(0)
+    bad = replace(rec, event=replace(rec.event, actor="evil\x00actor"))
+    with pytest.raises(ValidationError, match="NUL"):
+        signer.step({}, bad)

@@ -95,8 +95,13 @@ def create_app(
 def build_app(kernel: Kernel) -> FastAPI:
     """The full API of the composition root: every area's routers."""
     from ops.health import lag_check  # noqa: PLC0415
+    from projections.api.audit import audit_router  # noqa: PLC0415
     from projections.api.sentinel_check import check_router  # noqa: PLC0415
     from projections.api.sentinel_explain import explain_router  # noqa: PLC0415
 
-    routers: list[APIRouter] = [check_router(kernel), explain_router(kernel)]
+    routers: list[APIRouter] = [
+        check_router(kernel),
+        explain_router(kernel),
+        audit_router(kernel),
+    ]
     return create_app(kernel, routers, checks={"lag": lag_check(kernel)})

@@ -4,8 +4,8 @@ Run: ``.venv/bin/python -m bench.sync_check [--seconds 10] [--in-scope 100]`` (o
 stack the environment names, e.g. ``KERNEL_STATE_DIR=/var/lib/kernel-test
 KERNEL_KAFKA_PORT=29092 KERNEL_PG_PORT=25432``).
 
-The API is served by uvicorn in a subprocess (one worker, the check router
-only), with 100 policies taken to ``active`` on a fresh topic prefix; the
+The API is served by uvicorn in a subprocess (``--workers``, default one; the
+check router only), with 100 policies taken to ``active`` on a fresh topic prefix; the
 broker runs on the same machine. Every answer is a durable decision: the
 server answers after Kafka acknowledged the policyCheck.
 
@@ -16,7 +16,8 @@ busy, the client loop late) waits, and the wait is in its latency -- the
 coordinated-omission trap of closed-loop tools that only send when a previous
 answer came back. The client is a minimal asyncio HTTP/1.1 keep-alive client
 over a pool of connections (a general-purpose client would spend more CPU than
-the server on this 2-core machine). "fallback" counts answers past the budget.
+the server on this 2-core machine). "fallback" counts answers past the budget,
+"shed" those refused by the in-flight limit (both are recorded denies).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def app() -> Any:
     from projections.api.sentinel_check import check_router  # noqa: PLC0415
 
     kernel = bootstrap()
-    return create_app(kernel, [check_router(kernel)])
+    limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32"))
+    return create_app(kernel, [check_router(kernel, max_in_flight=limit)])
 
 
 def _request(i: int, port: int) -> bytes:
@@ -96,10 +98,10 @@ async def _load(port: int, rate: int, seconds: float, offset: int) -> dict[str, 
     requests = [_request(offset + i, port) for i in range(n)]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    fallbacks = 0
+    fallbacks = shed = 0
 
     async def one(i: int, due: float) -> None:
-        nonlocal fallbacks
+        nonlocal fallbacks, shed
         conn = await pool.get()
         try:
             status, body = await _exchange(*conn, requests[i])
@@ -108,6 +110,7 @@ async def _load(port: int, rate: int, seconds: float, offset: int) -> dict[str, 
         latencies.append(time.perf_counter() - due)
         statuses[status] = statuses.get(status, 0) + 1
         fallbacks += b"ms budget" in body
+        shed += b"shedding load" in body
 
     tasks = []
     t0 = time.perf_counter() + 0.05
@@ -125,7 +128,7 @@ async def _load(port: int, rate: int, seconds: float, offset: int) -> dict[str, 
         await writer.wait_closed()
     latencies.sort()
     return {"n": n, "lat": latencies, "statuses": statuses, "fallbacks": fallbacks,
-            "achieved": n / elapsed}  # fmt: skip
+            "shed": shed, "achieved": n / elapsed}  # fmt: skip
 
 
 def _pct(sorted_values: list[float], p: float) -> float:
@@ -155,16 +158,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--in-scope", type=int, default=100, help="of the 100 active policies")
     ap.add_argument("--rates", default=",".join(map(str, RATES)))
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--max-in-flight", type=int, default=32, help="per worker, then shed")
     args = ap.parse_args([] if __name__ != "__main__" else None)
     kernel = bench_kernel("sync")
     kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))
     port = _free_port()
     env = dict(os.environ, KERNEL_TOPIC_PREFIX=kernel.settings.topic_prefix,
-               KERNEL_BOOTSTRAP_SERVERS=kernel.settings.kafka_bootstrap)  # fmt: skip
+               KERNEL_BOOTSTRAP_SERVERS=kernel.settings.kafka_bootstrap,
+               BENCH_MAX_IN_FLIGHT=str(args.max_in_flight))  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.sync_check:app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
+         "--no-access-log", "--workers", str(args.workers)],
         env=env,
     )  # fmt: skip
     rows = []
@@ -175,7 +181,7 @@ def main() -> None:
             r = asyncio.run(_load(port, rate, args.seconds, rate * 100_000))
             lat = r["lat"]
             ok = r["statuses"].get(200, 0)
-            rows.append([rate, f"{r['achieved']:.0f}", r["n"], ok, r["fallbacks"],
+            rows.append([rate, f"{r['achieved']:.0f}", r["n"], ok, r["fallbacks"], r["shed"],
                          f"{_pct(lat, 50):.2f}", f"{_pct(lat, 95):.2f}",
                          f"{_pct(lat, 99):.2f}", f"{_pct(lat, 99.9):.2f}",
                          f"{lat[-1] * 1000:.1f}"])  # fmt: skip
@@ -184,9 +190,10 @@ def main() -> None:
         server.wait(timeout=30)
     table(
         f"POST /sentinel/check, open loop, 100 active policies ({args.in_scope} in scope "
-        f"of each request), uvicorn 1 worker, {args.seconds:.0f} s per rate; latency in ms",
-        ["req/s", "sent/s", "requests", "200", "fallback", "p50", "p95", "p99", "p99.9",
-         "max"],
+        f"of each request), uvicorn {args.workers} worker(s), {args.seconds:.0f} s per rate, "
+        f"shed over {args.max_in_flight} in flight; latency in ms",
+        ["req/s", "sent/s", "requests", "200", "fallback", "shed", "p50", "p95", "p99",
+         "p99.9", "max"],
         rows,
     )  # fmt: skip
 

@@ -1,20 +1,47 @@
-"""``kernel api``: serve the HTTP API (query, explain, sync check, health, metrics)."""
+"""``kernel api``: serve the HTTP API (query, explain, sync check, health, metrics).
+
+``--workers N`` runs N uvicorn worker processes on one socket. Each builds its
+own app from the environment (the composition root reads only the
+environment), so each has its own policy feed -- a group-less consumer of the
+whole policies topic, ready only once it has read it -- and its own
+idempotent decision-log producer: a worker decides exactly as a lone process
+does. What is per process: the Prometheus registry (a scrape sees one
+worker), and reading your own policy change (``wait_for_offset``) holds for
+the worker that was asked.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ops.bootstrap import Kernel
+from ops.bootstrap import Kernel, bootstrap
 from ops.commands import Subparsers
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["app_from_env", "register"]
 
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("api", help="serve the HTTP API")
     p.add_argument("--host", help="default: KERNEL_API_HOST or 127.0.0.1")
     p.add_argument("--port", type=int, help="default: KERNEL_API_PORT or 8080")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1); the CPU-bound sync check scales with them",
+    )
     p.set_defaults(func=_serve)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``--workers``: each worker process builds its own app."""
+    from ops.api import build_app  # noqa: PLC0415
+
+    return build_app(bootstrap())
 
 
 def _serve(args: argparse.Namespace, kernel: Kernel) -> int:
@@ -22,10 +49,17 @@ def _serve(args: argparse.Namespace, kernel: Kernel) -> int:
 
     from ops.api import build_app  # noqa: PLC0415
 
-    uvicorn.run(
-        build_app(kernel),
-        host=args.host or kernel.settings.api_host,
-        port=args.port or kernel.settings.api_port,
-        log_level="info",
-    )
+    host = args.host or kernel.settings.api_host
+    port = args.port or kernel.settings.api_port
+    if args.workers > 1:
+        uvicorn.run(
+            "ops.commands.api:app_from_env",
+            factory=True,
+            workers=args.workers,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+        return 0
+    uvicorn.run(build_app(kernel), host=host, port=port, log_level="info")
     return 0

@@ -76,8 +76,13 @@ class ErrorModel(BaseModel):
 
 
 def check_router(
-    kernel: Kernel, *, evaluator: Evaluator = evaluate, ready_timeout_s: float = 5.0
+    kernel: Kernel,
+    *,
+    evaluator: Evaluator = evaluate,
+    ready_timeout_s: float = 5.0,
+    max_in_flight: int = 32,
 ) -> APIRouter:
+    """``max_in_flight``: checks answered at once before the excess is shed (fallback)."""
     settings = kernel.settings
 
     @asynccontextmanager
@@ -91,7 +96,11 @@ def check_router(
             settings.publish_timeout_s,
         )
         service = CheckService(
-            feed, decision_log, budget_ms=settings.check_budget_ms, evaluator=evaluator
+            feed,
+            decision_log,
+            budget_ms=settings.check_budget_ms,
+            evaluator=evaluator,
+            max_in_flight=max_in_flight,
         )
         app.state.sentinel_check = service
         app.state.policy_feed = feed

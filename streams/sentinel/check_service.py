@@ -29,6 +29,15 @@ One check:
 
 Until the policy feed has read the whole policies topic once, the live set may
 be partial; checks are answered with the fallback (deny) and say why.
+
+**Load shedding.** At most ``max_in_flight`` checks are being answered, and at
+most as many evaluations run (those past their budget included, until they
+end). A check arriving over either limit is not evaluated: it is answered at
+once with the fallback, recorded on the log like any other (reason
+``overload``). Past its capacity a server then answers the excess with a cheap
+"deny, overloaded" instead of letting every request queue behind the
+evaluator; the budget alone cannot do that, as it only starts once the
+handler runs.
 """
 
 from __future__ import annotations
@@ -101,7 +110,7 @@ class CheckAnswer:
     elapsed_s: float
     failed_policies: tuple[str, ...] = ()  # enforced policies that errored (failed closed)
     positions: tuple[LogPosition, ...] = ()
-    reason: str | None = None  # why a fallback: timeout | evaluation | log_unavailable
+    reason: str | None = None  # why a fallback: timeout | evaluation | log_unavailable | overload
 
 
 def request_event_id(request: CheckRequest) -> str:
@@ -120,10 +129,20 @@ class CheckService:
     clock: Callable[[], float] = time.perf_counter
     now_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(4, "sentinel-eval"))
+    max_in_flight: int = 32
     _completions: set[asyncio.Task[None]] = field(default_factory=set)
+    # event-loop thread only: checks inside check(), evaluations submitted and not ended
+    _answering: int = 0
+    _running: int = 0
 
     async def check(self, request: CheckRequest, started: float | None = None) -> CheckAnswer:
-        start = self.clock() if started is None else started
+        self._answering += 1
+        try:
+            return await self._check(request, self.clock() if started is None else started)
+        finally:
+            self._answering -= 1
+
+    async def _check(self, request: CheckRequest, start: float) -> CheckAnswer:
         ts_ms = self.now_ms()
         event_id = request_event_id(request)
         evaluated = EvaluatedEvent(event_id, request.subject_or_default)
@@ -133,6 +152,12 @@ class CheckService:
                 "the live policy set is not loaded yet (policy feed catching up)"
             )
             reason: str | None = "log_unavailable"
+        elif max(self._answering - 1, self._running) >= self.max_in_flight:
+            evaluation = _fallback(
+                f"the check service is overloaded (over {self.max_in_flight} checks in "
+                "flight); shedding load"
+            )
+            reason = "overload"
         else:
             evaluation, pending, reason = await self._evaluate(request, ts_ms, event_id, start)
         result = "decided" if reason is None else "fallback"
@@ -164,6 +189,8 @@ class CheckService:
         task = loop.run_in_executor(
             self.executor, self.evaluator, policy_set, activation, request.request_id or event_id
         )
+        self._running += 1
+        task.add_done_callback(self._ended)
         remaining = self.budget_ms / 1000 - (self.clock() - start)
         try:
             evaluation = await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.0))
@@ -175,6 +202,9 @@ class CheckService:
             why = f"the evaluation failed: {type(exc).__name__}: {exc}"
             return _fallback(why), None, "evaluation"
         return evaluation, None, None
+
+    def _ended(self, _task: asyncio.Future[Evaluation]) -> None:
+        self._running -= 1
 
     def _checks(
         self,

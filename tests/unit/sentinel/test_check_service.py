@@ -141,6 +141,36 @@ def test_past_the_budget_deny_now_and_a_sim_mode_completion_later() -> None:
     assert completion.body["decision"] == "allow"  # what the policies actually say
 
 
+def test_over_the_in_flight_limit_a_check_is_shed_recorded_and_not_evaluated() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow(ps: PolicySet, act: Activation, key: str) -> Evaluation:
+        calls.append(key)
+        release.wait(5)
+        return evaluate(ps, act, key)
+
+    log = Log()
+    svc = service(log, budget_ms=20, evaluator=slow, max_in_flight=1)
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        first = await svc.check(request(10, "first"))  # past its budget, still running
+        shed = await svc.check(request(10, "shed"))
+        release.set()
+        await svc.drain()
+        after = await svc.check(request(10, "after"))  # the slot is free again
+        return first, shed, after
+
+    first, shed, after = asyncio.run(scenario())
+    assert (first.reason, shed.reason, after.reason) == ("timeout", "overload", None)
+    assert calls == ["first", "after"]
+    assert shed.result == "fallback" and shed.body["decision"] == "deny"
+    assert not shed.body["allowed"] and "overloaded" in shed.body["rationale"]
+    recorded = [e.body["policyCheckId"] for e in log.events]
+    assert shed.body["policyCheckId"] in recorded
+    assert "completion" not in shed.body["evidence"]  # nothing runs later for a shed check
+
+
 def test_an_unreachable_log_is_a_503_deny_and_nothing_is_claimed() -> None:
     answer = asyncio.run(service(Log(fail=True)).check(request(10)))
     assert (answer.status, answer.result, answer.reason) == (503, "error", "log_unavailable")
@@ -201,6 +231,7 @@ JSON = st.recursive(
 )
 def test_any_json_body_parses_or_is_refused_with_a_validation_error(body: dict[str, Any]) -> None:
     raw = json.dumps(body).encode()
+    refused: str | None
     try:
         parsed = parse_check_request(raw)
     except ValidationError as exc:

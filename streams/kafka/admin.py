@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -43,7 +44,6 @@ class TopicAdmin:
         have = self.existing()
         missing = [s for s in TOPICS if self._names.name(s.name) not in have]
         reports: list[TopicReport] = []
-        raced: set[str] = set()
         if missing:
             futures = self._admin.create_topics(
                 [
@@ -58,11 +58,12 @@ class TopicAdmin:
                 except KafkaException as exc:
                     if "TOPIC_ALREADY_EXISTS" not in str(exc):
                         raise LogUnavailableError(f"could not create {topic}: {exc}") from exc
-                    raced.add(topic)  # metadata was stale: it exists, so check it for drift
-                    continue
+                    continue  # stale metadata: it exists; checked for drift below
                 reports.append(TopicReport(topic, "created"))
-        if raced:
-            have = self.existing()
+        if missing:
+            # Creation returns before every broker's metadata cache has the topic; a
+            # client that asks right away would not find it. Return once it would.
+            have = self._await_visible([self._names.name(s.name) for s in missing])
         present = [
             s
             for s in TOPICS
@@ -71,6 +72,19 @@ class TopicAdmin:
         ]
         reports += self._drift(present, have)
         return sorted(reports, key=lambda r: r.topic)
+
+    def _await_visible(self, topics: list[str]) -> dict[str, int]:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            have = self.existing()
+            absent = [t for t in topics if t not in have]
+            if not absent:
+                return have
+            if time.monotonic() > deadline:
+                raise LogUnavailableError(
+                    f"created topics are not visible after {self._timeout:.0f}s: {absent}"
+                )
+            time.sleep(0.1)
 
     def _drift(self, present: list[TopicSpec], have: dict[str, int]) -> list[TopicReport]:
         if not present:

@@ -58,6 +58,7 @@ class Kernel:
             names=self.names,
             timeout_s=self.settings.publish_timeout_s,
             transactional_id=transactional_id,
+            tracing=self.settings.tracing,
         )
 
     def topic_admin(self) -> TopicAdmin:

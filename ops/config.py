@@ -34,6 +34,7 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_API_HOST": "address the HTTP API binds (default 127.0.0.1)",
     "KERNEL_API_PORT": "port the HTTP API binds (default 8080)",
     "KERNEL_METRICS_PORT": "port of a worker's Prometheus /metrics (default 9100; 0 = off)",
+    "KERNEL_TRACING": "1: producers start W3C traces (traceparent header); always propagated",
     "KERNEL_ENV": "'development' (default) or 'production' (refuses local signing keys)",
     "KERNEL_LAG_GROUPS": "extra consumer groups the lag monitor watches, comma-separated",
     "KERNEL_LAG_INTERVAL_S": "seconds between lag samples (default 15)",
@@ -87,6 +88,7 @@ class Settings:
     api_port: int = 8080
     metrics_port: int = 9100
     environment: str = "development"
+    tracing: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -116,6 +118,7 @@ class Settings:
             api_port=_int(e, "KERNEL_API_PORT", 8080),
             metrics_port=_int(e, "KERNEL_METRICS_PORT", 9100),
             environment=environment,
+            tracing=e.get("KERNEL_TRACING", "0").lower() in ("1", "true", "yes", "on"),
         )
 
     @property

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import orjson
 
+from streams.tracing import current_trace_id
+
 __all__ = ["JsonLinesFormatter", "configure", "current_context", "log_context"]
 
 _CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("kernel_log_context")
@@ -67,6 +69,10 @@ class JsonLinesFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         line.update(current_context())
+        if "traceId" not in line:
+            trace = current_trace_id()  # the trace of the record being processed, if any
+            if trace is not None:
+                line["traceId"] = trace
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)

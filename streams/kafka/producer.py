@@ -24,6 +24,7 @@ from schemas.errors import KernelError, LogUnavailableError
 from schemas.events import Event
 from schemas.positions import LogPosition
 from schemas.topics import TopicNames
+from streams.tracing import outgoing
 
 __all__ = ["Producer", "producer_config"]
 
@@ -54,6 +55,7 @@ class Producer:
         timeout_s: float = 10.0,
         transactional_id: str | None = None,
         config: dict[str, Any] | None = None,
+        tracing: bool = False,
     ) -> None:
         self.codec = codec or EventCodec()
         self.names = names or TopicNames()
@@ -64,6 +66,7 @@ class Producer:
         self._producer = _KafkaProducer(producer_config(bootstrap, timeout_s, **extra))
         self._bootstrap = bootstrap
         self._tx_ready = False
+        self._tracing = tracing
         self._lock = threading.Lock()
 
     # -- single and batch -------------------------------------------------
@@ -136,10 +139,11 @@ class Producer:
 
             return callback
 
+        headers = outgoing(self._tracing)
         for i, (topic, key, value) in enumerate(records):
             while True:
                 try:
-                    self._producer.produce(topic, value, key, on_delivery=done(i))
+                    self._producer.produce(topic, value, key, on_delivery=done(i), headers=headers)
                     break
                 except BufferError:
                     self._producer.poll(0.05)  # local queue full: let deliveries drain

@@ -30,6 +30,7 @@ from streams.dead_letter import dead_letter
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
 from streams.processor import InputRecord, OutputRecord, Processor
+from streams.tracing import outgoing, traced, traceparent_of
 
 __all__ = ["EndTracker", "RunnerStats", "TransactionalRunner", "is_eof"]
 
@@ -219,14 +220,15 @@ class TransactionalRunner(Generic[S]):
                     raise KafkaException(err)
                 record, problem = self._decode(msg)
                 if record is not None:
-                    try:
-                        state, outs = self.processor.step(state, record)
-                    except KernelError as exc:
-                        problem = (f"{self.processor.name} rejected the record: {exc}", exc)
-                    else:
-                        self._produce(outs)
-                        outputs += len(outs)
-                        processed += 1
+                    with traced(traceparent_of(msg.headers())):
+                        try:
+                            state, outs = self.processor.step(state, record)
+                        except KernelError as exc:
+                            problem = (f"{self.processor.name} rejected the record: {exc}", exc)
+                        else:
+                            self._produce(outs)
+                            outputs += len(outs)
+                            processed += 1
                 if problem is not None:
                     self._dead_letter(msg, *problem)
                     dead += 1
@@ -261,12 +263,15 @@ class TransactionalRunner(Generic[S]):
         return record, None
 
     def _produce(self, outs: Sequence[OutputRecord]) -> None:
+        headers = outgoing(start_new=False)  # propagate the input's trace, never start one
         for out in outs:
             value = self.codec.encode(out.event)
             if out.partition is None:
-                self._producer.produce(out.topic, value, out.key)
+                self._producer.produce(out.topic, value, out.key, headers=headers)
             else:
-                self._producer.produce(out.topic, value, out.key, partition=out.partition)
+                self._producer.produce(
+                    out.topic, value, out.key, partition=out.partition, headers=headers
+                )
             self._producer.poll(0)
 
     def _dead_letter(self, msg: Message, reason: str, exc: Exception) -> None:

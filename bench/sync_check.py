@@ -49,7 +49,7 @@ def app() -> Any:
     from projections.api.sentinel_check import check_router  # noqa: PLC0415
 
     kernel = bootstrap()
-    limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32"))
+    limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "8"))
     return create_app(kernel, [check_router(kernel, max_in_flight=limit)])
 
 
@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--in-scope", type=int, default=100, help="of the 100 active policies")
     ap.add_argument("--rates", default=",".join(map(str, RATES)))
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    ap.add_argument("--max-in-flight", type=int, default=32, help="per worker, then shed")
+    ap.add_argument("--max-in-flight", type=int, default=8, help="per worker, then shed")
     args = ap.parse_args([] if __name__ != "__main__" else None)
     kernel = bench_kernel("sync")
     kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))

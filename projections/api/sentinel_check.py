@@ -80,7 +80,7 @@ def check_router(
     *,
     evaluator: Evaluator = evaluate,
     ready_timeout_s: float = 5.0,
-    max_in_flight: int = 32,
+    max_in_flight: int = 8,
 ) -> APIRouter:
     """``max_in_flight``: checks answered at once before the excess is shed (fallback)."""
     settings = kernel.settings

@@ -129,7 +129,7 @@ class CheckService:
     clock: Callable[[], float] = time.perf_counter
     now_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(4, "sentinel-eval"))
-    max_in_flight: int = 32
+    max_in_flight: int = 8
     _completions: set[asyncio.Task[None]] = field(default_factory=set)
     # event-loop thread only: checks inside check(), evaluations submitted and not ended
     _answering: int = 0

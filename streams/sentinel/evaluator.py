@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from streams.sentinel.policy import Effect, Policy, Severity, State, glob_regex
@@ -105,8 +106,13 @@ class CompiledPolicy:
         )
 
 
+@lru_cache(maxsize=16384)
 def compile_policy(policy: Policy) -> CompiledPolicy:
-    """Compile rule and rationale; raises the create-time validation errors."""
+    """Compile rule and rationale; raises the create-time validation errors.
+
+    Cached by value: every policy change rebuilds the live set, and recompiling
+    each live policy's template and scope globs made a change O(live policies).
+    """
     rule = compile_rule(policy.rule)
     template = compile_template(policy.rationale)
     paths = tuple(dict.fromkeys((*rule.paths, *template.paths)))
@@ -232,11 +238,17 @@ class PolicySet:
             return None
         self._seen.pop(positions, None)
         batches = tuple(
-            (chunk, compile_batch(self.policies[i].rule for i in chunk))
+            (chunk, _batch(tuple(self.policies[i].rule for i in chunk)))
             for chunk in _chunks(positions, self.policies)
         )
         self._batches[positions] = batches
         return batches
+
+
+@lru_cache(maxsize=_MAX_BATCHES)
+def _batch(rules: tuple[CompiledRule, ...]) -> RuleBatch | None:
+    """Shared across policy sets: a lifecycle step that keeps the rules keeps the program."""
+    return compile_batch(rules)
 
 
 def _action_in_scope(cp: CompiledPolicy, action: str) -> bool:

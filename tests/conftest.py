@@ -8,6 +8,7 @@ own database, so tests never see each other's data.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -54,6 +55,9 @@ def stack(base_settings: Settings) -> Iterator[LocalStack]:
     was_running = local.status().healthy
     local.up()
     yield local
+    # Free the clients tests left behind before the broker goes away, or their
+    # reconnect attempts print after pytest's summary.
+    gc.collect()
     if not was_running and not os.environ.get("KERNEL_TEST_KEEP_STACK"):
         local.down()
 

@@ -134,6 +134,7 @@ class TransactionalRunner(Generic[S]):
         self._reader = KafkaLogReader(bootstrap, codec, timeout_s)
         self._state: S | None = None
         self._recovered = False  # a processor's state may legitimately be None
+        self._produced = 0
         self._assigned: list[tuple[str, int]] = []
         self._needs_recover = False
         self._started = False
@@ -277,7 +278,9 @@ class TransactionalRunner(Generic[S]):
                 self._producer.produce(
                     out.topic, value, out.key, partition=out.partition, headers=headers
                 )
-            self._producer.poll(0)
+            self._produced += 1
+            if self._produced % 512 == 0:
+                self._producer.poll(0)  # serve librdkafka's queue now and then, not per record
 
     def _dead_letter(self, msg: Message, reason: str, exc: Exception) -> None:
         event = dead_letter(

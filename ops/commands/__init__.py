@@ -6,10 +6,8 @@ root's :class:`~ops.bootstrap.Kernel`.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 __all__ = ["Subparsers"]
 
 Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
-_ = argparse

@@ -12,6 +12,7 @@ import gc
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,16 +77,31 @@ def kernel(settings: Settings) -> Kernel:
     return k
 
 
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin_url``; dropped on exit."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def database_url(stack: LocalStack, base_settings: Settings) -> Iterator[str]:
     """A fresh, empty database; dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin_url = base_settings.database_url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(base_settings.database_url) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(stack: LocalStack, base_settings: Settings) -> Iterator[str]:
+    """Another fresh, empty database (a restore target, say)."""
+    with fresh_database(base_settings.database_url) as url:
+        yield url
 
 
 @pytest.fixture

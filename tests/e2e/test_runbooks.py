@@ -11,17 +11,12 @@ import re
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from ops.bootstrap import Kernel
-from ops.config import Settings
-from ops.stack import LocalStack
 from projections.migrate import migrate
 from tests.e2e.conftest import settings_env
 
@@ -66,14 +61,8 @@ def test_exit_comment_is_parsed() -> None:
 
 
 @pytest.fixture
-def restore_url(stack: LocalStack, base_settings: Settings) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = base_settings.database_url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def restore_url(second_database_url: str) -> str:
+    return second_database_url
 
 
 @pytest.mark.parametrize("name", PAGES)

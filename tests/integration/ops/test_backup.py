@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,22 +12,14 @@ from confluent_kafka import Producer
 
 from ops.backup import MANIFEST, BackupError, Manifest, restore
 from ops.bootstrap import Kernel
-from ops.config import Settings
-from ops.stack import LocalStack
 from projections.migrate import migrate, migrations
 from tests.e2e.conftest import make_cli
 
 
 @pytest.fixture
-def second_database(base_settings: Settings, stack: LocalStack) -> Iterator[str]:
-    """Another fresh, empty database (the restore target)."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = base_settings.database_url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def second_database(second_database_url: str) -> str:
+    """The restore target: another fresh, empty database."""
+    return second_database_url
 
 
 def _seed(kernel: Kernel) -> None:

@@ -12,6 +12,7 @@ visible to ``read_committed`` consumers, or none of it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,8 @@ from streams.tracing import outgoing
 
 __all__ = ["Producer", "producer_config"]
 
+_LIBRDKAFKA_LOG = logging.getLogger("kernel.librdkafka")
+
 
 def producer_config(bootstrap: str, timeout_s: float, **extra: Any) -> dict[str, Any]:
     ms = int(timeout_s * 1000)
@@ -40,6 +43,9 @@ def producer_config(bootstrap: str, timeout_s: float, **extra: Any) -> dict[str,
         "message.timeout.ms": ms,
         "socket.connection.setup.timeout.ms": min(ms, 10_000),
         "transaction.timeout.ms": max(ms, 60_000),
+        # librdkafka's own log lines go through Python logging (JSON in workers),
+        # served by poll/flush, instead of raw stderr from its threads.
+        "logger": _LIBRDKAFKA_LOG,
     }
     config.update(extra)
     return config

@@ -172,30 +172,28 @@ def _migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
 
 def _end_offsets(bootstrap: str, topics: set[str], timeout_s: float) -> Offsets:
     """High watermark of every partition of ``topics`` that exists on the broker."""
-    from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # noqa: PLC0415
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
+    from ops.lag.kafka_offsets import KafkaOffsets  # noqa: PLC0415
     from schemas.errors import LogUnavailableError  # noqa: PLC0415
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
         md = admin.list_topics(timeout=timeout_s)
         wanted = [
-            TopicPartition(t, p)
+            (t, p)
             for t in sorted(topics)
             if t in md.topics
             for p in sorted(md.topics[t].partitions)
         ]
-        if not wanted:
-            return {}
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = admin.list_offsets(dict.fromkeys(wanted, latest), request_timeout=timeout_s)
-        out: Offsets = {}
-        for tp, fut in futures.items():
-            out.setdefault(tp.topic, {})[tp.partition] = fut.result().offset
-        return out
+        ends = KafkaOffsets(bootstrap, timeout_s).ends(wanted)
     except KafkaException as exc:
         raise LogUnavailableError(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+    out: Offsets = {}
+    for (topic, partition), end in ends.items():
+        out.setdefault(topic, {})[partition] = end.high_watermark
+    return out
 
 
 def backup(kernel: Kernel, out: Path) -> Manifest:

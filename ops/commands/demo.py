@@ -90,26 +90,27 @@ def _policies(kernel: Kernel) -> None:
         if record is not None and record.in_state(State.ACTIVE) is not None:
             print(f"{policy.policy_id:<18} already active")
             continue
-        state = registry.state
-        changes = [plan_create(state, policy, "demo")]
-        for change in changes:
-            producer.publish(change.to_event())
-        registry = load_registry(
-            kernel.settings.kafka_bootstrap, kernel.codec, kernel.names.policies
-        )
-        for target, percent in ((State.TEST, None), (State.CANARY, 100.0), (State.ACTIVE, None)):
-            change = plan_transition(
-                registry.state,
-                policy.policy_id,
-                policy.version,
-                target,
-                "demo",
-                canary_percent=percent,
-            )
-            producer.publish(change.to_event())
-            registry = load_registry(
-                kernel.settings.kafka_bootstrap, kernel.codec, kernel.names.policies
-            )
+        # Fold each change into the registry read once, rather than re-reading the
+        # policies topic after every publish: the demo is its only writer here.
+        change = plan_create(registry.state, policy, "demo")
+        for target, percent in (
+            (None, None),
+            (State.TEST, None),
+            (State.CANARY, 100.0),
+            (State.ACTIVE, None),
+        ):
+            if target is not None:
+                change = plan_transition(
+                    registry.state,
+                    policy.policy_id,
+                    policy.version,
+                    target,
+                    "demo",
+                    canary_percent=percent,
+                )
+            event = change.to_event()
+            producer.publish(event)
+            registry.apply_event(event)
         print(f"{policy.policy_id:<18} {policy.effect.value:<9} {policy.rule}")
     _drain("sentinel", build_runner(kernel))  # the stream takes the new policy set in
 

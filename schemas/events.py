@@ -19,6 +19,7 @@ import base64
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from schemas.catalog import EventSchema, catalog
@@ -34,8 +35,14 @@ _MS = timedelta(milliseconds=1)
 
 
 def format_ts(ms: int) -> str:
-    dt = _EPOCH + timedelta(milliseconds=ms)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return _second(ms // 1000) + f"{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Events arrive in bursts within the same second: format once per second.
+    # (Not strftime: glibc's %Y does not pad years before 1000 to four digits.)
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat()[:19] + "."
 
 
 def parse_ts(text: str) -> int:

@@ -29,7 +29,7 @@ from streams.chain.canonical import canonicalize
 from streams.chain.errors import ChainError
 from streams.chain.signing import Signer, b64
 
-__all__ = ["ChainHead", "ChainStep", "chain_id", "link_digest"]
+__all__ = ["ChainHead", "ChainStep", "canonical_digest", "chain_id", "link_digest"]
 
 
 def chain_id(topic: str, partition: int) -> str:
@@ -38,11 +38,16 @@ def chain_id(topic: str, partition: int) -> str:
 
 def link_digest(payload: Any, prev_hash: str) -> bytes:
     """The raw 32-byte SHA-256 of a link; ``prev_hash`` is hex ("" for the first)."""
+    return canonical_digest(canonicalize(payload), prev_hash)
+
+
+def canonical_digest(canonical: bytes, prev_hash: str) -> bytes:
+    """:func:`link_digest` of a payload already in its JCS form."""
     try:
         prev = bytes.fromhex(prev_hash)
     except ValueError as exc:
         raise ChainError(f"prevHash {prev_hash!r} is not hex") from exc
-    return hashlib.sha256(canonicalize(payload) + prev).digest()
+    return hashlib.sha256(canonical + prev).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +72,13 @@ class ChainStep:
     signer: Signer
 
     def __call__(
-        self, head: ChainHead | None, payload: Mapping[str, Any], source: LogPosition
+        self,
+        head: ChainHead | None,
+        payload: Mapping[str, Any],
+        source: LogPosition,
+        canonical: bytes | None = None,
     ) -> tuple[ChainHead, dict[str, Any]]:
+        """``canonical``: ``payload`` already canonicalized (JCS), if the caller has it."""
         chain = chain_id(source.topic, source.partition)
         if head is None:
             seq, prev_hash = 0, ""
@@ -83,7 +93,9 @@ class ChainStep:
                     f"{head.source_offset}; it is already chained"
                 )
             seq, prev_hash = head.seq + 1, head.hash
-        digest = link_digest(payload, prev_hash)
+        if canonical is None:
+            canonical = canonicalize(payload)
+        digest = canonical_digest(canonical, prev_hash)
         hex_hash = digest.hex()
         body = {
             "chain": chain,

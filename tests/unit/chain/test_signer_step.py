@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replay.verify import AuditRow, ChainVerifier
 from schemas.errors import ValidationError
@@ -73,3 +76,36 @@ def test_nul_from_a_foreign_producer_is_refused_not_chained() -> None:
     bad = replace(rec, event=replace(rec.event, actor="evil\x00actor"))
     with pytest.raises(ValidationError, match="NUL"):
         signer.step({}, bad)
+
+
+_text = st.text(alphabet=st.sampled_from(["a", "\\", "u", "0", "\x00", "\x01", "é"]), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=_text, value=_text, in_actor=st.booleans())
+def test_nul_is_refused_exactly_when_one_is_in_the_event(
+    key: str, value: str, in_actor: bool
+) -> None:
+    # The signer's quick check reads the canonical bytes; the text "\\u0000" (an
+    # escaped backslash) must not be taken for a NUL, and a NUL anywhere must be.
+    signer = ChainSigner(SIGNER, ["t.actions"], "t.chain", 3)
+    rec = _record(0)
+    event = rec.event
+    if in_actor:
+        event = replace(event, actor="svc" + value)
+    else:
+        event = replace(event, body={**event.body, "context": {key: value}})
+    has_nul = "\x00" in (value if in_actor else key + value)
+    bad = replace(rec, event=event)
+    if has_nul:
+        with pytest.raises(ValidationError, match="NUL"):
+            signer.step({}, bad)
+    else:
+        _, (out,) = signer.step({}, bad)
+        assert out.event.body["payload"] == event.to_json()
+
+
+@given(chain=st.text(min_size=1, max_size=20), seq=st.integers(0, 2**63 - 1))
+def test_record_id_is_the_uuid5_of_chain_and_seq(chain: str, seq: int) -> None:
+    expected = uuid.uuid5(uuid.UUID("5b1c7e56-58a4-4c6c-9a51-6f2f3c0c1d2e"), f"{chain}#{seq}")
+    assert record_id(chain, seq) == str(expected)

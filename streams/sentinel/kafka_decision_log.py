@@ -5,11 +5,15 @@ request waits for one produce acknowledgement. One confluent-kafka producer
 (idempotent, ``acks=all``) serves all requests; a thread polls it so delivery
 callbacks fire promptly, and each callback resolves the request's asyncio
 future through ``call_soon_threadsafe``. Nothing blocks the event loop, and
-requests in flight together share broker round trips. ``linger.ms`` is 1: at
-low load a record leaves at once, under load batching happens by itself while
-earlier requests are in flight. (The SDK's blocking ``Producer.publish``
-flushes the whole queue -- other requests' records too -- and the aiokafka
-producer lingers 5 ms; both cost more than the whole decision.)
+requests in flight together share broker round trips. ``linger.ms`` is 0: a
+record leaves at once, and under load batching happens by itself while earlier
+produce requests are in flight (up to five per connection, idempotence keeps
+them ordered). Measured at 500 records/s of a 32 KB policyCheck on the test
+host, the acknowledgement took a median 0.8-1.3 ms with no linger against
+2.1-2.7 ms with 1 ms of linger, for the same CPU. (The SDK's blocking
+``Producer.publish`` flushes the whole queue -- other requests' records too --
+and the aiokafka producer spent about 5 ms of CPU per record here; both cost
+more than the whole decision.)
 
 A record not acknowledged within ``timeout_s`` (``message.timeout.ms``, and an
 asyncio bound one second above it) raises :class:`LogUnavailableError`.
@@ -39,7 +43,7 @@ class KafkaDecisionLog:
         self.timeout_s = timeout_s
         self._codec = codec
         self._bootstrap = bootstrap
-        self._producer = _KafkaProducer(producer_config(bootstrap, timeout_s, **{"linger.ms": 1}))
+        self._producer = _KafkaProducer(producer_config(bootstrap, timeout_s, **{"linger.ms": 0}))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="decision-log", daemon=True)
         self._thread.start()

@@ -4,23 +4,44 @@ Entry points stay thin: each area contributes an ``APIRouter`` built from the
 composition root's :class:`~ops.bootstrap.Kernel`; this module adds health,
 readiness and Prometheus metrics, and ``kernel api`` serves it with uvicorn.
 OpenAPI is published at ``/openapi.json`` (docs at ``/docs``).
+
+The outermost middleware stamps each request's arrival in its ASGI scope
+(:data:`ARRIVED`), so a handler with a time budget (the sync check) counts
+from there, not from when routing reached it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ops.bootstrap import Kernel
 
-__all__ = ["ReadinessCheck", "create_app"]
+__all__ = ["ARRIVED", "ArrivalStamp", "ReadinessCheck", "create_app"]
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
+
+ARRIVED = "kernel.arrived"
+"""ASGI scope key: ``time.perf_counter()`` when the request reached the app."""
+
+
+class ArrivalStamp:
+    """Pure ASGI middleware: stamp :data:`ARRIVED` on every HTTP request's scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[ARRIVED] = time.perf_counter()
+        await self.app(scope, receive, send)
 
 
 def _kafka_check(kernel: Kernel) -> ReadinessCheck:
@@ -89,6 +110,7 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    app.add_middleware(ArrivalStamp)  # added last: the outermost of ours
     return app
 
 

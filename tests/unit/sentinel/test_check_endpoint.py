@@ -1,0 +1,168 @@
+"""POST /sentinel/check's raw ASGI endpoint, in-process with fake ports (no Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI
+
+from ops.api import ARRIVED, ArrivalStamp, create_app
+from ops.bootstrap import Kernel
+from ops.config import Settings
+from projections.api.sentinel_check import CheckEndpoint, check_router
+from streams.sentinel.check_request import MAX_REQUEST_BYTES, CheckRequest
+from streams.sentinel.check_service import CheckAnswer
+from tests.unit.sentinel.test_check_service import Log, service
+
+BIG = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 5000}}
+
+
+def app_with(svc: Any) -> FastAPI:
+    """The API with the check router, its service replaced (the lifespan is not run)."""
+    kernel = Kernel(Settings.from_env({}))
+    app = create_app(kernel, [check_router(kernel)])
+    app.state.sentinel_check = svc
+    return app
+
+
+def post(app: FastAPI, content: bytes, **headers: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+            return await c.post(
+                "/sentinel/check",
+                content=content,
+                headers={"content-type": "application/json", **headers},
+            )
+
+    return asyncio.run(go())
+
+
+def test_the_raw_endpoint_decides_records_and_answers_json() -> None:
+    log = Log()
+    r = post(app_with(service(log)), orjson.dumps({**BIG, "requestId": "r-1"}))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+    body = r.json()
+    assert (body["decision"], body["allowed"], body["policyId"]) == ("deny", False, "deny-big")
+    (event,) = log.events
+    assert event.body["policyCheckId"] == body["policyCheckId"]
+
+
+def test_bad_bodies_are_4xx_naming_field_and_reason_and_never_reach_the_service() -> None:
+    log = Log()
+    app = app_with(service(log))
+    missing = post(app, b'{"actor": "a"}')
+    assert missing.status_code == 422
+    assert missing.json() == {
+        "error": "invalid request",
+        "field": "action",
+        "reason": "required field is missing",
+    }
+    duplicate = post(app, b'{"action": "x", "action": "y"}')
+    assert duplicate.status_code == 400 and duplicate.json()["field"] == "action"
+    huge = b'{"action": "x", "context": {"blob": "' + b"a" * MAX_REQUEST_BYTES + b'"}}'
+    too_large = post(app, huge)
+    assert too_large.status_code == 413 and "limit" in too_large.json()["reason"]
+    assert log.events == []
+
+
+def test_an_unrecorded_decision_is_503_with_retry_after() -> None:
+    r = post(app_with(service(Log(fail=True))), orjson.dumps(BIG))
+    assert (r.status_code, r.headers["retry-after"]) == (503, "1")
+    assert r.json()["allowed"] is False
+
+
+def test_openapi_still_documents_the_operation_it_serves_raw() -> None:
+    app = app_with(service(Log()))
+    op = app.openapi()["paths"]["/sentinel/check"]["post"]
+    assert {"200", "400", "413", "422", "503"} <= set(op["responses"])
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    assert "action" in schema["required"]
+
+    # GET is not a check: the raw route refuses other methods
+    async def get() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+            return (await c.get("/sentinel/check")).status_code
+
+    assert asyncio.run(get()) == 405
+
+
+class Recording:
+    """A service that records when the endpoint says the check started."""
+
+    def __init__(self) -> None:
+        self.started: list[float | None] = []
+
+    async def check(self, request: CheckRequest, started: float | None = None) -> CheckAnswer:
+        self.started.append(started)
+        return CheckAnswer(200, {"decision": "allow", "policyId": None}, "decided", 0.0)
+
+
+class _State:
+    def __init__(self, svc: Recording) -> None:
+        self.sentinel_check = svc
+
+
+class _App:
+    def __init__(self, svc: Recording) -> None:
+        self.state = _State(svc)
+
+
+def _scope(svc: Recording, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/sentinel/check",
+        "headers": [(b"content-type", b"application/json")],
+        "app": _App(svc),
+        **extra,
+    }
+
+
+def test_the_budget_clock_starts_at_the_arrival_stamp() -> None:
+    svc = Recording()
+    sent: list[dict[str, Any]] = []
+    chunks = [orjson.dumps(BIG)[:10], orjson.dumps(BIG)[10:]]
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        await ArrivalStamp(CheckEndpoint())(_scope(svc), receive, send)
+        await CheckEndpoint()(_scope(svc, **{ARRIVED: 123.5}), receive_again, send)
+
+    again = [orjson.dumps(BIG)]
+
+    async def receive_again() -> dict[str, Any]:
+        return {"type": "http.request", "body": again.pop(), "more_body": False}
+
+    asyncio.run(scenario())
+    stamped, given = svc.started
+    assert isinstance(stamped, float)  # the middleware's stamp, passed through
+    assert given == 123.5  # whatever the scope says arrival was
+    statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    assert statuses == [200, 200]
+
+
+def test_a_client_gone_before_its_body_gets_no_answer_and_no_decision() -> None:
+    svc = Recording()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(CheckEndpoint()(_scope(svc), receive, send))
+    assert sent == [] and svc.started == []

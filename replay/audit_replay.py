@@ -4,16 +4,15 @@ The replay captures the end offsets of the checkpoint topic, then of the chain
 topic (in that order: a checkpoint committed before its capture only covers
 links committed before theirs), creates a shadow schema (:mod:`replay.shadow`)
 and reads each partition by offset up to those ends, from the beginning or
-from the first record at or after ``--from-timestamp``. Records go through
-the live projector's own :meth:`AuditProjection.write` (COPY, in batches), so
-the shadow is what the projector would have written; each link is checked on
-the way by a :class:`ChainVerifier` of its chain (linkage, hash, signature,
-query copies), and each checkpoint note's signature is verified and pins its
-chain (a log whose chain is shorter than a signed checkpoint fails).
-
-A chain lives in one chain-topic partition, in order, so reading partition
-after partition neither reorders nor duplicates a chain's links, whatever the
-interleaving of chains inside a partition.
+from the first record at or after ``--from-timestamp``
+(:mod:`replay.audit_rebuild`). Each link is checked on the way by a
+:class:`ChainVerifier` of its chain (linkage, hash, signature, query copies),
+the per-link half of it in a pool of ``workers`` processes
+(:mod:`replay.verify_pool`, decision 0005), and COPYed into the shadow with
+the values the live projector's :meth:`AuditProjection.write` writes, so the
+shadow is what the projector would have written. Each checkpoint note's
+signature is verified and pins its chain (a log whose chain is shorter than a
+signed checkpoint fails).
 
 Then the shadow is compared with live (per chain: length, head, a digest of
 every column of every row; the first difference is named), and, unless
@@ -33,8 +32,9 @@ A swap then first copies those earlier live rows into the shadow.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +42,8 @@ import psycopg
 from psycopg import sql
 
 from projections.audit import AuditProjection
-from projections.projector import read_checkpoints
-from replay.note import ChainCheckpoint, NoteError
+from replay.audit_rebuild import ChainChecks, ShadowRebuild
+from replay.raw_log import RawLogReader
 from replay.shadow import (
     ChainDigest,
     RowDifference,
@@ -54,12 +54,12 @@ from replay.shadow import (
     first_difference,
     swap,
 )
-from replay.verify import AuditRow, ChainSummary, ChainVerifier, Failure, VerificationReport
+from replay.verify import VerificationReport
+from replay.verify_pool import VerifyPool
+from schemas.catalog import catalog
 from schemas.errors import KernelError, StoreUnavailableError
-from schemas.events import parse_ts
 from streams.chain.signing import Verifier
 from streams.kafka.log_reader import KafkaLogReader
-from streams.processor import InputRecord
 
 __all__ = ["AUDIT_CHECKPOINTS", "AUDIT_EVENTS", "AuditReplay", "ReplayReport"]
 
@@ -133,75 +133,6 @@ class ReplayReport:
         }
 
 
-class _ResumableVerifier(ChainVerifier):
-    """A chain verifier that can start mid-chain (``--from-timestamp``)."""
-
-    def resume(self, chain: str, length: int, head_hash: str) -> None:
-        summary = ChainSummary(chain, length=length, head_hash=head_hash)
-        self._chains[chain] = summary
-        self._current = summary
-
-
-class _Checks:
-    """One verifier per chain: chains interleave within a chain-topic partition."""
-
-    def __init__(self, verifiers: Mapping[str, Verifier], resume: bool) -> None:
-        self._keys = dict(verifiers)
-        self._resume = resume
-        self._pins: dict[str, list[ChainCheckpoint]] = {}
-        self._chains: dict[str, _ResumableVerifier] = {}
-        self.failures: list[Failure] = []
-
-    def pin(self, cp: ChainCheckpoint) -> None:
-        if not self._resume:
-            self._pins.setdefault(cp.chain, []).append(cp)
-
-    def fail(self, failure: Failure) -> None:
-        self.failures.append(failure)
-
-    def link(self, row: AuditRow) -> Failure | None:
-        v = self._chains.get(row.chain)
-        if v is None:
-            v = self._chains[row.chain] = _ResumableVerifier(
-                self._keys, self._pins.get(row.chain, ())
-            )
-            if self._resume:
-                v.resume(row.chain, row.seq, row.prev_hash)
-        failure = v.feed(row)
-        if failure is not None:
-            self.failures.append(failure)
-        return failure
-
-    def finish(self) -> VerificationReport:
-        chains: list[ChainSummary] = []
-        failures = list(self.failures)
-        for chain in self._pins.keys() - self._chains.keys():  # pinned chains never seen
-            self._chains[chain] = _ResumableVerifier(self._keys, self._pins[chain])
-        for v in self._chains.values():
-            report = v.finish()
-            chains += report.chains
-            failures += [f for f in report.failures if f not in failures]
-        return VerificationReport(sorted(chains, key=lambda c: c.chain), failures)
-
-
-def _audit_row(record: InputRecord) -> AuditRow:
-    b = record.event.body
-    p = b["payload"]
-    return AuditRow(
-        str(p.get("eventId")),
-        b["chain"],
-        b["seq"],
-        str(p.get("eventType")),
-        p,
-        b["prevHash"],
-        b["hash"],
-        b["signature"],
-        b["signerId"],
-        parse_ts(p["ts"]) if isinstance(p.get("ts"), str) else -1,
-        p.get("metadata", {}),
-    )
-
-
 class AuditReplay:
     def __init__(
         self,
@@ -212,6 +143,7 @@ class AuditReplay:
         verifiers: Mapping[str, Verifier],
         bootstrap: str = "",
         batch_size: int = 5000,
+        workers: int | None = None,
     ) -> None:
         self.reader = reader
         self.database_url = database_url
@@ -219,6 +151,8 @@ class AuditReplay:
         self.verifiers = dict(verifiers)
         self.bootstrap = bootstrap
         self.batch_size = batch_size
+        # Processes that decode and check links; 0 or 1: in this process.
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
 
     def _connect(self) -> Conn:
         try:
@@ -243,28 +177,44 @@ class AuditReplay:
             if from_ts_ms is None
             else "per rebuilt chain, rows from its first link at or after --from-timestamp",
         )
-        checks = _Checks(self.verifiers, resume=from_ts_ms is not None)
+        checks = ChainChecks(self.verifiers, resume=from_ts_ms is not None)
         positions = dict(starts)
         keep = False
+        rebuild: ShadowRebuild | None = None
         try:
-            with self._connect() as writer:
+            with (
+                RawLogReader(self.bootstrap) as log,
+                VerifyPool(catalog(), self.verifiers, self.workers) as pool,
+                self._connect() as writer,
+            ):
                 writer.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(shadow)))
                 writer.commit()
-                self._extend(writer, checks, positions, ends, report)
+                rebuild = ShadowRebuild(
+                    writer=writer,
+                    reader=self.reader,
+                    log=log,
+                    pool=pool,
+                    projection=self.projection,
+                    checks=checks,
+                    verifiers=self.verifiers,
+                    positions=positions,
+                    batch_size=self.batch_size,
+                )
+                rebuild.extend(ends)
                 if checks.failures:
                     report.verification = checks.finish()
                     return report
                 if verify_only:
                     with self._connect() as live:
                         live.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                        self._catch_up(live, writer, checks, positions, report)
+                        rebuild.catch_up(live)
                         report.verification = checks.finish()
                         if report.verified:
                             self._compare(live, writer, shadow, report, from_ts_ms is not None)
                     return report
                 with self._connect() as live:
                     self._lock_live(live)
-                    self._catch_up(live, writer, checks, positions, report)
+                    rebuild.catch_up(live)
                     report.verification = checks.finish()
                     if not report.verified:
                         live.rollback()
@@ -282,6 +232,8 @@ class AuditReplay:
                     live.commit()
                     report.swapped = keep = True
         finally:
+            if rebuild is not None:
+                report.records, report.checkpoints = rebuild.records, rebuild.checkpoints
             if not keep:
                 with self._connect() as conn:
                     drop_shadow(conn, shadow)
@@ -301,92 +253,6 @@ class AuditReplay:
             found = offsets_for_time(self.bootstrap, topic, list(parts), from_ts_ms, ends=parts)
             out.update({(topic, p): min(o, parts[p]) for p, o in found.items()})
         return out
-
-    # -- rebuilding ------------------------------------------------------
-    def _extend(
-        self,
-        writer: Conn,
-        checks: _Checks,
-        positions: dict[tuple[str, int], int],
-        until: Mapping[tuple[str, int], int],
-        report: ReplayReport,
-    ) -> None:
-        """Read every partition from ``positions`` to ``until`` into the shadow."""
-        order = sorted(until, key=lambda tp: (tp[0] != self.projection.checkpoint_topic, tp))
-        for topic, partition in order:  # checkpoints first: they pin the chains
-            start, end = positions[(topic, partition)], until[(topic, partition)]
-            if end <= start:
-                continue
-            batch: list[InputRecord] = []
-            for record in self.reader.iter(topic, partition, start, end=end):
-                if not self._check(record, checks):
-                    return
-                batch.append(record)
-                positions[(topic, partition)] = record.offset + 1
-                if len(batch) >= self.batch_size:
-                    self._write(writer, batch, positions, report)
-                    batch = []
-            positions[(topic, partition)] = end
-            self._write(writer, batch, positions, report)
-
-    def _check(self, record: InputRecord, checks: _Checks) -> bool:
-        event = record.event
-        if event.event_type == "auditRecord":
-            return checks.link(_audit_row(record)) is None
-        if event.event_type == "chainCheckpoint":
-            b = event.body
-            try:
-                cp, _ = ChainCheckpoint.open(b["note"], self.verifiers)
-            except NoteError as exc:
-                checks.fail(Failure(b["chain"], b["size"], None, f"checkpoint note: {exc}"))
-                return False
-            if (cp.chain, cp.size, cp.head_hash) != (b["chain"], b["size"], b["headHash"]):
-                checks.fail(
-                    Failure(b["chain"], b["size"], None, "checkpoint fields disagree with its note")
-                )
-                return False
-            checks.pin(cp)
-        return True
-
-    def _write(
-        self,
-        writer: Conn,
-        batch: Sequence[InputRecord],
-        positions: Mapping[tuple[str, int], int],
-        report: ReplayReport,
-    ) -> None:
-        with writer.transaction(), writer.cursor() as cur:
-            if batch:
-                self.projection.write(cur, batch)
-            cur.executemany(
-                "INSERT INTO projection_checkpoints (projection, topic, partition, next_offset)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (projection, topic, partition)"
-                " DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                [(self.projection.name, t, p, o) for (t, p), o in positions.items()],
-            )
-        for r in batch:
-            if r.event.event_type == "auditRecord":
-                report.records += 1
-            elif r.event.event_type == "chainCheckpoint":
-                report.checkpoints += 1
-
-    def _catch_up(
-        self,
-        live: Conn,
-        writer: Conn,
-        checks: _Checks,
-        positions: dict[tuple[str, int], int],
-        report: ReplayReport,
-    ) -> None:
-        """If live's projector went past the captured ends, extend the shadow to it."""
-        stored = read_checkpoints(live, self.projection.name)
-        ahead = {
-            tp: max(off, positions.get(tp, 0))
-            for tp, off in stored.items()
-            if tp in positions and off > positions[tp]
-        }
-        if ahead:
-            self._extend(writer, checks, positions, {**positions, **ahead}, report)
 
     def _lock_live(self, live: Conn) -> None:
         for spec in _TABLES:

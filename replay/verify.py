@@ -34,7 +34,15 @@ from streams.chain.errors import CanonicalizationError
 from streams.chain.links import link_digest
 from streams.chain.signing import Verifier, unb64
 
-__all__ = ["AuditRow", "ChainSummary", "ChainVerifier", "Failure", "VerificationReport"]
+__all__ = [
+    "AuditRow",
+    "ChainSummary",
+    "ChainVerifier",
+    "CheckedLink",
+    "Failure",
+    "VerificationReport",
+    "link_failure",
+]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -52,6 +60,11 @@ class AuditRow:
     signer_id: str
     ts_ms: int
     metadata: Any
+
+
+# A link whose checks 3-5 ran elsewhere: (chain, seq, id, prev_hash, hash, their
+# verdict). A plain tuple: it crosses process boundaries by the thousand.
+CheckedLink = tuple[str, int, str, str, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,20 +133,31 @@ class ChainVerifier:
 
     def feed(self, row: AuditRow) -> Failure | None:
         """Check one row; returns the chain's failure if this row is its first."""
+        return self._advance((row.chain, row.seq, row.id, row.prev_hash, row.hash, None), row)
+
+    def feed_checked(self, link: CheckedLink) -> Failure | None:
+        """:meth:`feed` for a link whose checks 3-5 already ran (:func:`link_failure`)."""
+        return self._advance(link, link[5])
+
+    def _advance(self, link: CheckedLink, rest: AuditRow | str | None) -> Failure | None:
+        """Checks 1-2 here, in order; then 3-5 (``rest``: the row, or their verdict)."""
+        chain, seq, id_, prev_hash, hash_, _ = link
         cur = self._current
-        if cur is None or cur.chain != row.chain:
-            if row.chain in self._chains:
-                return self._fail(self._chains[row.chain], row, "rows are not ordered by chain")
-            cur = self._current = self._chains[row.chain] = ChainSummary(row.chain)
+        if cur is None or cur.chain != chain:
+            if chain in self._chains:
+                return self._fail(self._chains[chain], seq, id_, "rows are not ordered by chain")
+            cur = self._current = self._chains[chain] = ChainSummary(chain)
             self._check_pin(cur)  # a checkpoint of size 0
         if cur.failure is not None:
             return None
-        reason = self._check(cur, row)
+        reason = _check_order(cur, seq, prev_hash)
+        if reason is None:
+            reason = link_failure(rest, self._verifiers) if isinstance(rest, AuditRow) else rest
         if reason is not None:
-            return self._fail(cur, row, reason)
+            return self._fail(cur, seq, id_, reason)
         cur.length += 1
-        cur.head_hash = row.hash
-        cur.tree.append(bytes.fromhex(row.hash))
+        cur.head_hash = hash_
+        cur.tree.append(bytes.fromhex(hash_))
         return self._check_pin(cur)
 
     def feed_all(self, rows: Iterable[AuditRow]) -> VerificationReport:
@@ -157,36 +181,6 @@ class ChainVerifier:
         chains = sorted(self._chains.values(), key=lambda c: c.chain)
         return VerificationReport(chains, [c.failure for c in chains if c.failure])
 
-    # -- checks ----------------------------------------------------------
-    def _check(self, cur: ChainSummary, row: AuditRow) -> str | None:
-        if row.seq != cur.length:
-            if row.seq > cur.length:
-                return f"seq {cur.length} is missing: the chain jumps to {row.seq} (deleted row)"
-            return f"seq {row.seq} repeats or goes back (expected {cur.length})"
-        if row.prev_hash != cur.head_hash:
-            return (
-                f"prev_hash {row.prev_hash[:16]}... does not link to the previous record's hash "
-                f"{cur.head_hash[:16] or '(none)'}... (rows inserted, swapped or re-linked)"
-            )
-        if not _HEX64.match(row.hash):
-            return "hash is not 64 lowercase hex digits"
-        try:
-            digest = link_digest(row.payload, row.prev_hash)
-        except (CanonicalizationError, KernelError) as exc:
-            return f"payload cannot be canonicalized: {exc}"
-        if digest.hex() != row.hash:
-            return "hash does not match SHA-256(JCS(payload) || prev_hash): payload or hash edited"
-        verifier = self._verifiers.get(row.signer_id)
-        if verifier is None:
-            return f"signer {row.signer_id!r} is not in signers.json"
-        try:
-            signature = unb64(row.signature)
-        except (binascii.Error, ValueError, UnicodeEncodeError):
-            return "signature is not base64"
-        if not verifier.verify(digest, signature):
-            return f"signature does not verify under {row.signer_id!r}'s key"
-        return _check_copies(row)
-
     def _check_pin(self, cur: ChainSummary) -> Failure | None:
         pin = self._pins.get(cur.chain, {}).get(cur.length)
         if pin is None:
@@ -202,9 +196,49 @@ class ChainVerifier:
             return cur.failure
         return None
 
-    def _fail(self, cur: ChainSummary, row: AuditRow, reason: str) -> Failure:
-        cur.failure = Failure(row.chain, row.seq, row.id, reason)
+    def _fail(self, cur: ChainSummary, seq: int, id_: str, reason: str) -> Failure:
+        cur.failure = Failure(cur.chain, seq, id_, reason)
         return cur.failure
+
+
+def _check_order(cur: ChainSummary, seq: int, prev_hash: str) -> str | None:
+    """Checks 1 and 2: what a row cannot tell about itself, only its chain can."""
+    if seq != cur.length:
+        if seq > cur.length:
+            return f"seq {cur.length} is missing: the chain jumps to {seq} (deleted row)"
+        return f"seq {seq} repeats or goes back (expected {cur.length})"
+    if prev_hash != cur.head_hash:
+        return (
+            f"prev_hash {prev_hash[:16]}... does not link to the previous record's hash "
+            f"{cur.head_hash[:16] or '(none)'}... (rows inserted, swapped or re-linked)"
+        )
+    return None
+
+
+def link_failure(row: AuditRow, verifiers: Mapping[str, Verifier]) -> str | None:
+    """Checks 3-5 of one row, which depend on nothing but the row and the keys.
+
+    Replay runs them in a pool of processes (:mod:`replay.verify_pool`) and
+    feeds the verdicts through :meth:`ChainVerifier.feed_checked`.
+    """
+    if not _HEX64.match(row.hash):
+        return "hash is not 64 lowercase hex digits"
+    try:
+        digest = link_digest(row.payload, row.prev_hash)
+    except (CanonicalizationError, KernelError) as exc:
+        return f"payload cannot be canonicalized: {exc}"
+    if digest.hex() != row.hash:
+        return "hash does not match SHA-256(JCS(payload) || prev_hash): payload or hash edited"
+    verifier = verifiers.get(row.signer_id)
+    if verifier is None:
+        return f"signer {row.signer_id!r} is not in signers.json"
+    try:
+        signature = unb64(row.signature)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return "signature is not base64"
+    if not verifier.verify(digest, signature):
+        return f"signature does not verify under {row.signer_id!r}'s key"
+    return _check_copies(row)
 
 
 def _check_copies(row: AuditRow) -> str | None:

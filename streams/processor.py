@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from schemas.errors import KernelError
 from schemas.events import Event
 from schemas.positions import LogPosition
 
-__all__ = ["InputRecord", "LogReader", "OutputRecord", "Processor"]
+__all__ = ["BatchProcessor", "InputRecord", "LogReader", "OutputRecord", "Processor", "StepResult"]
 
 S = TypeVar("S")
 
@@ -83,3 +84,23 @@ class Processor(Protocol[S]):
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> S: ...
 
     def step(self, state: S, record: InputRecord) -> tuple[S, Sequence[OutputRecord]]: ...
+
+
+StepResult = Sequence[OutputRecord] | KernelError
+"""One record's outcome in a batch: its outputs, or the error that refused it."""
+
+
+class BatchProcessor(Processor[S], Protocol[S]):
+    """A processor that can also take a whole poll batch at once.
+
+    ``step_batch(state, records)`` must equal folding :meth:`Processor.step`
+    over ``records``: the same outputs per record, and for a record ``step``
+    refuses with a :class:`~schemas.errors.KernelError`, that error in its place
+    (and the state unchanged by it). It exists for processors whose work
+    parallelizes across a batch (the chain signer signs a batch on two cores);
+    the runner uses it when present.
+    """
+
+    def step_batch(
+        self, state: S, records: Sequence[InputRecord]
+    ) -> tuple[S, list[StepResult]]: ...

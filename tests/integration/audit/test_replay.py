@@ -47,7 +47,12 @@ def pipeline(kernel: Kernel, projector_batch: int = 5000) -> None:
 
 
 def replay(
-    kernel: Kernel, signers: Path, *, verify_only: bool, from_ts_ms: int | None = None
+    kernel: Kernel,
+    signers: Path,
+    *,
+    verify_only: bool,
+    from_ts_ms: int | None = None,
+    workers: int | None = None,
 ) -> ReplayReport:
     reader = KafkaLogReader(kernel.settings.kafka_bootstrap, kernel.codec)
     try:
@@ -58,6 +63,7 @@ def replay(
             verifiers=load_signers_file(signers),
             bootstrap=kernel.settings.kafka_bootstrap,
             batch_size=7,  # many small batches: several COPYs per chain and partition
+            workers=workers,
         ).run(verify_only=verify_only, from_ts_ms=from_ts_ms)
     finally:
         reader.close()
@@ -243,6 +249,56 @@ def test_replay_equals_live_byte_for_byte_whatever_the_interleaving(
     assert (table_text(url), table_text(url, "audit_checkpoints")) == live
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {swapped.backup} CASCADE")
+
+
+def test_pooled_and_in_process_replays_write_the_same_rows_and_name_the_same_failure(
+    audit_kernel: Kernel, signers_file: Path
+) -> None:
+    kernel = audit_kernel
+    kernel.producer().publish_batch(_events([("a", 9), ("b", 7), ("c", 5)]))
+    pipeline(kernel)
+    url = kernel.settings.database_url
+    truth = table_text(url), table_text(url, "audit_checkpoints")
+    counts = []
+    for workers in (0, 2):
+        report = replay(kernel, signers_file, verify_only=False, workers=workers)
+        assert report.swapped and report.difference is None, report.to_json()
+        assert (table_text(url), table_text(url, "audit_checkpoints")) == truth
+        counts.append((report.records, report.checkpoints))
+    assert counts[0] == counts[1] and counts[0][0] == 21
+
+    # A forged link (a payload edited after signing), then more real links behind it.
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT chain, seq, hash, signature, payload::text, source_topic, source_partition,"
+            " source_offset FROM audit_events ORDER BY chain, seq DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    chain, seq, head, signature, payload, topic, partition, offset = row
+    body = {
+        "chain": chain, "seq": seq + 1, "prevHash": head, "hash": head, "signature": signature,
+        "signerId": "test-signer", "sourceTopic": topic, "sourcePartition": partition,
+        "sourceOffset": offset + 1, "payload": json.loads(payload) | {"actor": "mallory"},
+    }  # fmt: skip
+    forged = new_event("auditRecord", "mallory", chain, body)
+    producer = kernel.producer()
+    producer.publish_encoded([(kernel.names.chain, chain.encode(), kernel.codec.encode(forged))])
+    producer.publish_batch(_events([("a", 4), ("b", 4), ("c", 4)]))
+    signer = kernel.chain_signer()
+    try:
+        signer.run_until_idle(idle_s=0.5)
+    finally:
+        signer.close()
+
+    reports = [replay(kernel, signers_file, verify_only=True, workers=w) for w in (0, 2)]
+
+    failures = [r.verification.failures if r.verification else None for r in reports]
+    assert failures[0] == failures[1]
+    assert failures[0] is not None
+    assert (failures[0][0].chain, failures[0][0].seq) == (chain, seq + 1)
+    assert failures[0][0].reason.startswith("hash does not match")
+    assert not any(r.swapped for r in reports)
+    assert (table_text(url), table_text(url, "audit_checkpoints")) == truth
 
 
 def test_kernel_replay_command_verify_only_then_all(

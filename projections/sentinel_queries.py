@@ -6,6 +6,11 @@ policyCheck record itself) asynchronously, so the position is looked up in
 ``audit_events`` by the log position the evidence names, and is ``null`` until
 the chain signer and audit projector have caught up. The stored evidence is
 never rewritten -- it is what the decision saw.
+
+A policyCheck v2 names the enforced, active policies that did not match only by
+``id@version`` (``not_matched``); explain returns the full evaluation path, those
+entries rebuilt by :func:`~streams.sentinel.decision.expand_path` from each
+version's definition in ``policy_registry`` and the record's own evidence.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 import psycopg
 
 from schemas.events import format_ts
+from streams.sentinel.decision import expand_path
+from streams.sentinel.policy import Policy
 
 __all__ = ["explain", "get_policy", "list_policies"]
 
@@ -31,8 +38,8 @@ LEFT JOIN LATERAL (
 """
 _EXPLAIN = (
     "SELECT pc.policy_check_id, pc.decision, pc.allowed, pc.policy_id, pc.policy_version, "
-    "pc.rationale, pc.evidence, pc.evaluations, pc.sim_mode, pc.mode, pc.request_id, "
-    "pc.subject, pc.subject_event_id, pc.ts, pc.source_topic, pc.source_partition, "
+    "pc.rationale, pc.evidence, pc.evaluations, pc.not_matched, pc.sim_mode, pc.mode, "
+    "pc.request_id, pc.subject, pc.subject_event_id, pc.ts, pc.source_topic, pc.source_partition, "
     "pc.source_offset, ev.id, ev.chain, ev.seq, ev.hash, own.id, own.chain, own.seq, own.hash "
     "FROM policy_checks pc"
     + _CHAIN.format(t="pc.action_topic", p="pc.action_partition", o="pc.action_offset", alias="ev")
@@ -52,10 +59,13 @@ def explain(conn: Conn, policy_check_id: str) -> dict[str, Any] | None:
     row = conn.execute(_EXPLAIN, (policy_check_id,)).fetchone()
     if row is None:
         return None
-    (check_id, decision, allowed, policy_id, version, rationale, evidence, evaluations, sim,
-     mode, request_id, subject, subject_event_id, ts, topic, partition, offset,
+    (check_id, decision, allowed, policy_id, version, rationale, evidence, evaluations,
+     not_matched, sim, mode, request_id, subject, subject_event_id, ts, topic, partition, offset,
      *links) = row  # fmt: skip
     assert isinstance(evidence, dict)
+    assert isinstance(evaluations, list)
+    assert isinstance(not_matched, list)
+    path = expand_path(evaluations, not_matched, evidence, _definitions(conn, not_matched))
     evidence = {**evidence, "chain": _chain(*links[:4])}
     return {
         "policyCheckId": str(check_id),
@@ -71,7 +81,7 @@ def explain(conn: Conn, policy_check_id: str) -> dict[str, Any] | None:
         "subjectEventId": subject_event_id,
         "ts": format_ts(_ms(ts)),
         "evidence": evidence,
-        "evaluations": evaluations,
+        "evaluations": path,
         "record": {
             "topic": topic,
             "partition": partition,
@@ -79,6 +89,23 @@ def explain(conn: Conn, policy_check_id: str) -> dict[str, Any] | None:
             "chain": _chain(*links[4:]),
         },
     }
+
+
+def _definitions(conn: Conn, labels: list[str]) -> dict[tuple[str, int], Policy]:
+    """The registry's definitions of the ``id@version`` labels."""
+    if not labels:
+        return {}
+    keys = [label.rpartition("@") for label in labels]
+    rows = conn.execute(
+        "SELECT definition FROM policy_registry "
+        "WHERE (policy_id, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))",
+        ([k[0] for k in keys], [int(k[2]) for k in keys]),
+    ).fetchall()
+    out = {}
+    for (definition,) in rows:
+        policy = Policy.from_json(definition)
+        out[policy.key] = policy
+    return out
 
 
 def list_policies(conn: Conn) -> list[dict[str, Any]]:

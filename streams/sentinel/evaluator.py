@@ -24,6 +24,17 @@
 
 The rationale is rendered from the decider's template over the values this
 evaluation recorded; there is no other explaining code path.
+
+**Cost.** Most policies in scope of an action are enforced, active and do not
+match. Their results are all alike -- not matched, no effect, no error, the
+reason "not matched" -- so the evaluator keeps them as a list of compiled
+policies (:attr:`Evaluation.not_matched`) and builds a :class:`PolicyResult`
+only for the policies that matched, errored, or are not plainly enforced
+(:attr:`Evaluation.path`). :attr:`Evaluation.results` expands the whole path on
+first use, equal to what building every result eagerly gives. Per policy
+version, the orders used by the precedence and the compact label are computed
+once (:class:`CompiledPolicy`); per in-scope selection, the union of the paths
+read (the evidence) once (:class:`PolicySet`).
 """
 
 from __future__ import annotations
@@ -31,10 +42,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from streams.sentinel.policy import Effect, Policy, Severity, State, glob_regex
@@ -48,12 +60,14 @@ from streams.sentinel.rules import (
     RuleOutcome,
     compile_batch,
     compile_rule,
+    read_paths,
 )
 
 __all__ = [
     "PRECEDENCE",
     "CompiledPolicy",
     "Evaluation",
+    "Order",
     "Outcome",
     "PolicyResult",
     "PolicySet",
@@ -61,6 +75,7 @@ __all__ = [
     "canary_sampled",
     "compile_policy",
     "evaluate",
+    "policy_paths",
 ]
 
 PRECEDENCE: tuple[Effect, ...] = (
@@ -88,6 +103,9 @@ class Role(StrEnum):
     SIMULATED = "simulated"  # test state
 
 
+Order = tuple[int, int, str, int]  # (precedence rank, severity rank, id, version)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     policy: Policy
@@ -97,6 +115,24 @@ class CompiledPolicy:
     subjects: re.Pattern[str] | None
     actors: re.Pattern[str] | None
     actions: re.Pattern[str] | None
+    # constant per version, derived in __post_init__: the decision order when the
+    # policy contributes its effect / its fallback, and its compact "id@version"
+    matched_order: Order = field(init=False, compare=False, repr=False)
+    fallback_order: Order = field(init=False, compare=False, repr=False)
+    label: str = field(init=False, compare=False, repr=False)
+    severity_text: str = field(init=False, compare=False, repr=False)
+    effect_text: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        p = self.policy
+        rank = _SEVERITY[p.severity]
+        object.__setattr__(self, "matched_order", (_RANK[p.effect], rank, p.policy_id, p.version))
+        object.__setattr__(
+            self, "fallback_order", (_RANK[p.fallback], rank, p.policy_id, p.version)
+        )
+        object.__setattr__(self, "label", f"{p.policy_id}@{p.version}")
+        object.__setattr__(self, "severity_text", p.severity.value)
+        object.__setattr__(self, "effect_text", p.effect.value)
 
     def in_scope(self, values: Mapping[str, Any]) -> bool:
         return (
@@ -115,7 +151,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     """
     rule = compile_rule(policy.rule)
     template = compile_template(policy.rationale)
-    paths = tuple(dict.fromkeys((*rule.paths, *template.paths)))
+    paths = _paths(rule.paths, template)
     s = policy.scope
     return CompiledPolicy(
         policy,
@@ -126,6 +162,28 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         glob_regex(s.actors),
         glob_regex(s.actions),
     )
+
+
+class _Selection:
+    """What an evaluation needs of one in-scope selection, computed once per selection."""
+
+    __slots__ = ("all_active", "candidates", "paths")
+
+    def __init__(self, candidates: list[CompiledPolicy]) -> None:
+        self.candidates = candidates
+        # no canary or test version in scope: every candidate is enforced
+        self.all_active = all(cp.policy.state is State.ACTIVE for cp in candidates)
+        # every path any candidate reads, in order of first appearance: the evidence
+        self.paths = tuple(dict.fromkeys(p for cp in candidates for p in cp.paths))
+
+
+def policy_paths(policy: Policy) -> tuple[AttrPath, ...]:
+    """The attribute paths a policy version reads (rule, then rationale), without compiling."""
+    return _paths(read_paths(policy.rule), compile_template(policy.rationale))
+
+
+def _paths(rule: tuple[AttrPath, ...], template: RationaleTemplate) -> tuple[AttrPath, ...]:
+    return tuple(dict.fromkeys((*rule, *template.paths)))
 
 
 class _Group:
@@ -147,7 +205,8 @@ class PolicySet:
     """An immutable, indexed set of live policy versions (test, canary, active).
 
     Memoised on the side, invisible to results: the in-scope candidates of each
-    (event type, action), and -- from the ``combine_after``-th evaluation of the
+    (event type, action), what an evaluation needs of each in-scope selection
+    (:class:`_Selection`), and -- from the ``combine_after``-th evaluation of the
     same in-scope selection on -- its rules compiled as :class:`RuleBatch`
     programs of at most :data:`~streams.sentinel.rules.BATCH_MAX_CHARS`.
     ``combine_after=None`` turns batches off (every rule on its own). Dict
@@ -175,6 +234,7 @@ class PolicySet:
         self._combine_after = combine_after
         self._seen: dict[tuple[int, ...], int] = {}
         self._batches: dict[tuple[int, ...], _Batches] = {}
+        self._selections: dict[tuple[int, ...], _Selection] = {}
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -210,21 +270,39 @@ class PolicySet:
             self._groups[key] = group
         return group
 
+    def selection(self, positions: tuple[int, ...]) -> _Selection:
+        found = self._selections.get(positions)
+        if found is None:
+            found = _Selection([self.policies[i] for i in positions])
+            if len(self._selections) >= _MAX_GROUPS:
+                self._selections.clear()
+            self._selections[positions] = found
+        return found
+
     def outcomes(self, positions: tuple[int, ...], activation: Activation) -> list[RuleOutcome]:
         """Each selected policy's rule outcome, batched when the selection is a regular."""
+        return self._outcomes(positions, activation)[0]
+
+    def _outcomes(
+        self, positions: tuple[int, ...], activation: Activation
+    ) -> tuple[list[RuleOutcome], bool]:
+        """The outcomes, and whether none is an error (each is MATCHED or NOT_MATCHED)."""
         every = self.policies
         batches = self._batches.get(positions)
         if batches is None:
             batches = self._maybe_compile(positions)
             if batches is None:
-                return [every[i].rule.evaluate(activation) for i in positions]
-        out: list[RuleOutcome] = []
+                out = [every[i].rule.evaluate(activation) for i in positions]
+                return out, all(o.error is None for o in out)
+        out = []
+        clean = True
         for chunk, batch in batches:
             found = None if batch is None else batch.outcomes(activation)
             if found is None:  # an error or a non-boolean: each rule on its own
                 found = [every[i].rule.evaluate(activation) for i in chunk]
+                clean = clean and all(o.error is None for o in found)
             out.extend(found)
-        return out
+        return out, clean
 
     def _maybe_compile(self, positions: tuple[int, ...]) -> _Batches | None:
         after = self._combine_after
@@ -320,15 +398,115 @@ _TEXT: dict[StrEnum, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Evaluation:
-    decision: Effect
-    deciding: PolicyResult | None
-    rationale: str
-    results: tuple[PolicyResult, ...]
-    sim_decision: Effect | None = None
-    sim_deciding: PolicyResult | None = None
-    sim_rationale: str | None = None
+    """One decision and its evaluation path; read-only once :func:`evaluate` returns.
+
+    ``path`` holds a full :class:`PolicyResult` for each policy that matched,
+    errored, or is not an enforced ``active`` version; ``not_matched`` names
+    (``id@version``, key order) the enforced active policies whose rule was
+    false -- their results are fully determined: not matched, no effect, no
+    error, reason "not matched", and the values at the paths the policy reads.
+    ``results`` is every policy in scope, in key order. ``values_read`` and
+    ``missing`` are what any policy in scope read, and the paths that were
+    absent: the evidence.
+
+    When every policy in scope was enforced and every rule gave a boolean (the
+    common case), only the decider's result is built by :func:`evaluate`;
+    ``path``, ``results`` and :meth:`path_json` are derived on first use.
+    """
+
+    __slots__ = (
+        "_matches",
+        "_path",
+        "_results",
+        "deciding",
+        "decision",
+        "missing",
+        "not_matched",
+        "rationale",
+        "sim_deciding",
+        "sim_decision",
+        "sim_rationale",
+        "values_read",
+    )
+
+    def __init__(
+        self,
+        decision: Effect,
+        deciding: PolicyResult | None,
+        rationale: str,
+        results: Sequence[PolicyResult] = (),
+        *,
+        sim_decision: Effect | None = None,
+        sim_deciding: PolicyResult | None = None,
+        sim_rationale: str | None = None,
+    ) -> None:
+        """Every result given: the path and the evidence are derived from them."""
+        self.decision = decision
+        self.deciding = deciding
+        self.rationale = rationale
+        self.sim_decision = sim_decision
+        self.sim_deciding = sim_deciding
+        self.sim_rationale = sim_rationale
+        self._results: tuple[PolicyResult, ...] | None = tuple(results)
+        self._matches: _Matches | None = None
+        self._path: tuple[PolicyResult, ...] | None = tuple(
+            r for r in self._results if not _plain(r)
+        )
+        self.not_matched = tuple(f"{r.policy_id}@{r.version}" for r in self._results if _plain(r))
+        values: dict[str, Any] = {}
+        missing: dict[str, None] = {}
+        for r in self._results:
+            values.update(r.values)
+            missing.update(dict.fromkeys(r.missing))
+        self.values_read: dict[str, Any] = values
+        self.missing: tuple[str, ...] = tuple(missing)
+
+    @classmethod
+    def _of(
+        cls,
+        decision: Effect,
+        deciding: PolicyResult | None,
+        rationale: str,
+        *,
+        not_matched: tuple[str, ...],
+        evidence: tuple[dict[str, Any], tuple[str, ...]],
+        path: tuple[PolicyResult, ...] | None = None,
+        results: tuple[PolicyResult, ...] | None = None,
+        matches: _Matches | None = None,
+        sim: tuple[Effect | None, PolicyResult | None, str | None] = (None, None, None),
+    ) -> Evaluation:
+        self = cls.__new__(cls)
+        self.decision, self.deciding, self.rationale = decision, deciding, rationale
+        self.sim_decision, self.sim_deciding, self.sim_rationale = sim
+        self.not_matched = not_matched
+        self.values_read, self.missing = evidence
+        self._path, self._results, self._matches = path, results, matches
+        return self
+
+    @property
+    def path(self) -> tuple[PolicyResult, ...]:
+        """The results recorded in full: all but the ``not_matched`` ones, key order."""
+        found = self._path
+        if found is None:
+            assert self._matches is not None
+            found = self._path = self._matches.path(self.deciding)
+        return found
+
+    @property
+    def results(self) -> tuple[PolicyResult, ...]:
+        """Every policy in scope, in key order (the path with ``not_matched`` expanded)."""
+        found = self._results
+        if found is None:
+            assert self._matches is not None
+            found = self._results = self._matches.results(self.path)
+        return found
+
+    def path_json(self) -> list[dict[str, Any]]:
+        """``[r.to_json() for r in path]``, without building the results first."""
+        if self._path is None and self._matches is not None:
+            return self._matches.path_json(self.deciding)
+        return [r.to_json() for r in self.path]
 
     @property
     def allowed(self) -> bool:
@@ -336,15 +514,234 @@ class Evaluation:
 
     @property
     def errors(self) -> tuple[PolicyResult, ...]:
-        return tuple(r for r in self.results if r.outcome is Outcome.ERROR)
+        if self._path is None:
+            return ()  # the all-enforced case: no rule errored
+        return tuple(r for r in self._path if r.outcome is Outcome.ERROR)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.decision,
+            self.deciding,
+            self.rationale,
+            self.results,
+            self.sim_decision,
+            self.sim_deciding,
+            self.sim_rationale,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Evaluation):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Evaluation(decision={self.decision!r}, deciding={self.deciding!r}, "
+            f"rationale={self.rationale!r}, results={self.results!r}, "
+            f"sim_decision={self.sim_decision!r}, sim_deciding={self.sim_deciding!r}, "
+            f"sim_rationale={self.sim_rationale!r})"
+        )
+
+
+def _plain(r: PolicyResult) -> bool:
+    """Enforced, active, not matched: a result that ``not_matched`` can stand for."""
+    return r.outcome is Outcome.NOT_MATCHED and r.role is Role.ENFORCED and r.state is State.ACTIVE
+
+
+class _Matches:
+    """An all-enforced evaluation's matches, from which its path and results are built."""
+
+    __slots__ = ("activation", "candidates", "decider", "decision", "matched", "outcomes")
+
+    def __init__(
+        self,
+        candidates: Sequence[CompiledPolicy],
+        outcomes: Sequence[RuleOutcome],
+        matched: Sequence[CompiledPolicy],
+        decider: CompiledPolicy | None,
+        activation: Activation,
+    ) -> None:
+        self.candidates = candidates
+        self.outcomes = outcomes
+        self.matched = matched
+        self.decider = decider
+        self.activation = activation
+
+    def _reasons(self, deciding: PolicyResult | None) -> Callable[[CompiledPolicy], str]:
+        """Each matched policy's reason: one string per effect, the decider is shared."""
+        known: dict[Effect, str] = {}
+
+        def reason(cp: CompiledPolicy) -> str:
+            effect = cp.policy.effect
+            found = known.get(effect)
+            if found is None:
+                assert deciding is not None
+                found = known[effect] = _lost(effect, deciding.effect or Effect.ALLOW, deciding)
+            return found
+
+        return reason
+
+    def path(self, deciding: PolicyResult | None) -> tuple[PolicyResult, ...]:
+        values_at = self.activation.values_at
+        reason = self._reasons(deciding)
+        out = []
+        for cp in self.matched:
+            if cp is self.decider:
+                assert deciding is not None
+                out.append(deciding)
+                continue
+            p = cp.policy
+            present, missing = values_at(cp.paths)
+            out.append(
+                PolicyResult(
+                    p.policy_id,
+                    p.version,
+                    p.state,
+                    Role.ENFORCED,
+                    p.severity,
+                    Outcome.MATCHED,
+                    p.effect,
+                    None,
+                    present,
+                    missing,
+                    reason(cp),
+                )
+            )
+        return tuple(out)
+
+    def path_json(self, deciding: PolicyResult | None) -> list[dict[str, Any]]:
+        values_at = self.activation.values_at
+        reason = self._reasons(deciding)
+        out = []
+        for cp in self.matched:
+            if cp is self.decider:
+                assert deciding is not None
+                out.append(deciding.to_json())
+                continue
+            p = cp.policy
+            present, missing = values_at(cp.paths)
+            out.append(
+                {
+                    "policyId": p.policy_id,
+                    "version": p.version,
+                    "state": _ACTIVE_TEXT,
+                    "role": _ENFORCED_TEXT,
+                    "severity": cp.severity_text,
+                    "result": _MATCHED_TEXT,
+                    "effect": cp.effect_text,
+                    "error": None,
+                    "valuesRead": present,
+                    "missing": list(missing),
+                    "reason": reason(cp),
+                }
+            )
+        return out
+
+    def results(self, path: tuple[PolicyResult, ...]) -> tuple[PolicyResult, ...]:
+        full = iter(path)
+        values_at = self.activation.values_at
+        out = []
+        for cp, outcome in zip(self.candidates, self.outcomes, strict=True):
+            if outcome.matched:
+                out.append(next(full))
+                continue
+            p = cp.policy
+            present, missing = values_at(cp.paths)
+            out.append(
+                PolicyResult(
+                    p.policy_id,
+                    p.version,
+                    p.state,
+                    Role.ENFORCED,
+                    p.severity,
+                    Outcome.NOT_MATCHED,
+                    None,
+                    None,
+                    present,
+                    missing,
+                    _NOT_MATCHED,
+                )
+            )
+        return tuple(out)
+
+
+_NOT_MATCHED = "not matched"
+_ACTIVE_TEXT = State.ACTIVE.value
+_ENFORCED_TEXT = Role.ENFORCED.value
+_MATCHED_TEXT = Outcome.MATCHED.value
+_by_matched_order = attrgetter("matched_order")
 
 
 def evaluate(policies: PolicySet, activation: Activation, sample_key: str) -> Evaluation:
     """Decide ``activation`` against ``policies``; ``sample_key`` drives canary sampling."""
     positions = policies.select(activation.values)
-    every = policies.policies
-    candidates = [every[i] for i in positions]
-    outcomes = policies.outcomes(positions, activation)
+    selection = policies.selection(positions)
+    outcomes, clean = policies._outcomes(positions, activation)
+    if selection.all_active and clean:
+        return _evaluate_enforced(selection, outcomes, activation)
+    return _evaluate_each(selection, outcomes, activation, sample_key)
+
+
+def _evaluate_enforced(
+    selection: _Selection, outcomes: list[RuleOutcome], activation: Activation
+) -> Evaluation:
+    """Every policy in scope enforced and every rule a boolean: one result, the decider's."""
+    candidates = selection.candidates
+    evidence = activation.values_at(selection.paths)
+    matched = [cp for cp, o in zip(candidates, outcomes, strict=True) if o.matched]
+    not_matched = tuple(
+        cp.label for cp, o in zip(candidates, outcomes, strict=True) if not o.matched
+    )
+    if not matched:
+        rationale = f"allow: no policy matched ({len(candidates)} in scope evaluated)"
+        matches = _Matches(candidates, outcomes, (), None, activation)
+        return Evaluation._of(
+            Effect.ALLOW,
+            None,
+            rationale,
+            not_matched=not_matched,
+            evidence=evidence,
+            path=(),
+            matches=matches,
+        )
+    best = min(matched, key=_by_matched_order)
+    p = best.policy
+    decision = p.effect
+    present, missing = activation.values_at(best.paths)
+    deciding = PolicyResult(
+        p.policy_id,
+        p.version,
+        p.state,
+        Role.ENFORCED,
+        p.severity,
+        Outcome.MATCHED,
+        decision,
+        None,
+        present,
+        missing,
+        f"decided {_TEXT[decision]} (matched, highest precedence)",
+    )
+    rationale = _rationale(decision, deciding, best, len(candidates))
+    return Evaluation._of(
+        decision,
+        deciding,
+        rationale,
+        not_matched=not_matched,
+        evidence=evidence,
+        matches=_Matches(candidates, outcomes, matched, best, activation),
+    )
+
+
+def _evaluate_each(
+    selection: _Selection,
+    outcomes: list[RuleOutcome],
+    activation: Activation,
+    sample_key: str,
+) -> Evaluation:
+    """The general case: canary or test versions in scope, or a rule that errored."""
+    candidates = selection.candidates
     roles = _roles(candidates, sample_key)
     all_enforced = roles is None
     if roles is None:
@@ -356,21 +753,38 @@ def evaluate(policies: PolicySet, activation: Activation, sample_key: str) -> Ev
     ]
     enforced = raw if all_enforced else [r for r in raw if r.role is Role.ENFORCED]
     decision, deciding = _decide(enforced)
-    rationale = _rationale(decision, deciding, raw, candidates)
-    sim_decision = sim_deciding = sim_rationale = None
+    rationale = _rationale(decision, deciding, _policy_of(deciding, raw, candidates), len(raw))
+    sim: tuple[Effect | None, PolicyResult | None, str | None] = (None, None, None)
     if not all_enforced and any(r.role is Role.SIMULATED for r in raw):
         sim_decision, sim_deciding = _decide(_candidate_view(raw))
-        sim_rationale = _rationale(sim_decision, sim_deciding, raw, candidates)
+        sim_cp = _policy_of(sim_deciding, raw, candidates)
+        sim = (sim_decision, sim_deciding, _rationale(sim_decision, sim_deciding, sim_cp, len(raw)))
     for r in raw:
         # most results are enforced and contributed nothing: the reason is a constant
         if r.effect is None and r.role is Role.ENFORCED:
-            r.reason = "not matched"
+            r.reason = _NOT_MATCHED
         else:
             r.reason = _reason(r, decision, deciding)
-    results = tuple(raw)
-    return Evaluation(
-        decision, deciding, rationale, results, sim_decision, sim_deciding, sim_rationale
+    path = tuple(r for r in raw if not _plain(r))
+    not_matched = tuple(cp.label for cp, r in zip(candidates, raw, strict=True) if _plain(r))
+    return Evaluation._of(
+        decision,
+        deciding,
+        rationale,
+        not_matched=not_matched,
+        evidence=values_at(selection.paths),
+        path=path,
+        results=tuple(raw),
+        sim=sim,
     )
+
+
+def _policy_of(
+    r: PolicyResult | None, results: Sequence[PolicyResult], candidates: Sequence[CompiledPolicy]
+) -> CompiledPolicy | None:
+    if r is None:
+        return None
+    return next(c for x, c in zip(results, candidates, strict=True) if x is r)
 
 
 def _roles(candidates: Sequence[CompiledPolicy], sample_key: str) -> list[Role] | None:
@@ -446,12 +860,8 @@ def _candidate_view(results: Sequence[PolicyResult]) -> list[PolicyResult]:
 
 
 def _rationale(
-    decision: Effect,
-    deciding: PolicyResult | None,
-    results: Sequence[PolicyResult],
-    candidates: Sequence[CompiledPolicy],
+    decision: Effect, deciding: PolicyResult | None, cp: CompiledPolicy | None, considered: int
 ) -> str:
-    considered = len(results)
     if deciding is None:
         return f"allow: no policy matched ({considered} in scope evaluated)"
     if deciding.outcome is Outcome.ERROR:
@@ -459,7 +869,7 @@ def _rationale(
             f"{decision.value}: policy {deciding.policy_id} v{deciding.version} failed to "
             f"evaluate ({deciding.error}); failing closed to its fallback"
         )
-    cp = next(c for r, c in zip(results, candidates, strict=True) if r is deciding)
+    assert cp is not None
     facts = {
         "policy.id": cp.policy.policy_id,
         "policy.name": cp.policy.name,
@@ -478,12 +888,16 @@ def _reason(r: PolicyResult, decision: Effect, deciding: PolicyResult | None) ->
         if r.effect is None:
             return "not matched"
         assert deciding is not None
-        lost = "tied, outranked by severity or id" if r.effect is decision else "lower precedence"
-        return (
-            f"{_TEXT[r.effect]} lost to {_TEXT[decision]} of "
-            f"{deciding.policy_id} v{deciding.version} ({lost})"
-        )
+        return _lost(r.effect, decision, deciding)
     would = "error (fails open)" if r.role is Role.SIMULATED and r.error else _TEXT[r.outcome]
     if r.effect is not None:
         would = f"{would} -> {_TEXT[r.effect]}"
     return f"{_TEXT[r.role]}, not enforced: {would}"
+
+
+def _lost(effect: Effect, decision: Effect, deciding: PolicyResult) -> str:
+    lost = "tied, outranked by severity or id" if effect is decision else "lower precedence"
+    return (
+        f"{_TEXT[effect]} lost to {_TEXT[decision]} of "
+        f"{deciding.policy_id} v{deciding.version} ({lost})"
+    )

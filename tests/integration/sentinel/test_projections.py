@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import replace
 
 import psycopg
@@ -12,6 +13,7 @@ from ops.workers.sentinel import build_runner
 from ops.workers.sentinel_projector import build_runners
 from projections.migrate import migrate
 from projections.sentinel_queries import explain, get_policy, list_policies
+from schemas.events import new_event
 from streams.sentinel.lifecycle import ChangeKind, PolicyChange, plan_version
 from streams.sentinel.policy import State
 from tests.integration.core.test_producer import read_all
@@ -120,3 +122,47 @@ def test_policy_checks_are_explained_with_the_chain_position(db_kernel: Kernel) 
     assert chained["record"]["topic"] == db_kernel.names.policy_checks
     expected = "deny" if events[0].body["context"]["amount"] > 1000 else "allow"
     assert chained["decision"] == expected and chained["mode"] == "stream"
+
+
+def test_explain_expands_the_compact_path_and_reads_v1_checks(db_kernel: Kernel) -> None:
+    migrate(db_kernel.settings.database_url)
+    producer = db_kernel.producer()
+    producer.publish_batch(activate(DENY_BIG))
+    runner = build_runner(db_kernel)
+    runner.run_until_idle(idle_s=0.5)
+    small = new_event(
+        "kernelAction", "agent:5", "acct-1", {"action": "payments.send", "context": {"amount": 7}}
+    )
+    producer.publish(small)
+    runner.run_until_idle(idle_s=0.5)
+    runner.close()
+    (check,) = [e for _, e, _ in read_all(db_kernel, db_kernel.names.policy_checks)]
+    # on the log: deny-big did not match, so it is named only
+    assert check.schema_version == 2
+    assert (check.body["evaluations"], check.body["notMatched"]) == ([], ["deny-big@1"])
+    # a policyCheck v1 (every entry in full, no notMatched) from before the upgrade
+    v1_entry = {"policyId": "old", "version": 4, "result": "not_matched", "reason": "not matched"}
+    v1_body = {**check.body, "policyCheckId": str(uuid.uuid4()), "evaluations": [v1_entry]}
+    del v1_body["notMatched"]
+    producer.publish(replace(check, event_id=str(uuid.uuid4()), body=v1_body, schema_version=1))
+    project(db_kernel)
+    with psycopg.connect(db_kernel.settings.database_url) as conn:
+        explained = explain(conn, check.body["policyCheckId"])
+        old = explain(conn, v1_body["policyCheckId"])
+    assert explained is not None and old is not None
+    assert explained["evaluations"] == [
+        {
+            "policyId": "deny-big",
+            "version": 1,
+            "state": "active",
+            "role": "enforced",
+            "severity": "HIGH",
+            "result": "not_matched",
+            "effect": None,
+            "error": None,
+            "valuesRead": {"context.amount": 7, "actor": "agent:5"},
+            "missing": [],
+            "reason": "not matched",
+        }
+    ]
+    assert old["evaluations"] == [v1_entry]

@@ -5,11 +5,14 @@ Measured on the stack named by the environment (for the test stack:
 in a fresh topic prefix and database. N (``BENCH_N``, default 100,000) events of
 ~400 bytes are published first; then, timed:
 
-- pipeline: ``Kernel.chain_signer()`` (exactly-once, one Kafka transaction per
+- deployed: ``kernel run signer`` and ``kernel run audit-projector`` started
+  together as two processes (as deployed) on the published backlog; timed from
+  their start (process start, group join and recovery included) and from the
+  first projected row until Postgres holds all N rows (polled every 100 ms).
+- sequential: ``Kernel.chain_signer()`` (exactly-once, one Kafka transaction per
   batch) to idle, then ``Kernel.audit_projector()`` (COPY + checkpoint per
-  Postgres transaction) to idle, in this process, one after the other (so the
-  figure is conservative: deployed, they run concurrently on the two cores).
-  The idle wait that ends each run is subtracted.
+  Postgres transaction) to idle, in this process, one after the other: what
+  each stage costs alone. The idle wait that ends each run is subtracted.
 - floor: the same records through the bare minimum: confluent-kafka consume,
   JCS (``rfc8785``), SHA-256, Ed25519 sign, COPY into a plain table.
 
@@ -151,9 +154,7 @@ def _hwm_kb(pid: int) -> int:
     return 0
 
 
-def signer_rss(n: int, workdir: Path) -> tuple[int, float]:
-    """Peak RSS (MiB) of a ``kernel run signer`` that chains ``n`` events."""
-    kernel, _ = prepare(n, workdir / f"rss{n}")
+def _worker_env(kernel: Kernel) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERNEL_")}
     s = kernel.settings
     env.update(
@@ -165,8 +166,95 @@ def signer_rss(n: int, workdir: Path) -> tuple[int, float]:
         KERNEL_METRICS_PORT="0",
         POSTGRES_URL=s.database_url,
     )
+    return env
+
+
+def _spawn(kernel: Kernel, worker: str) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).with_name("kernel"))
-    proc = subprocess.Popen([exe, "run", "signer"], env=env, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [exe, "run", worker], env=_worker_env(kernel), stderr=subprocess.DEVNULL
+    )
+
+
+def deployed(kernel: Kernel, n: int) -> tuple[float, float, dict[str, float]]:
+    """Signer and projector as two processes, on the backlog of ``n`` published events.
+
+    Returns the seconds from their start to N rows in Postgres, the rate from
+    the first projected row to the last, and the CPU seconds each component
+    spent meanwhile (both workers, the broker, the Postgres backends): the
+    machine's capacity is its cores over their sum.
+    """
+    state = bootstrap().settings.state_dir  # the stack's (the kernel's is a temp dir)
+    kafka_pid = _read_pid(state / "kafka" / "kafka.pid")
+    pg_pid = _read_pid(state / "postgres" / "data" / "postmaster.pid")
+    if not kafka_pid or not pg_pid:
+        raise RuntimeError(f"no broker or Postgres pid file under {state}")
+    with psycopg.connect(kernel.settings.database_url, autocommit=True) as conn:
+        base = {"broker": _cpu_s([kafka_pid]), "postgres": _cpu_s(_children(pg_pid))}
+        t0 = time.perf_counter()
+        procs = {"signer": _spawn(kernel, "signer"), "projector": _spawn(kernel, "audit-projector")}
+        first = None
+        try:
+            while True:
+                time.sleep(0.1)
+                row = conn.execute("SELECT count(*) FROM audit_events").fetchone()
+                count = int(row[0]) if row else 0
+                if count and first is None:
+                    first = (time.perf_counter(), count)
+                if count >= n:
+                    break
+                if time.perf_counter() - t0 > 900:
+                    raise TimeoutError(f"{count} of {n} rows after 900 s")
+            t1 = time.perf_counter()
+            cpu = {name: _cpu_s([proc.pid]) for name, proc in procs.items()}
+            cpu["broker"] = _cpu_s([kafka_pid]) - base["broker"]
+            cpu["postgres"] = _cpu_s(_children(pg_pid)) - base["postgres"]
+        finally:
+            for proc in procs.values():
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs.values():
+                proc.wait(timeout=30)
+    assert first is not None
+    steady = (n - first[1]) / (t1 - first[0]) if t1 > first[0] else float("nan")
+    return t1 - t0, steady, cpu
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (all their threads), from /proc."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(parent: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                kids.append(int(entry.name))
+    return kids
+
+
+def signer_rss(n: int, workdir: Path) -> tuple[int, float]:
+    """Peak RSS (MiB) of a ``kernel run signer`` that chains ``n`` events."""
+    kernel, _ = prepare(n, workdir / f"rss{n}")
+    proc = _spawn(kernel, "signer")
     t0 = time.perf_counter()
     lag_free = 0
     try:
@@ -195,27 +283,50 @@ def _chained(kernel: Kernel) -> int:
 
 def main() -> None:
     n = int(os.environ.get("BENCH_N", "100000"))
-    sizes = [int(x) for x in os.environ.get("BENCH_RSS_SIZES", "20000,100000").split(",")]
+    sizes = [int(x) for x in os.environ.get("BENCH_RSS_SIZES", "20000,100000").split(",") if x]
     with tempfile.TemporaryDirectory() as tmp:
         kernel, _ = prepare(n, Path(tmp))
+        kernel2, _ = prepare(n, Path(tmp) / "deployed")
         try:
             size = len(kernel.codec.encode(events(1)[0]))
             floor_s = floor(kernel, n)
+            deployed_s, steady, cpu = deployed(kernel2, n)
             sign_s, project_s = pipeline(kernel)
         finally:
             drop_database(kernel)
+            drop_database(kernel2)
         total = sign_s + project_s
+        floor_rate = n / floor_s
         table(
             f"audit pipeline, {n:,} events of {size} bytes (Avro), same run",
             ["path", "seconds", "events/s", "of floor"],
             [
-                ["floor: consume+JCS+SHA-256+Ed25519+COPY", floor_s, n / floor_s, "100%"],
-                ["signer (exactly-once)", sign_s, n / sign_s, ""],
-                ["projector (COPY + checkpoint)", project_s, n / project_s, ""],
-                ["pipeline (signer then projector)", total, n / total, f"{floor_s / total:.0%}"],
+                ["floor: consume+JCS+SHA-256+Ed25519+COPY", floor_s, floor_rate, "100%"],
+                [
+                    "deployed: signer + projector processes, start to last row",
+                    deployed_s,
+                    n / deployed_s,
+                    f"{n / deployed_s / floor_rate:.0%}",
+                ],
+                ["deployed, first row to last row", "", steady, f"{steady / floor_rate:.0%}"],
+                ["signer alone (exactly-once)", sign_s, n / sign_s, ""],
+                ["projector alone (COPY + checkpoint)", project_s, n / project_s, ""],
+                ["signer then projector", total, n / total, f"{floor_s / total:.0%}"],
+            ],
+        )
+        total_cpu = sum(cpu.values())
+        table(
+            "deployed run: CPU per event (all threads; capacity = cores / total)",
+            ["component", "CPU seconds", "µs/event", "share"],
+            [
+                *[[k, v, v / n * 1e6, f"{v / total_cpu:.0%}"] for k, v in cpu.items()],
+                ["total", total_cpu, total_cpu / n * 1e6, "100%"],
+                ["capacity on 2 cores (events/s)", "", 2 * n / total_cpu, ""],
             ],
         )
         rss = [(m, *signer_rss(m, Path(tmp))) for m in sizes]
+        if not rss:
+            return  # BENCH_RSS_SIZES="" skips the RSS runs
         table(
             "kernel run signer: peak RSS (VmHWM)",
             ["events", "MiB", "seconds", "ratio"],

@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -569,23 +569,14 @@ class _Matches:
         self.decider = decider
         self.activation = activation
 
-    def _reasons(self, deciding: PolicyResult | None) -> Callable[[CompiledPolicy], str]:
-        """Each matched policy's reason: one string per effect, the decider is shared."""
-        known: dict[Effect, str] = {}
-
-        def reason(cp: CompiledPolicy) -> str:
-            effect = cp.policy.effect
-            found = known.get(effect)
-            if found is None:
-                assert deciding is not None
-                found = known[effect] = _lost(effect, deciding.effect or Effect.ALLOW, deciding)
-            return found
-
-        return reason
+    def _reason(self, cp: CompiledPolicy, deciding: PolicyResult | None) -> str:
+        """A matched loser's reason: the same for every policy of one effect."""
+        assert deciding is not None
+        return _lost(cp.policy.effect, deciding.effect or Effect.ALLOW, deciding)
 
     def path(self, deciding: PolicyResult | None) -> tuple[PolicyResult, ...]:
         values_at = self.activation.values_at
-        reason = self._reasons(deciding)
+        reasons: dict[str, str] = {}
         out = []
         for cp in self.matched:
             if cp is self.decider:
@@ -593,6 +584,9 @@ class _Matches:
                 out.append(deciding)
                 continue
             p = cp.policy
+            reason = reasons.get(cp.effect_text)
+            if reason is None:
+                reason = reasons[cp.effect_text] = self._reason(cp, deciding)
             present, missing = values_at(cp.paths)
             out.append(
                 PolicyResult(
@@ -606,20 +600,25 @@ class _Matches:
                     None,
                     present,
                     missing,
-                    reason(cp),
+                    reason,
                 )
             )
         return tuple(out)
 
     def path_json(self, deciding: PolicyResult | None) -> list[dict[str, Any]]:
         values_at = self.activation.values_at
-        reason = self._reasons(deciding)
+        reasons: dict[str, str] = {}
+        decider = self.decider
         out = []
         for cp in self.matched:
-            if cp is self.decider:
+            if cp is decider:
                 assert deciding is not None
                 out.append(deciding.to_json())
                 continue
+            effect = cp.effect_text
+            reason = reasons.get(effect)
+            if reason is None:
+                reason = reasons[effect] = self._reason(cp, deciding)
             p = cp.policy
             present, missing = values_at(cp.paths)
             out.append(
@@ -630,11 +629,11 @@ class _Matches:
                     "role": _ENFORCED_TEXT,
                     "severity": cp.severity_text,
                     "result": _MATCHED_TEXT,
-                    "effect": cp.effect_text,
+                    "effect": effect,
                     "error": None,
                     "valuesRead": present,
                     "missing": list(missing),
-                    "reason": reason(cp),
+                    "reason": reason,
                 }
             )
         return out

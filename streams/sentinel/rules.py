@@ -30,6 +30,17 @@ rule errored (the whole list is then an error) or returned a non-boolean --
 :meth:`RuleBatch.matches` returns None and the caller evaluates each rule on
 its own, so error isolation and the per-rule error text are exactly those of
 :meth:`CompiledRule.evaluate`.
+
+**Literal regexes.** cel-cpp compiles the pattern of ``matches`` on every call
+(~5 µs, against ~0.1 µs for ``startsWith``); this binding offers no way to
+precompile it. In a batch program only, ``s.matches("<pattern>")`` whose
+pattern is a plain literal with at most ``^`` in front, ``.*`` or ``$`` behind
+is written as the string test that is the same RE2 partial match:
+``^lit`` / ``^lit.*`` -> ``startsWith``, ``lit$`` -> ``endsWith``, ``lit`` /
+``lit.*`` -> ``contains``. The three are, like ``matches``, string methods
+with no other overload, so a receiver that is not a string errors either way
+and the batch falls back to the rule's own program, whose error text is
+reported. Any other pattern is left alone.
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ __all__ = [
     "CompiledRule",
     "RuleBatch",
     "RuleOutcome",
+    "batch_source",
     "compile_batch",
     "compile_rule",
     "format_path",
@@ -208,7 +220,7 @@ def compile_batch(rules: Iterable[CompiledRule]) -> RuleBatch | None:
             return None
         # each rule in its own parentheses, closed on a new line so a trailing
         # ``//`` comment cannot swallow the separator
-        parts.append(f"({rule.source}\n)")
+        parts.append(f"({batch_source(rule.source)}\n)")
     source = "[" + ",\n".join(parts) + "]"
     if not parts or len(source) > BATCH_MAX_CHARS:
         return None
@@ -219,6 +231,54 @@ def compile_batch(rules: Iterable[CompiledRule]) -> RuleBatch | None:
     if not expr.return_type().name().startswith("LIST"):
         return None
     return RuleBatch(expr, len(parts))
+
+
+_REGEX_META = frozenset("\\.^$|?*+()[]{}")
+
+
+def _string_test(pattern: str) -> tuple[str, str] | None:
+    """The string method and text equal to a partial match of ``pattern``, if any."""
+    method = "contains"
+    if pattern.startswith("^"):
+        method, pattern = "startsWith", pattern[1:]
+    if pattern.endswith(".*"):
+        pattern = pattern[:-2]
+    elif pattern.endswith("$") and method == "contains":
+        method, pattern = "endsWith", pattern[:-1]
+    if _REGEX_META.intersection(pattern):
+        return None
+    return method, pattern
+
+
+@lru_cache(maxsize=8192)
+def batch_source(source: str) -> str:
+    """``source`` with literal-pattern ``matches`` calls as string tests (module docstring)."""
+    toks = [
+        (m.lastgroup, m.group(), m.start(), m.end())
+        for m in _TOKEN.finditer(source)
+        if m.lastgroup != "ws"
+    ]
+    out = []
+    done = 0
+    for i in range(1, len(toks) - 3):
+        kind, text, start, _ = toks[i]
+        if kind != "ident" or text != "matches" or toks[i - 1][1] != ".":
+            continue
+        if toks[i + 1][1] != "(" or toks[i + 2][0] != "str" or toks[i + 3][1] != ")":
+            continue
+        pattern = _literal_key(toks[i + 2][1])
+        test = None if pattern is None else _string_test(pattern)
+        if test is None:
+            continue
+        method, literal = test
+        quote = '"' if '"' not in literal else "'"
+        if quote in literal or "\n" in literal:
+            continue
+        out.append(source[done:start])
+        out.append(f"{method}({quote}{literal}{quote})")
+        done = toks[i + 3][3]
+    out.append(source[done:])
+    return "".join(out)
 
 
 def read_values(

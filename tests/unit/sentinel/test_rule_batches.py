@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from streams.sentinel.evaluator import CompiledPolicy, PolicySet, compile_policy, evaluate
 from streams.sentinel.policy import Effect, Policy, Scope, Severity, State
-from streams.sentinel.rules import Activation, compile_batch, compile_rule, uncompilable_rule
+from streams.sentinel.rules import (
+    Activation,
+    batch_source,
+    compile_batch,
+    compile_rule,
+    uncompilable_rule,
+)
 
 RULES = [
     "true",
@@ -33,6 +39,9 @@ RULES = [
     "context.amount > 10 // a trailing comment must not swallow the separator",
     'context.amount > "x" || true',  # a run-time type error CEL's || absorbs
     "context.amount / 0 > 1",  # a division by zero at run time
+    'resource.matches("^r1")',  # literal patterns: string tests in a batch
+    'actor.matches("gent:") && resource.matches("x$")',
+    'resource.matches("^r.*") || context.flag',
 ]
 ACTIONS = ["a.x", "a.y", "b.z"]
 SCOPES = [(), ("a.*",), ("a.x",), ("b.z",)]
@@ -132,3 +141,52 @@ def test_a_selection_is_batched_from_its_second_evaluation() -> None:
     second = evaluate(pset, Activation(values), "k")
     assert positions in pset._batches
     assert first == second
+
+
+def _cel_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="ab/.-é^$*", max_size=8),
+    st.sampled_from(["", "^"]),
+    st.text(alphabet="ab/-é", max_size=3),
+    st.sampled_from(["", ".*", "$"]),
+    st.sampled_from([None, 7]),
+)
+def test_a_literal_pattern_is_the_same_partial_match_as_its_string_test(
+    subject: str, head: str, literal: str, tail: str, other: int | None
+) -> None:
+    pattern = head + literal + tail
+    source = f"actor.matches({_cel_string(pattern)})"
+    rewritten = batch_source(source)
+    if head == "^" and tail == "$":
+        assert rewritten == source  # a whole-string match is left to the regex
+        return
+    assert "matches" not in rewritten
+    values = {"action": "a", "actor": subject, "subject": "s", "resource": None,
+              "context": {}, "eventType": "kernelAction", "ts": 0}  # fmt: skip
+    original = compile_rule(source).evaluate(Activation(values))
+    fast = compile_rule(rewritten).evaluate(Activation(values))
+    assert original == fast
+    # a receiver that is not a string errors either way
+    on_dyn = source.replace("actor", "context.v")
+    values["context"] = {"v": other}
+    assert compile_rule(on_dyn).evaluate(Activation(values)).error is not None
+    assert compile_rule(batch_source(on_dyn)).evaluate(Activation(values)).error is not None
+
+
+def test_only_plain_literal_patterns_are_rewritten() -> None:
+    kept = [
+        'resource.matches("^r[0-9]$")',
+        'resource.matches("^a$")',
+        'resource.matches(r"^a")',
+        'matches(resource, "^a")',
+        'resource.matches("a\\\\.b")',
+    ]
+    for source in kept:
+        assert batch_source(source) == source
+    assert batch_source('resource != null && resource.matches("^prod/.*") // x') == (
+        'resource != null && resource.startsWith("prod/") // x'
+    )

@@ -9,8 +9,13 @@ sync check and the streaming processor do per action, minus Kafka. The
 900 are scoped to other event types or other literal actions, so the figure
 shows whether the index keeps unrelated policies off the hot path. Rules cycle
 through the shapes of ``bench.rule_engines`` (one in five uses ``matches``);
-the ``no regex`` column drops that shape. ``+policyCheck`` adds building the
-``policyCheck`` event (ready to encode). ``per-rule`` is ``evaluate`` with
+the ``no regex`` column drops that shape. That shape's pattern is a literal
+prefix (``^prod/.*``), which a batch runs as ``startsWith``
+(``streams.sentinel.rules``); ``regex kept`` swaps in ``^prod/[a-z]+/``, a
+pattern cel-cpp compiles on every call, to show the cost when the rewrite does
+not apply. ``+policyCheck`` adds building the ``policyCheck`` event (ready to
+encode), ``+encode`` its Avro encoding too, and ``check bytes`` is the encoded
+enforced check's size. ``per-rule`` is ``evaluate`` with
 batching off (``PolicySet(combine_after=None)``: one engine call per rule), the
 path every selection takes until it has been seen twice and whenever a batch
 errors. Medians of ``--repeat`` runs.
@@ -21,10 +26,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import timeit
+from collections.abc import Callable
 from dataclasses import replace
 
+from bench._table import table
 from bench.rule_engines import SHAPES
-from schemas.events import new_event
+from schemas.codec import EventCodec
+from schemas.events import Event, new_event
 from streams.sentinel.decision import EvaluatedEvent, build_policy_checks
 from streams.sentinel.evaluator import PolicySet, compile_policy, evaluate
 from streams.sentinel.policy import Effect, Policy, Scope, Severity, State
@@ -48,10 +56,18 @@ def policy(i: int, rule: str, scope: Scope) -> Policy:
     )
 
 
+KEPT_REGEX = 'resource != null && resource.matches("^prod/[a-z]+/")'
+
+
 def policy_set(
-    total: int, in_scope: int, shapes: list[str], combine_after: int | None = 2
+    total: int,
+    in_scope: int,
+    shapes: list[str],
+    combine_after: int | None = 2,
+    *,
+    kept_regex: bool = False,
 ) -> PolicySet:
-    rules = [SHAPES[s][0] for s in shapes]
+    rules = [KEPT_REGEX if kept_regex and s == "null+matches" else SHAPES[s][0] for s in shapes]
     near = Scope(("kernelAction",), actions=("payments.*",))
     out = [policy(i, rules[i % len(rules)], near) for i in range(in_scope)]
     for i in range(in_scope, total):
@@ -93,31 +109,47 @@ def main() -> None:
         runs = timeit.repeat(fn, number=args.number, repeat=args.repeat)  # type: ignore[arg-type]
         return float(statistics.median(runs) / args.number * 1e6)
 
+    codec = EventCodec()
+
+    def decide(p: PolicySet) -> Callable[[], object]:
+        return lambda: evaluate(p, Activation.of_event(event), "req-1")
+
+    def checks(p: PolicySet) -> list[Event]:
+        return build_policy_checks(
+            evaluate(p, Activation.of_event(event), "req-1"), where, mode="stream"
+        )
+
     print(f"median of {args.repeat} runs x{args.number} decisions; µs per decision\n")
-    header = (
-        f"{'policies':>8} {'in scope':>8} {'per-rule':>9} {'evaluate':>9} {'no regex':>9} "
-        f"{'+policyCheck':>12} {'µs/in-scope':>11}"
-    )
-    print(header)
-    print("-" * len(header))
+    rows = []
     for total, scoped in ((10, 10), (100, 100), (1000, 100)):
         pset = policy_set(total, scoped, all_shapes)
         pset_plain = policy_set(total, scoped, no_regex)
+        pset_kept = policy_set(total, scoped, all_shapes, kept_regex=True)
         pset_single = policy_set(total, scoped, all_shapes, combine_after=None)
         ev = evaluate(pset, Activation.of_event(event), "req-1")
         assert len(ev.results) == scoped, len(ev.results)
-        t_single = median_us(lambda p=pset_single: evaluate(p, Activation.of_event(event), "req-1"))
-        t_eval = median_us(lambda p=pset: evaluate(p, Activation.of_event(event), "req-1"))
-        t_plain = median_us(lambda p=pset_plain: evaluate(p, Activation.of_event(event), "req-1"))
-        t_full = median_us(
-            lambda p=pset: build_policy_checks(
-                evaluate(p, Activation.of_event(event), "req-1"), where, mode="stream"
-            )
+        t_eval = median_us(decide(pset))
+        size = len(codec.encode(checks(pset)[0]))
+        rows.append(
+            [
+                total,
+                scoped,
+                median_us(decide(pset_single)),
+                t_eval,
+                median_us(decide(pset_plain)),
+                median_us(decide(pset_kept)),
+                median_us(lambda p=pset: checks(p)),
+                median_us(lambda p=pset: [codec.encode(c) for c in checks(p)]),
+                size,
+                t_eval / scoped,
+            ]
         )
-        print(
-            f"{total:>8} {scoped:>8} {t_single:>9.1f} {t_eval:>9.1f} {t_plain:>9.1f} "
-            f"{t_full:>12.1f} {t_eval / scoped:>11.2f}"
-        )
+    table(
+        "SentinelNet evaluation, µs per decision",
+        ["policies", "in scope", "per-rule", "evaluate", "no regex", "regex kept",
+         "+policyCheck", "+encode", "check bytes", "µs/in-scope"],
+        rows,
+    )  # fmt: skip
     print(
         "\n1,000 vs 100 policies (same 100 in scope): the index's overhead for 900 unrelated "
         "policies is the difference of those two rows."

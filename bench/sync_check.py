@@ -18,6 +18,13 @@ answer came back. The client is a minimal asyncio HTTP/1.1 keep-alive client
 over a pool of connections (a general-purpose client would spend more CPU than
 the server on this 2-core machine). "fallback" counts answers past the budget,
 "shed" those refused by the in-flight limit (both are recorded denies).
+
+**Noise.** The load generator, the broker and the server share the machine (on
+the 2-core test host, with other suites running too), so one run says little.
+``--repeat N`` runs every rate N times, interleaved (200, 500, 1,000, 200, ...),
+and reports the median of each column; "cpu ms/req" is the server's own CPU
+(every worker process, all threads, from ``/proc``) per request -- steadier than
+the latencies and the first thing to read when comparing two trees.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -136,6 +144,22 @@ def _pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[index] * 1000
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (uvicorn's workers), from /proc."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,6 +184,9 @@ def main() -> None:
     ap.add_argument("--rates", default=",".join(map(str, RATES)))
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--max-in-flight", type=int, default=8, help="per worker, then shed")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per rate; medians reported")
+    ap.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop if installed)")
+    ap.add_argument("--http", default="auto", help="uvicorn --http (auto: httptools if installed)")
     args = ap.parse_args([] if __name__ != "__main__" else None)
     kernel = bench_kernel("sync")
     kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))
@@ -170,30 +197,44 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.sync_check:app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log", "--workers", str(args.workers)],
+         "--no-access-log", "--workers", str(args.workers), "--loop", args.loop,
+         "--http", args.http],
         env=env,
     )  # fmt: skip
-    rows = []
+    runs: dict[int, list[list[float]]] = {}
     try:
         _wait_up(port)
         asyncio.run(_load(port, 100, 2.0, 10_000_000))  # warm-up, not reported
-        for rate in (int(r) for r in args.rates.split(",")):
-            r = asyncio.run(_load(port, rate, args.seconds, rate * 100_000))
-            lat = r["lat"]
-            ok = r["statuses"].get(200, 0)
-            rows.append([rate, f"{r['achieved']:.0f}", r["n"], ok, r["fallbacks"], r["shed"],
-                         f"{_pct(lat, 50):.2f}", f"{_pct(lat, 95):.2f}",
-                         f"{_pct(lat, 99):.2f}", f"{_pct(lat, 99.9):.2f}",
-                         f"{lat[-1] * 1000:.1f}"])  # fmt: skip
+        rates = [int(r) for r in args.rates.split(",")]
+        for attempt in range(args.repeat):
+            for rate in rates:
+                cpu = _cpu_s(server.pid)
+                offset = (attempt * 10 + 1) * rate * 100_000
+                r = asyncio.run(_load(port, rate, args.seconds, offset))
+                cpu = _cpu_s(server.pid) - cpu
+                lat = r["lat"]
+                runs.setdefault(rate, []).append([
+                    r["achieved"], r["n"], r["statuses"].get(200, 0), r["fallbacks"], r["shed"],
+                    100 * r["shed"] / r["n"], _pct(lat, 50), _pct(lat, 95), _pct(lat, 99),
+                    _pct(lat, 99.9), lat[-1] * 1000, cpu * 1000 / r["n"],
+                ])  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
+    rows = []
+    for rate, results in runs.items():
+        med = [statistics.median(column) for column in zip(*results, strict=True)]
+        rows.append([rate, f"{med[0]:.0f}", f"{med[1]:.0f}", f"{med[2]:.0f}", f"{med[3]:.0f}",
+                     f"{med[4]:.0f}", f"{med[5]:.0f}%", *(f"{v:.2f}" for v in med[6:10]),
+                     f"{med[10]:.1f}", f"{med[11]:.2f}"])  # fmt: skip
     table(
         f"POST /sentinel/check, open loop, 100 active policies ({args.in_scope} in scope "
-        f"of each request), uvicorn {args.workers} worker(s), {args.seconds:.0f} s per rate, "
-        f"shed over {args.max_in_flight} in flight; latency in ms",
-        ["req/s", "sent/s", "requests", "200", "fallback", "shed", "p50", "p95", "p99",
-         "p99.9", "max"],
+        f"of each request), uvicorn {args.workers} worker(s) ({args.loop}/{args.http}), "
+        f"{args.seconds:.0f} s per rate, "
+        f"shed over {args.max_in_flight} in flight; latency in ms; median of {args.repeat} "
+        "run(s)",
+        ["req/s", "sent/s", "requests", "200", "fallback", "shed", "shed %", "p50", "p95",
+         "p99", "p99.9", "max", "cpu ms/req"],
         rows,
     )  # fmt: skip
 

@@ -71,8 +71,11 @@ class KafkaDecisionLog:
                     f"Kafka at {self._bootstrap}: the local queue is full; the log is not "
                     "keeping up"
                 ) from exc
+        bound = self.timeout_s + 1
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s + 1))
+            if len(futures) == 1:  # the usual check: no gathering future to build
+                return [await asyncio.wait_for(futures[0], bound)]
+            return list(await asyncio.wait_for(asyncio.gather(*futures), bound))
         except TimeoutError as exc:
             raise LogUnavailableError(
                 f"Kafka at {self._bootstrap} did not acknowledge within {self.timeout_s:.0f}s"

@@ -184,6 +184,8 @@ class VerifyPool:
                 initializer=_start_worker,
                 initargs=(schemas, {k: v.public_key for k, v in verifiers.items()}),
             )
+            for _ in range(self.workers):  # start them all now, not at the first batches
+                self._executor.submit(_check_in_worker, [], [])
 
     def submit(self, offsets: list[int], values: list[bytes]) -> Future[CheckedBatch]:
         if self._executor is not None:

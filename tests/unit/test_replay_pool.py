@@ -230,7 +230,9 @@ def test_copy_text_is_what_the_projector_sends(audited: list[tuple[int, Event]])
 
 @settings(max_examples=200, deadline=None)
 @given(
-    strings=st.lists(st.text(st.characters(exclude_characters="\x00")), min_size=11, max_size=11),
+    strings=st.lists(
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00")), min_size=11, max_size=11
+    ),
     numbers=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=3, max_size=3),
     payload=json_objects,
 )

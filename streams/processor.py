@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from schemas.errors import KernelError
 from schemas.events import Event
 from schemas.positions import LogPosition
 
-__all__ = ["BatchProcessor", "InputRecord", "LogReader", "OutputRecord", "Processor", "StepResult"]
+__all__ = ["InputRecord", "LogReader", "OutputRecord", "Processor"]
 
 S = TypeVar("S")
 
@@ -84,23 +83,3 @@ class Processor(Protocol[S]):
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> S: ...
 
     def step(self, state: S, record: InputRecord) -> tuple[S, Sequence[OutputRecord]]: ...
-
-
-StepResult = Sequence[OutputRecord] | KernelError
-"""One record's outcome in a batch: its outputs, or the error that refused it."""
-
-
-class BatchProcessor(Processor[S], Protocol[S]):
-    """A processor that can also take a whole poll batch at once.
-
-    ``step_batch(state, records)`` must equal folding :meth:`Processor.step`
-    over ``records``: the same outputs per record, and for a record ``step``
-    refuses with a :class:`~schemas.errors.KernelError`, that error in its place
-    (and the state unchanged by it). It exists for processors whose work
-    parallelizes across a batch (the chain signer signs a batch on two cores);
-    the runner uses it when present.
-    """
-
-    def step_batch(
-        self, state: S, records: Sequence[InputRecord]
-    ) -> tuple[S, list[StepResult]]: ...

@@ -79,23 +79,6 @@ class ChainStep:
         canonical: bytes | None = None,
     ) -> tuple[ChainHead, dict[str, Any]]:
         """``canonical``: ``payload`` already canonicalized (JCS), if the caller has it."""
-        new_head, body, digest = self.unsigned(head, payload, source, canonical)
-        body["signature"] = b64(self.signer.sign(digest))
-        return new_head, body
-
-    def unsigned(
-        self,
-        head: ChainHead | None,
-        payload: Mapping[str, Any],
-        source: LogPosition,
-        canonical: bytes | None = None,
-    ) -> tuple[ChainHead, dict[str, Any], bytes]:
-        """The link without its signature, and the digest to sign.
-
-        The hash of the next link needs only this link's hash, never its
-        signature, so a batch can be linked in order first and signed in
-        parallel afterwards (:class:`~streams.chain.signer.ChainSigner`).
-        """
         chain = chain_id(source.topic, source.partition)
         if head is None:
             seq, prev_hash = 0, ""
@@ -119,11 +102,11 @@ class ChainStep:
             "seq": seq,
             "prevHash": prev_hash,
             "hash": hex_hash,
-            "signature": "",
+            "signature": b64(self.signer.sign(digest)),
             "signerId": self.signer.signer_id,
             "sourceTopic": source.topic,
             "sourcePartition": source.partition,
             "sourceOffset": source.offset,
             "payload": dict(payload),
         }
-        return ChainHead(chain, seq, hex_hash, source.offset), body, digest
+        return ChainHead(chain, seq, hex_hash, source.offset), body

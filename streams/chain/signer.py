@@ -18,24 +18,21 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from schemas.errors import KernelError, ValidationError
+from schemas.errors import ValidationError
 from schemas.events import Event
 from streams.chain.canonical import canonicalize
 from streams.chain.links import ChainHead, ChainStep, chain_id
-from streams.chain.signing import Signer, b64
-from streams.processor import InputRecord, LogReader, OutputRecord, StepResult
+from streams.chain.signing import Signer
+from streams.processor import InputRecord, LogReader, OutputRecord
 
 __all__ = ["ChainSigner", "chain_partition", "record_id"]
 
 _NAMESPACE = uuid.UUID("5b1c7e56-58a4-4c6c-9a51-6f2f3c0c1d2e")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
 _NUL_ESCAPED = b"\\u0000"  # how JCS writes U+0000 inside a string
-_CHUNK = 256  # digests per signing task: ~5 ms of work, amortizing the handoff
 
 Heads = Mapping[str, ChainHead]
 
@@ -60,28 +57,14 @@ def record_id(chain: str, seq: int) -> str:
 
 @dataclass
 class ChainSigner:
-    """The signer processor (:class:`~streams.processor.BatchProcessor`).
-
-    A batch is linked in order in the calling thread (canonical JSON, digest,
-    head: each hash needs only the previous hash) and its digests are signed in
-    chunks by ``signing_threads`` helper threads as they become ready, the
-    calling thread taking back the chunks no helper has started. Ed25519 in
-    libsodium releases the GIL, so signing runs on the second core; ``step``
-    is ``step_batch`` of one record, so both paths are the same code.
-    """
-
     signer: Signer
     input_topics: Sequence[str]
     chain_topic: str
     chain_partitions: int
     name: str = "chain-signer"
-    signing_threads: int = 1
-    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._step = ChainStep(self.signer)
-        if self.signing_threads > 0:
-            self._pool = ThreadPoolExecutor(self.signing_threads, thread_name_prefix="chain-sign")
 
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> Heads:
         wanted: dict[int, set[str]] = {}
@@ -94,39 +77,7 @@ class ChainSigner:
         return heads
 
     def step(self, state: Heads, record: InputRecord) -> tuple[Heads, list[OutputRecord]]:
-        new_state, (result,) = self.step_batch(state, [record])
-        if isinstance(result, KernelError):
-            raise result
-        return new_state, list(result)
-
-    def step_batch(
-        self, state: Heads, records: Sequence[InputRecord]
-    ) -> tuple[Heads, list[StepResult]]:
-        heads = dict(state)
-        results: list[StepResult] = []
-        links: list[tuple[int, InputRecord, dict[str, Any]]] = []
-        chunks: list[list[bytes]] = [[]]
-        for record in records:
-            try:
-                chain, head, body, digest = self._link(heads.get(_chain_of(record)), record)
-            except KernelError as exc:
-                results.append(exc)  # refused: dead-lettered, the chain does not move
-                continue
-            heads[chain] = head
-            links.append((len(results), record, body))
-            results.append([])
-            chunks[-1].append(digest)
-            if len(chunks[-1]) == _CHUNK:
-                chunks.append([])
-        signatures = self._sign_chunks(chunks)
-        for (index, record, body), signature in zip(links, signatures, strict=True):
-            body["signature"] = b64(signature)
-            results[index] = [self._output(record, body)]
-        return heads, results
-
-    def _link(
-        self, head: ChainHead | None, record: InputRecord
-    ) -> tuple[str, ChainHead, dict[str, Any], bytes]:
+        chain = chain_id(record.topic, record.partition)
         payload = record.event.to_json()
         canonical = canonicalize(payload)
         # JCS writes every U+0000 as the escape \u0000, so its absence from the
@@ -136,56 +87,24 @@ class ChainSigner:
             # A foreign producer can put on the log what `kernel publish` rejects; a NUL
             # cannot be stored by the projection, so it is dead-lettered, never chained.
             raise ValidationError("NUL (U+0000) in the event: it cannot be stored, so not chained")
-        new_head, body, digest = self._step.unsigned(head, payload, record.position, canonical)
-        return new_head.chain, new_head, body, digest
-
-    def _sign_chunks(self, chunks: list[list[bytes]]) -> list[bytes]:
-        """Signatures of every digest, in order; full chunks go to the helper threads.
-
-        A signer failure (a KMS/HSM backend down) is not the record's fault:
-        it propagates and fails the batch, which the runner then retries from
-        its committed offsets instead of dead-lettering events.
-        """
-        sign = self.signer.sign
-        if self._pool is None or len(chunks) == 1:
-            return [sign(d) for chunk in chunks for d in chunk]
-        futures = [self._pool.submit(_sign_all, sign, chunk) for chunk in chunks[:-1]]
-        done: list[list[bytes] | None] = [None] * len(futures)
-        done.append([sign(d) for d in chunks[-1]])
-        # Take back, from the end, the chunks no helper has started, while the
-        # helpers work from the front.
-        for i in range(len(futures) - 1, -1, -1):
-            if futures[i].cancel():
-                done[i] = [sign(d) for d in chunks[i]]
-        out: list[bytes] = []
-        for i, chunk_sigs in enumerate(done):
-            out.extend(chunk_sigs if chunk_sigs is not None else futures[i].result())
-        return out
-
-    def _output(self, record: InputRecord, body: dict[str, Any]) -> OutputRecord:
-        chain = body["chain"]
+        head, body = self._step(state.get(chain), payload, record.position, canonical)
         link = Event(
-            event_id=record_id(chain, body["seq"]),
+            event_id=record_id(chain, head.seq),
             event_type="auditRecord",
             ts_ms=record.event.ts_ms,
             actor=self.signer.signer_id,
             subject=chain,
             body=body,
         )
-        return OutputRecord(
+        new_state = dict(state)
+        new_state[chain] = head
+        out = OutputRecord(
             self.chain_topic,
             chain.encode(),
             link,
             partition=chain_partition(chain, self.chain_partitions),
         )
-
-
-def _chain_of(record: InputRecord) -> str:
-    return chain_id(record.topic, record.partition)
-
-
-def _sign_all(sign: Callable[[bytes], bytes], digests: list[bytes]) -> list[bytes]:
-    return [sign(d) for d in digests]
+        return new_state, [out]
 
 
 def _has_nul(value: object) -> bool:

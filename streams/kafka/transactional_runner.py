@@ -29,7 +29,7 @@ from schemas.topics import TopicNames
 from streams.dead_letter import dead_letter
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
-from streams.processor import BatchProcessor, InputRecord, OutputRecord, Processor
+from streams.processor import InputRecord, OutputRecord, Processor
 from streams.tracing import outgoing, traced, traceparent_of
 
 __all__ = ["EndTracker", "RunnerStats", "TransactionalRunner", "is_eof"]
@@ -214,18 +214,30 @@ class TransactionalRunner(Generic[S]):
     # -- one transaction -----------------------------------------------------
     def _transact(self, msgs: list[Message]) -> int:
         before = cast(S, self._state)  # recovered: poll_once guarantees it
-        counts = [0, 0, 0]  # processed, outputs, dead letters
+        state = before
+        processed = outputs = dead = 0
         self._producer.begin_transaction()
         try:
             for msg in msgs:
                 err = msg.error()
-                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
                     raise KafkaException(err)
-            batch = [m for m in msgs if m.error() is None]
-            if hasattr(self.processor, "step_batch"):
-                state = self._step_batch(before, batch, counts)
-            else:
-                state = self._step_each(before, batch, counts)
+                record, problem = self._decode(msg)
+                if record is not None:
+                    with traced(traceparent_of(msg.headers())):
+                        try:
+                            state, outs = self.processor.step(state, record)
+                        except KernelError as exc:
+                            problem = (f"{self.processor.name} rejected the record: {exc}", exc)
+                        else:
+                            self._produce(outs)
+                            outputs += len(outs)
+                            processed += 1
+                if problem is not None:
+                    self._dead_letter(msg, *problem)
+                    dead += 1
             self._producer.send_offsets_to_transaction(
                 self._consumer.position(self._consumer.assignment()),
                 self._consumer.consumer_group_metadata(),
@@ -236,54 +248,14 @@ class TransactionalRunner(Generic[S]):
             self._recover_from(exc, before)
             return 0
         self._state = state
-        self.stats.processed += counts[0]
-        self.stats.outputs += counts[1]
-        self.stats.dead_letters += counts[2]
+        self.stats.processed += processed
+        self.stats.outputs += outputs
+        self.stats.dead_letters += dead
         self.stats.commits += 1
         self.stats.last_batch = len(msgs)
         if self._on_batch is not None:
             self._on_batch(self.stats)
         return len(msgs)
-
-    def _step_each(self, state: S, msgs: list[Message], counts: list[int]) -> S:
-        for msg in msgs:
-            record, problem = self._decode(msg)
-            if record is not None:
-                with traced(traceparent_of(msg.headers())):
-                    try:
-                        state, outs = self.processor.step(state, record)
-                    except KernelError as exc:
-                        problem = (f"{self.processor.name} rejected the record: {exc}", exc)
-                    else:
-                        self._produce(outs)
-                        counts[0] += 1
-                        counts[1] += len(outs)
-            if problem is not None:
-                self._dead_letter(msg, *problem)
-                counts[2] += 1
-        return state
-
-    def _step_batch(self, state: S, msgs: list[Message], counts: list[int]) -> S:
-        processor = cast(BatchProcessor[S], self.processor)
-        decoded = [(msg, *self._decode(msg)) for msg in msgs]
-        records = [record for _, record, _ in decoded if record is not None]
-        state, results = processor.step_batch(state, records)
-        outcomes = iter(results)
-        for msg, record, undecodable in decoded:
-            problem = undecodable
-            if record is not None:
-                outcome = next(outcomes)
-                if isinstance(outcome, KernelError):
-                    problem = (f"{processor.name} rejected the record: {outcome}", outcome)
-                else:
-                    with traced(traceparent_of(msg.headers())):
-                        self._produce(outcome)
-                    counts[0] += 1
-                    counts[1] += len(outcome)
-            if problem is not None:
-                self._dead_letter(msg, *problem)
-                counts[2] += 1
-        return state
 
     def _decode(self, msg: Message) -> tuple[InputRecord | None, tuple[str, Exception] | None]:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import replace
 
@@ -11,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.verify import AuditRow, ChainVerifier
-from schemas.errors import KernelError, ValidationError
+from schemas.errors import ValidationError
 from schemas.events import new_event, parse_ts
 from streams.chain.signer import ChainSigner, chain_partition, record_id
 from streams.chain.signing import LocalEd25519Signer, Verifier
@@ -110,74 +109,3 @@ def test_nul_is_refused_exactly_when_one_is_in_the_event(
 def test_record_id_is_the_uuid5_of_chain_and_seq(chain: str, seq: int) -> None:
     expected = uuid.uuid5(uuid.UUID("5b1c7e56-58a4-4c6c-9a51-6f2f3c0c1d2e"), f"{chain}#{seq}")
     assert record_id(chain, seq) == str(expected)
-
-
-class _CountingSigner:
-    """The unit key, counting calls per thread (to see the helper thread sign)."""
-
-    signer_id = SIGNER.signer_id
-    public_key = SIGNER.public_key
-
-    def __init__(self) -> None:
-        self.threads: set[str] = set()
-
-    def sign(self, digest: bytes) -> bytes:
-        self.threads.add(threading.current_thread().name)
-        return SIGNER.sign(digest)
-
-
-_records = st.lists(
-    st.tuples(st.integers(0, 2), st.integers(0, 6), st.booleans()), min_size=0, max_size=40
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(spec=_records, chunk=st.sampled_from([1, 3, 256]), threads=st.sampled_from([0, 1, 2]))
-def test_a_batch_equals_the_fold_of_single_steps(
-    spec: list[tuple[int, int, bool]], chunk: int, threads: int
-) -> None:
-    # Random partitions, offsets that may go backwards (already chained: refused)
-    # and NULs (refused): the batch gives each record what step gives it, in order.
-    import streams.chain.signer as signer_module
-
-    records = []
-    next_offset = [0, 0, 0]
-    for partition, jump, nul in spec:
-        offset = max(0, next_offset[partition] + jump - 3)
-        next_offset[partition] = max(next_offset[partition], offset + 1)
-        rec = _record(offset, partition=partition)
-        if nul:
-            rec = replace(rec, event=replace(rec.event, actor="a\x00b"))
-        records.append(rec)
-    single = ChainSigner(SIGNER, ["t.actions"], "t.chain", 3, signing_threads=0)
-    expected: list[object] = []
-    state: dict[str, object] = {}
-    for rec in records:
-        try:
-            state, outs = single.step(state, rec)  # type: ignore[arg-type]
-        except KernelError as exc:
-            expected.append(("refused", str(exc)))
-        else:
-            expected.append([o.event for o in outs])
-    original = signer_module._CHUNK
-    signer_module._CHUNK = chunk
-    try:
-        counting = _CountingSigner()
-        batch = ChainSigner(counting, ["t.actions"], "t.chain", 3, signing_threads=threads)
-        heads, results = batch.step_batch({}, records)
-    finally:
-        signer_module._CHUNK = original
-    got = [
-        ("refused", str(r)) if isinstance(r, KernelError) else [o.event for o in r] for r in results
-    ]
-    assert got == expected
-    assert heads == state
-
-
-def test_a_large_batch_is_signed_on_a_helper_thread_too() -> None:
-    counting = _CountingSigner()
-    batch = ChainSigner(counting, ["t.actions"], "t.chain", 3, signing_threads=1)
-    records = [_record(i) for i in range(3000)]
-    _, results = batch.step_batch({}, records)
-    assert all(not isinstance(r, KernelError) and len(r) == 1 for r in results)
-    assert any(name.startswith("chain-sign") for name in counting.threads)

@@ -25,7 +25,11 @@ scope (90 scoped to other actions). Rules cycle through the shapes of
   fewer);
 - steady: actions / (last commit - first commit);
 - step only: the pure ``step`` over the same records, no Kafka (the CPU ceiling);
-- check bytes: the mean encoded size of the policyChecks the step emitted.
+- check bytes: the mean encoded size of the policyChecks the step emitted;
+- CPU µs/action: the runner process's CPU time (user + system, librdkafka's
+  threads included) per action over the end-to-end run; step CPU µs: the
+  step's CPU time per action. On a shared machine these move less than the
+  rates do.
 
 ``--rounds N`` runs every case N times (alternating) and reports medians.
 """
@@ -153,12 +157,15 @@ def _case(n: int, in_scope: int, actions: list[Event]) -> list[float]:
     for i, e in enumerate(lifecycle_events(policies(100, in_scope))):
         state, _ = processor.step(state, InputRecord(kernel.names.policies, 0, i, 0, None, e))
     records = [InputRecord(kernel.names.actions, 0, i, 0, None, e) for i, e in enumerate(actions)]
-    s0 = time.perf_counter()
+    s0, c0 = time.perf_counter(), time.process_time()
     emitted = [processor.step(state, r)[1] for r in records]
     step_rate = n / (time.perf_counter() - s0)
+    step_cpu_us = (time.process_time() - c0) / n * 1e6
     sample = [o.event for out in emitted[:1000] for o in out]
     check_bytes = statistics.mean(len(kernel.codec.encode(e)) for e in sample)
-    return [end_to_end, steady, step_rate, check_bytes, cpu_s / (last - t0) * 100, outputs]
+    runner_cpu = cpu_s / (last - t0) * 100
+    return [end_to_end, steady, step_rate, check_bytes, cpu_s / n * 1e6, step_cpu_us, runner_cpu,
+            outputs]  # fmt: skip
 
 
 def main() -> None:
@@ -174,12 +181,12 @@ def main() -> None:
     rows = []
     for scoped, found in runs.items():
         med = [statistics.median(col) for col in zip(*found, strict=True)]
-        rows.append([f"{scoped} of 100", args.actions, int(med[5]), *med[:4], f"{med[4]:.0f}%"])
+        rows.append([f"{scoped} of 100", args.actions, int(med[7]), *med[:6], f"{med[6]:.0f}%"])
     table(
         f"Streaming evaluation, TransactionalRunner + SentinelProcessor, 100 active policies "
         f"(median of {args.rounds})",
         ["in scope/action", "actions", "checks", "end-to-end/s", "steady/s", "step only/s",
-         "check bytes", "runner CPU"],
+         "check bytes", "CPU µs/action", "step CPU µs", "runner CPU"],
         rows,
     )  # fmt: skip
 

@@ -29,7 +29,7 @@ from bench._table import table
 from bench.audit_pipeline import drop_database, pipeline, prepare
 from ops.bootstrap import Kernel
 from projections.audit import AuditProjection
-from replay.audit_replay import AuditReplay
+from replay.audit_replay import AuditReplay, ReplayReport
 from streams.chain.keys import load_signers_file
 from streams.chain.links import link_digest
 from streams.chain.signing import Verifier, unb64
@@ -38,7 +38,7 @@ from streams.kafka.log_reader import KafkaLogReader
 Pairs = list[tuple[bytes, bytes]]
 
 
-def _replay(kernel: Kernel, signers: Path, workers: int) -> tuple[int, float]:
+def _replay(kernel: Kernel, signers: Path, workers: int) -> ReplayReport:
     reader = KafkaLogReader(kernel.settings.kafka_bootstrap, kernel.codec)
     try:
         report = AuditReplay(
@@ -52,7 +52,7 @@ def _replay(kernel: Kernel, signers: Path, workers: int) -> tuple[int, float]:
     finally:
         reader.close()
     assert report.identical, report.to_json()
-    return report.records, report.seconds
+    return report
 
 
 def _signed_digests(kernel: Kernel) -> Pairs:
@@ -94,13 +94,17 @@ def main() -> None:
             pairs = _signed_digests(kernel)[:40_000]
             context = multiprocessing.get_context("forkserver")
             results: dict[str, list[float]] = {"in": [], "pool": [], "f1": [], "fn": []}
+            steps: dict[str, dict[str, list[float]]] = {"in": {}, "pool": {}}
             records = 0
             with ProcessPoolExecutor(workers, mp_context=context) as floor_pool:
                 _floor(floor_pool, workers, key, pairs[:2000])  # start the processes
                 for _ in range(rounds):
                     for name, w in (("in", 0), ("pool", workers)):
-                        records, seconds = _replay(kernel, signers, w)
-                        results[name].append(records / seconds)
+                        report = _replay(kernel, signers, w)
+                        records = report.records
+                        results[name].append(records / report.seconds)
+                        for step, seconds in [*report.steps.items(), ("total", report.seconds)]:
+                            steps[name].setdefault(step, []).append(seconds)
                     results["f1"].append(_floor(floor_pool, 1, key, pairs))
                     results["fn"].append(_floor(floor_pool, workers, key, pairs))
         finally:
@@ -119,6 +123,14 @@ def main() -> None:
         [
             [label, med[k], spread[k], f"{med[k] / med['in']:.2f}x", f"{med[k] / med['fn']:.0%}"]
             for label, k in rows
+        ],
+    )
+    table(
+        "where the time goes (median seconds)",
+        ["step", "in process", f"pooled ({workers})"],
+        [
+            [step, statistics.median(steps["in"][step]), statistics.median(steps["pool"][step])]
+            for step in steps["in"]
         ],
     )
 

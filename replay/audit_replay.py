@@ -107,6 +107,15 @@ class ReplayReport:
     swapped: bool = False
     backup: str | None = None
     seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)  # seconds of each step
+    _last: float = field(default_factory=time.monotonic, init=False, repr=False, compare=False)
+
+    def step(self, name: str, since: float | None = None) -> None:
+        """Record the time since ``since`` (default: the previous step) as ``name``."""
+        now = time.monotonic()
+        start = self._last if since is None else since
+        self.steps[name] = self.steps.get(name, 0.0) + now - start
+        self._last = now
 
     @property
     def verified(self) -> bool:
@@ -128,6 +137,7 @@ class ReplayReport:
             "records": self.records,
             "checkpoints": self.checkpoints,
             "seconds": round(self.seconds, 3),
+            "steps": {name: round(t, 3) for name, t in self.steps.items()},
             "failures": [] if v is None else [f.to_json() for f in v.failures],
             "firstDifference": None if self.difference is None else self.difference.to_json(),
             "chains": [c.to_json() for c in self.chains],
@@ -188,6 +198,7 @@ class AuditReplay:
             if from_ts_ms is None
             else "per rebuilt chain, rows from its first link at or after --from-timestamp",
         )
+        report.step("capture ends, create shadow", since=started)
         checks = ChainChecks(self.verifiers, resume=from_ts_ms is not None)
         positions = dict(starts)
         keep = False
@@ -216,6 +227,7 @@ class AuditReplay:
                     batch_size=self.batch_size,
                 )
                 rebuild.extend(ends)
+                report.step("rebuild (read, verify, COPY)")
                 if checks.failures:
                     report.verification = checks.finish()
                     return report
@@ -246,6 +258,7 @@ class AuditReplay:
                     )
                     live.commit()
                     report.swapped = keep = True
+                    report.step("swap")
         finally:
             if rebuild is not None:
                 report.records, report.checkpoints = rebuild.records, rebuild.checkpoints
@@ -281,10 +294,12 @@ class AuditReplay:
     def _compare(
         self, live: Conn, shadow_conn: Conn, shadow: str, report: ReplayReport, partial: bool
     ) -> None:
+        report.step("catch up")
         try:
             self._compare_tables(live, shadow_conn, shadow, report, partial)
         finally:
             shadow_conn.commit()  # its read locks on the shadow would block the swap
+        report.step("compare")
 
     def _compare_tables(
         self, live: Conn, shadow_conn: Conn, shadow: str, report: ReplayReport, partial: bool

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from replay.link_decode import LinkDecoder
 from replay.verify import AuditRow, CheckedLink, link_failure
 from schemas.catalog import SchemaCatalog
 from schemas.codec import EventCodec
@@ -123,23 +124,20 @@ class LinkChecker:
 
     def __init__(self, schemas: SchemaCatalog, verifiers: Mapping[str, Verifier]) -> None:
         self._codec = EventCodec(schemas)
+        self._links = LinkDecoder(schemas)
         self._verifiers = dict(verifiers)
 
     def check(self, offsets: list[int], values: list[bytes]) -> CheckedBatch:
         out: list[CheckedLink | int] = []
         lines: list[str] = []
         for offset, data in zip(offsets, values, strict=True):
-            try:
-                event = self._codec.decode(data)
-            except KernelError:
-                out.append(offset)
-                continue
-            if event.event_type != "auditRecord":
+            body = self._links.decode(data) or self._body(data)
+            if body is None:
                 out.append(offset)
                 continue
             try:
-                row = audit_row(event.body)
-                line = copy_line(event.body)
+                row = audit_row(body)
+                line = copy_line(body)
             except (KernelError, KeyError, TypeError, AttributeError, ValueError):
                 line = None
             if line is None:
@@ -149,6 +147,13 @@ class LinkChecker:
             out.append((row.chain, row.seq, row.id, row.prev_hash, row.hash, reason))
             lines.append(line)
         return out, "".join(lines).encode()
+
+    def _body(self, data: bytes) -> dict[str, Any] | None:
+        try:
+            event = self._codec.decode(data)
+        except KernelError:
+            return None
+        return event.body if event.event_type == "auditRecord" else None
 
 
 _worker: LinkChecker | None = None

@@ -15,6 +15,7 @@ arbitrary events, Avro-encoded), some tampered with; then
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from psycopg.adapt import Transformer
 
 from projections.audit import AuditProjection
 from replay.audit_rebuild import ChainChecks
+from replay.link_decode import LinkDecoder
 from replay.verify import CheckedLink, Failure
 from replay.verify_pool import COPY_COLUMNS, CheckedBatch, VerifyPool, audit_row, copy_line
 from schemas.catalog import catalog
@@ -254,3 +256,36 @@ def test_copy_lines_escape_every_field_as_psycopg_does(
     )
 
     assert (copy_line(body) or "").encode() == bytes(cursor.copy_data.data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event=events("auditRecord"),
+    ts_ms=st.sampled_from([0, 1, 253_402_300_799_999, 253_402_300_800_000, -1]) | st.none(),
+    cut=st.none() | st.integers(0, 400),
+    flip=st.none() | st.tuples(st.integers(10, 400), st.integers(1, 255)),
+)
+def test_the_link_decoder_reads_what_the_codec_reads_or_declines(
+    event: Event, ts_ms: int | None, cut: int | None, flip: tuple[int, int] | None
+) -> None:
+    if ts_ms is not None:
+        event = replace(event, ts_ms=ts_ms)
+    try:
+        data = CODEC.encode(event)
+    except KernelError:
+        return  # not encodable: never on the log
+    if cut is not None:
+        data = data[:cut]
+    if flip is not None and flip[0] < len(data):
+        data = data[: flip[0]] + bytes([data[flip[0]] ^ flip[1]]) + data[flip[0] + 1 :]
+    fast = LinkDecoder(catalog()).decode(data)
+    try:
+        decoded = CODEC.decode(data)
+    except KernelError:
+        assert fast is None
+        return
+    if fast is not None:  # declining is always allowed; reading differently never
+        assert decoded.event_type == "auditRecord"
+        assert fast == decoded.body
+    if cut is None and flip is None and 0 <= event.ts_ms < 253_402_300_800_000:
+        assert fast == decoded.body  # and a plain link takes the fast path

@@ -33,6 +33,7 @@ in two (schema v2; ``docs/decisions/0003`` has the measurements):
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -53,6 +54,7 @@ __all__ = [
     "build_policy_checks",
     "check_id_for",
     "expand_path",
+    "uuid5_text",
 ]
 
 SENTINEL_ACTOR = "sentinelnet"
@@ -83,7 +85,16 @@ class EvaluatedEvent:
 
 def check_id_for(event_id: str, mode: Mode, sim_mode: bool) -> str:
     """A deterministic policyCheckId: replaying the same action reproduces it."""
-    return str(uuid.uuid5(_NAMESPACE, f"{event_id}/{mode}/{int(sim_mode)}"))
+    return uuid5_text(_NAMESPACE, f"{event_id}/{mode}/{int(sim_mode)}")
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))`` without the ``UUID`` objects (twice per check)."""
+    raw = bytearray(hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False).digest())
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build_policy_check(

@@ -100,13 +100,15 @@ def _env() -> Any:
 class Activation:
     """One action's attributes, converted for the engine once and shared by every rule."""
 
-    __slots__ = ("_native", "_reads", "values")
+    __slots__ = ("_at", "_native", "_reads", "values")
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.values = values
         self._native: Any = None
         # read_values() per path tuple: policies sharing a rule shape share the lookup
         self._reads: dict[tuple[AttrPath, ...], tuple[dict[str, Any], tuple[str, ...]]] = {}
+        # (formatted path, value or MISSING) per path: path tuples overlap
+        self._at: dict[AttrPath, tuple[str, Any]] = {}
 
     @classmethod
     def of_event(cls, event: Event) -> Activation:
@@ -143,7 +145,18 @@ class Activation:
         """:func:`read_values` of ``paths``, memoised: the result is shared, do not mutate."""
         found = self._reads.get(paths)
         if found is None:
-            present, missing = read_values(paths, self)
+            at = self._at
+            present: dict[str, Any] = {}
+            missing: list[str] = []
+            for path in paths:
+                known = at.get(path)
+                if known is None:
+                    known = at[path] = (format_path(path), self.read(path))
+                name, value = known
+                if value is MISSING:
+                    missing.append(name)
+                else:
+                    present[name] = value
             found = self._reads[paths] = (present, tuple(missing))
         return found
 

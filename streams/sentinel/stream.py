@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from schemas.errors import ValidationError
 from schemas.events import Event
 from streams.processor import InputRecord, LogReader, OutputRecord
-from streams.sentinel.decision import EvaluatedEvent, build_policy_checks
+from streams.sentinel.decision import EvaluatedEvent, build_policy_checks, uuid5_text
 from streams.sentinel.errors import TransitionError
 from streams.sentinel.evaluator import Evaluation, evaluate
 from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change
@@ -52,7 +52,7 @@ _EVENT_NS = uuid.UUID("9d7c2a51-3f0e-4b8e-a6f4-1f6b0e2d7c35")
 
 def check_event_id(policy_check_id: str) -> str:
     """The envelope id of a stream policyCheck: derived, so replay reproduces it."""
-    return str(uuid.uuid5(_EVENT_NS, policy_check_id))
+    return uuid5_text(_EVENT_NS, policy_check_id)
 
 
 @dataclass(frozen=True, slots=True)

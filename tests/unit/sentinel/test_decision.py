@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from schemas.codec import EventCodec
 from schemas.events import Event, new_event
 from schemas.positions import LogPosition
-from streams.sentinel.decision import EvaluatedEvent, build_policy_checks, check_id_for
+from streams.sentinel.decision import (
+    EvaluatedEvent,
+    build_policy_checks,
+    check_id_for,
+    uuid5_text,
+)
 from streams.sentinel.evaluator import PolicySet, compile_policy, evaluate
 from streams.sentinel.policy import Effect, Policy, Scope, Severity, State
 from streams.sentinel.rules import Activation
@@ -87,3 +97,8 @@ def test_no_match_allows_with_null_policy() -> None:
     assert check.body["policyId"] is None
     assert check.body["evidence"]["event"]["offset"] is None
     assert check.body["evaluations"] == []
+
+
+@given(st.uuids(), st.text(max_size=80))
+def test_derived_ids_are_uuid5(namespace: uuid.UUID, name: str) -> None:
+    assert uuid5_text(namespace, name) == str(uuid.uuid5(namespace, name))

@@ -18,8 +18,9 @@ service and feed are exposed on ``app.state`` for tests and the demo.
 machinery (dependency solving, the ``Request`` object, ``Response`` rendering)
 was a third of its HTTP cost while doing nothing for it: the body is parsed
 and validated by ``parse_check_request`` anyway. So the router's first route
-is a plain Starlette ``Route`` over :class:`CheckEndpoint`, a bare ASGI app
-that reads the body, answers with orjson and nothing else. FastAPI still
+is a :class:`~ops.api.HotRoute` to :class:`CheckEndpoint`, a bare ASGI app
+that reads the body, answers with orjson and nothing else; the API's front
+middleware hands it its requests before FastAPI's own layers. FastAPI still
 documents the operation -- a documented ``APIRoute`` on the same path and
 method follows it, which OpenAPI reads and routing never reaches, as the first
 full match wins. The check's clock starts at the request's arrival in the app
@@ -44,11 +45,10 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from ops import metrics
-from ops.api import ARRIVED
+from ops.api import ARRIVED, HotRoute
 from ops.bootstrap import Kernel
 from schemas.errors import ValidationError
 from streams.sentinel.check_request import (
@@ -142,10 +142,9 @@ def check_router(
             gc.unfreeze()  # an app's lifetime, not the process's (tests run many apps)
 
     router = APIRouter(tags=["sentinel"], lifespan=lifespan)
-    # Served: the raw endpoint, first, so it is the route that matches.
-    router.routes.append(
-        Route("/sentinel/check", CheckEndpoint(), methods=["POST"], include_in_schema=False)
-    )
+    # Served: the raw endpoint -- by the front door, or else as the route that
+    # matches first.
+    router.routes.append(HotRoute("/sentinel/check", CheckEndpoint(), "POST"))
 
     @router.post(
         "/sentinel/check",

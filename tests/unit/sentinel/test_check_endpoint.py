@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import orjson
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from ops.api import ARRIVED, ArrivalStamp, create_app
+from ops.api import ARRIVED, FrontDoor, HotRoute, create_app
 from ops.bootstrap import Kernel
 from ops.config import Settings
 from projections.api.sentinel_check import CheckEndpoint, check_router
@@ -138,7 +138,7 @@ def test_the_budget_clock_starts_at_the_arrival_stamp() -> None:
         sent.append(message)
 
     async def scenario() -> None:
-        await ArrivalStamp(CheckEndpoint())(_scope(svc), receive, send)
+        await FrontDoor(CheckEndpoint())(_scope(svc), receive, send)
         await CheckEndpoint()(_scope(svc, **{ARRIVED: 123.5}), receive_again, send)
 
     again = [orjson.dumps(BIG)]
@@ -166,3 +166,37 @@ def test_a_client_gone_before_its_body_gets_no_answer_and_no_decision() -> None:
 
     asyncio.run(CheckEndpoint()(_scope(svc), receive, send))
     assert sent == [] and svc.started == []
+
+
+def test_the_front_door_serves_hot_routes_without_routing_and_the_rest_through_it() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Hot:
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            seen.append(dict(scope))
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    router = APIRouter()
+    router.routes.append(HotRoute("/hot", Hot(), "POST"))
+
+    @router.get("/cold")
+    async def cold() -> dict[str, bool]:
+        return {"cold": True}
+
+    app = create_app(Kernel(Settings.from_env({})), [router])
+
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+            return [
+                (await c.post("/hot")).status_code,
+                (await c.get("/hot")).status_code,  # routing: the same route, wrong method
+                (await c.get("/cold")).status_code,
+                (await c.get("/health")).status_code,
+            ]
+
+    assert asyncio.run(go()) == [204, 405, 200, 200]
+    (scope,) = seen
+    assert isinstance(scope[ARRIVED], float)
+    assert "endpoint" not in scope and "route" not in scope  # no routing ran for it

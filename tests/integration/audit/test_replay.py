@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,35 @@ def test_pooled_and_in_process_replays_write_the_same_rows_and_name_the_same_fai
     assert failures[0][0].reason.startswith("hash does not match")
     assert not any(r.swapped for r in reports)
     assert (table_text(url), table_text(url, "audit_checkpoints")) == truth
+
+
+def test_from_timestamp_rebuilds_chains_mid_way_pooled_or_not(
+    audit_kernel: Kernel, signers_file: Path
+) -> None:
+    kernel = audit_kernel
+    kernel.producer().publish_batch(_events([("a", 5), ("b", 4)]))
+    pipeline(kernel)
+    time.sleep(0.05)
+    since = int(time.time() * 1000)
+    kernel.producer().publish_batch(_events([("a", 3), ("c", 2)]))
+    pipeline(kernel)
+    url = kernel.settings.database_url
+    truth = table_text(url), table_text(url, "audit_checkpoints")
+    with psycopg.connect(url) as conn:
+        rebuilt = conn.execute(
+            "SELECT count(*) FROM audit_events WHERE seq >= ("
+            " SELECT min(seq) FROM audit_events x WHERE x.chain = audit_events.chain"
+            " AND x.ts >= to_timestamp(%s / 1000.0))",
+            (since,),
+        ).fetchone()
+    for workers in (0, 2):
+        checked = replay(kernel, signers_file, verify_only=True, from_ts_ms=since, workers=workers)
+        assert checked.identical, checked.to_json()
+        assert checked.records == 5
+        swapped = replay(kernel, signers_file, verify_only=False, from_ts_ms=since, workers=workers)
+        assert swapped.swapped and swapped.difference is None, swapped.to_json()
+        assert (table_text(url), table_text(url, "audit_checkpoints")) == truth
+    assert rebuilt == (5,)
 
 
 def test_kernel_replay_command_verify_only_then_all(

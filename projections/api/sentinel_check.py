@@ -191,6 +191,7 @@ class CheckEndpoint:
 
 
 _JSON = (b"content-type", b"application/json")
+_TOO_LARGE = b" " * (MAX_REQUEST_BYTES + 1)  # refused by the parser, which names the limit
 
 
 async def _respond(
@@ -206,11 +207,10 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
 
     ``None`` if the client disconnected first.
     """
-    too_large = b" " * (MAX_REQUEST_BYTES + 1)  # rejected by the parser with the limit
     for name, value in scope["headers"]:
         if name == b"content-length":
             if value.isdigit() and int(value) > MAX_REQUEST_BYTES:
-                return too_large
+                return _TOO_LARGE
             break
     chunks: list[bytes] = []
     size = 0
@@ -221,7 +221,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > MAX_REQUEST_BYTES:
-            return too_large
+            return _TOO_LARGE
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -15,6 +15,7 @@ import io
 import struct
 from typing import Any, Protocol
 
+import orjson
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.catalog import EventSchema, SchemaCatalog, catalog
@@ -113,6 +114,8 @@ class EventCodec:
             )
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise SchemaError(f"corrupt {writer.key} record: {type(exc).__name__}: {exc}") from exc
+        if writer is not reader:
+            _parse_json_defaults(datum["body"], writer, reader)
         event = Event.from_avro(datum)
         if event.schema_version != writer.version:
             # The producer's claim must match the schema it wrote with.
@@ -121,3 +124,18 @@ class EventCodec:
                 f"but was written with {writer.key}"
             )
         return event
+
+
+def _parse_json_defaults(body: dict[str, Any], writer: EventSchema, reader: EventSchema) -> None:
+    """Give ``kernel-json`` fields the writer did not have their JSON value.
+
+    Avro resolution fills a field the writer lacks with the reader's default as
+    written in the schema -- for a ``kernel-json`` field, its JSON *text*
+    (``"{}"``, ``"[]"``): fastavro applies logical types to what it decodes,
+    not to defaults. Parsed here, a v1 record read as v2 shows the same value
+    as a v2 record that carried the default.
+    """
+    for name in reader.json_fields - writer.body_fields:
+        value = body.get(name)
+        if isinstance(value, str):
+            body[name] = orjson.loads(value)

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from ops.commands.schemas_cmd import _problems
 from schemas.catalog import SchemaCatalog, catalog
+from schemas.codec import EventCodec
 from schemas.compat import check_catalog, incompatibilities
+from schemas.events import Event
 from tests.strategies import bodies
 
 ROOT = Path(__file__).resolve().parents[3] / "schemas" / "avro"
@@ -92,3 +94,51 @@ def test_newer_version_reads_data_of_older_version(
     read = schemaless_reader(buf, v1.parsed, v2.parsed)
     assert read["body"]["tenant"] is None
     assert read["body"]["action"] == datum["body"]["action"]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_a_json_field_added_later_reads_as_its_json_default(
+    tmp_path_factory: object, data: st.DataObject
+) -> None:
+    # Avro resolution fills the missing field with the default *text* ("[]"); the
+    # codec gives it the JSON value, as if the writer had carried the default.
+    body = _v1_body()
+    body["fields"].append(  # type: ignore[attr-defined]
+        {
+            "name": "labels",
+            "type": {"type": "string", "logicalType": "kernel-json"},
+            "default": "[]",
+        }
+    )
+    tmp = tmp_path_factory.mktemp("evojson")  # type: ignore[attr-defined]
+    cat = _catalog_with(tmp, "kernelAction", body)
+    codec = EventCodec(cat)
+    v1 = cat.get("kernelAction", 1)
+    old = Event(
+        event_id="00000000-0000-4000-8000-000000000000",
+        event_type="kernelAction",
+        ts_ms=0,
+        actor="a",
+        subject="s",
+        body=data.draw(bodies(v1)),
+        schema_version=1,
+    )
+    read = codec.decode(codec.encode(old))
+    assert read.body["labels"] == []
+    assert read.body["action"] == old.body["action"]
+    new = Event(**{**_fields(old), "schema_version": 2, "body": {**read.body, "labels": ["x"]}})
+    assert codec.decode(codec.encode(new)).body["labels"] == ["x"]
+
+
+def _fields(event: Event) -> dict[str, object]:
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "ts_ms": event.ts_ms,
+        "actor": event.actor,
+        "subject": event.subject,
+        "body": event.body,
+        "schema_version": event.schema_version,
+        "metadata": event.metadata,
+    }

@@ -58,7 +58,7 @@ from replay.shadow import (
 from replay.verify import VerificationReport
 from replay.verify_pool import VerifyPool
 from schemas.catalog import catalog
-from schemas.errors import KernelError, StoreUnavailableError
+from schemas.errors import ConfigError, KernelError, StoreUnavailableError
 from streams.chain.signing import Verifier
 from streams.kafka.log_reader import KafkaLogReader
 
@@ -175,6 +175,11 @@ class AuditReplay:
 
     # -- the whole run ---------------------------------------------------
     def run(self, *, from_ts_ms: int | None = None, verify_only: bool = False) -> ReplayReport:
+        if not self.bootstrap:
+            raise ConfigError(
+                "AuditReplay needs bootstrap= (the Kafka bootstrap servers): "
+                "it reads the chain topic with its own consumer"
+            )
         started = time.monotonic()
         # The workers start (a forkserver, imports) while the ends are captured
         # and the shadow is migrated.

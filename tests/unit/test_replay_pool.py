@@ -26,12 +26,13 @@ from psycopg.adapt import Transformer
 
 from projections.audit import AuditProjection
 from replay.audit_rebuild import ChainChecks
+from replay.audit_replay import AuditReplay
 from replay.link_decode import LinkDecoder
 from replay.verify import CheckedLink, Failure
 from replay.verify_pool import COPY_COLUMNS, CheckedBatch, VerifyPool, audit_row, copy_line
 from schemas.catalog import catalog
 from schemas.codec import EventCodec
-from schemas.errors import KernelError
+from schemas.errors import ConfigError, KernelError
 from schemas.events import Event, new_event
 from schemas.positions import LogPosition
 from streams.chain.links import ChainHead, ChainStep
@@ -289,3 +290,14 @@ def test_the_link_decoder_reads_what_the_codec_reads_or_declines(
         assert fast == decoded.body
     if cut is None and flip is None and 0 <= event.ts_ms < 253_402_300_800_000:
         assert fast == decoded.body  # and a plain link takes the fast path
+
+
+def test_a_replay_without_kafka_bootstrap_is_refused_before_it_starts() -> None:
+    replay = AuditReplay(
+        reader=None,  # type: ignore[arg-type]  # never reached
+        database_url="postgresql://nowhere/none",
+        projection=AuditProjection("t.chain", "t.checkpoints"),
+        verifiers=VERIFIERS,
+    )
+    with pytest.raises(ConfigError, match="bootstrap"):
+        replay.run(verify_only=True)

@@ -15,7 +15,8 @@ with the checkpoint, so each table is exactly the committed log.
   ``policyCheck`` by COPY into a per-session staging table and one
   ``INSERT ... ON CONFLICT DO NOTHING``: a replayed check (deterministic id)
   or a retried sync request lands on its existing row. The row keeps the
-  record's compact form (``not_matched``, schema v2); explain expands it.
+  record's compact form (``not_matched``, ``outranked``: schema v2); explain
+  expands it.
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ class PolicyRegistryProjection:
 
 _CHECK_COLUMNS = (
     "policy_check_id", "event_id", "request_id", "decision", "allowed", "policy_id",
-    "policy_version", "rationale", "evidence", "evaluations", "not_matched", "sim_mode", "mode",
+    "policy_version", "rationale", "evidence", "evaluations", "not_matched", "outranked",
+    "sim_mode", "mode",
     "subject", "subject_event_id", "action_topic", "action_partition", "action_offset", "ts",
     "source_topic", "source_partition", "source_offset",
 )  # fmt: skip
@@ -207,7 +209,8 @@ def _check_row(r: InputRecord) -> tuple[Any, ...]:
         b["policyCheckId"], r.event.event_id, b.get("requestId"), b["decision"], b["allowed"],
         b.get("policyId"), b.get("policyVersion"), b["rationale"],
         orjson.dumps(b["evidence"]).decode(), orjson.dumps(b["evaluations"]).decode(),
-        orjson.dumps(_json_list(b.get("notMatched"))).decode(), b["simMode"], b["mode"],
+        orjson.dumps(_json_list(b.get("notMatched"))).decode(),
+        orjson.dumps(_json_list(b.get("outranked"))).decode(), b["simMode"], b["mode"],
         r.event.subject, b.get("subjectEventId"),
         where.get("topic"), where.get("partition"), where.get("offset"),
         _ts(r.event.ts_ms), r.topic, r.partition, r.offset,

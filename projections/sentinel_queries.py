@@ -7,10 +7,11 @@ policyCheck record itself) asynchronously, so the position is looked up in
 the chain signer and audit projector have caught up. The stored evidence is
 never rewritten -- it is what the decision saw.
 
-A policyCheck v2 names the enforced, active policies that did not match only by
-``id@version`` (``not_matched``); explain returns the full evaluation path, those
-entries rebuilt by :func:`~streams.sentinel.decision.expand_path` from each
-version's definition in ``policy_registry`` and the record's own evidence.
+A policyCheck v2 names the enforced, active policies that did not match
+(``not_matched``) or matched and lost to the decider (``outranked``) only by
+``id@version``; explain returns the full evaluation path, those entries rebuilt
+by :func:`~streams.sentinel.decision.expand_path` from each version's
+definition in ``policy_registry``, the record's decision and its own evidence.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ LEFT JOIN LATERAL (
 """
 _EXPLAIN = (
     "SELECT pc.policy_check_id, pc.decision, pc.allowed, pc.policy_id, pc.policy_version, "
-    "pc.rationale, pc.evidence, pc.evaluations, pc.not_matched, pc.sim_mode, pc.mode, "
+    "pc.rationale, pc.evidence, pc.evaluations, pc.not_matched, pc.outranked, pc.sim_mode, "
+    "pc.mode, "
     "pc.request_id, pc.subject, pc.subject_event_id, pc.ts, pc.source_topic, pc.source_partition, "
     "pc.source_offset, ev.id, ev.chain, ev.seq, ev.hash, own.id, own.chain, own.seq, own.hash "
     "FROM policy_checks pc"
@@ -60,12 +62,22 @@ def explain(conn: Conn, policy_check_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     (check_id, decision, allowed, policy_id, version, rationale, evidence, evaluations,
-     not_matched, sim, mode, request_id, subject, subject_event_id, ts, topic, partition, offset,
-     *links) = row  # fmt: skip
+     not_matched, outranked, sim, mode, request_id, subject, subject_event_id, ts, topic,
+     partition, offset, *links) = row  # fmt: skip
     assert isinstance(evidence, dict)
     assert isinstance(evaluations, list)
     assert isinstance(not_matched, list)
-    path = expand_path(evaluations, not_matched, evidence, _definitions(conn, not_matched))
+    assert isinstance(outranked, list)
+    record = {
+        "evaluations": evaluations,
+        "notMatched": not_matched,
+        "outranked": outranked,
+        "evidence": evidence,
+        "decision": decision,
+        "policyId": policy_id,
+        "policyVersion": version,
+    }
+    path = expand_path(record, _definitions(conn, [*not_matched, *outranked]))
     evidence = {**evidence, "chain": _chain(*links[:4])}
     return {
         "policyCheckId": str(check_id),

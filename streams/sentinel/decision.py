@@ -18,22 +18,33 @@ evaluation can be published:
      "deciding": {"policyId": ..., "version": ..., "valuesRead": {...}} | null}
 
 The evaluation path -- every policy considered, with its result -- is split
-in two (schema v2; ``docs/decisions/0003`` has the measurements):
+in three (schema v2; ``docs/decisions/0003`` has the measurements):
 
 - ``evaluations``: a full entry (state, role, severity, result, effect,
-  error, values read, missing, why it won or lost) for every policy that
-  matched, errored, or is not an enforced ``active`` version;
+  error, values read, missing, why it won or lost) for the deciding policy
+  and every policy that errored or is not an enforced ``active`` version;
 - ``notMatched``: ``["id@version", ...]``, the enforced active policies whose
   rule was false. Their entries are all alike -- result ``not_matched``, no
-  effect, no error, reason ``not matched`` -- and the values they read are in
-  ``evidence.valuesRead``, so :func:`expand_path` (given each version's
-  definition) rebuilds exactly the entries they stand for. With 100 policies in
-  scope this is the difference between a 30 KB record and a few KB.
+  effect, no error, reason ``not matched``;
+- ``outranked``: ``["id@version", ...]``, the enforced active policies whose
+  rule matched but did not decide. Their entries follow from the version and
+  the record's decision -- result ``matched``, the version's effect, no error,
+  the reason :func:`~streams.sentinel.evaluator.lost_reason` renders against
+  ``decision`` / ``policyId`` / ``policyVersion``.
+
+The values a named policy read are in ``evidence.valuesRead`` (every value any
+policy in scope read), at the paths its version's rule and rationale read, so
+:func:`expand_path` (given each version's definition) rebuilds exactly the
+entries they stand for. With 100 policies in scope this is the difference
+between a 30 KB record and 1-2 KB. A simulation view (``simMode`` with a
+``test`` policy in scope) decides differently from the enforced evaluation the
+reasons were written against, so it carries its outranked entries in full.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -43,7 +54,7 @@ from typing import Any, Literal
 from schemas.catalog import catalog
 from schemas.events import Event
 from schemas.positions import LogPosition
-from streams.sentinel.evaluator import Evaluation, PolicyResult, policy_paths
+from streams.sentinel.evaluator import Evaluation, PolicyResult, lost_reason, policy_paths
 from streams.sentinel.policy import Effect, Policy
 from streams.sentinel.rules import format_path
 
@@ -111,12 +122,15 @@ def build_policy_check(
 ) -> Event:
     """One policyCheck; ``sim_mode`` picks the simulation view when there is one.
 
-    ``path`` is the evaluations JSON when the caller already built it (both views
-    of one evaluation share it); ``event_id`` the envelope id (default random).
+    ``path`` is the enforced view's evaluations JSON when the caller already
+    built it; ``event_id`` the envelope id (default random).
     """
+    outranked = evaluation.outranked
     if sim_mode and evaluation.sim_decision is not None:
         decision, deciding = evaluation.sim_decision, evaluation.sim_deciding
         rationale = evaluation.sim_rationale or ""
+        # the outranked reasons name the enforced decider, which this view does not
+        path, outranked = evaluation.path_json(with_outranked=True), ()
     else:
         decision, deciding, rationale = (
             evaluation.decision,
@@ -134,6 +148,7 @@ def build_policy_check(
         "evidence": _evidence(evaluation, evaluated, deciding),
         "evaluations": evaluation.path_json() if path is None else path,
         "notMatched": list(evaluation.not_matched),
+        "outranked": list(outranked),
         "simMode": sim_mode,
         "mode": mode,
         "subjectEventId": evaluated.event_id,
@@ -210,47 +225,65 @@ def _evidence(
 
 
 def expand_path(
-    evaluations: list[dict[str, Any]],
-    not_matched: list[str],
-    evidence: dict[str, Any],
-    definitions: Mapping[tuple[str, int], Policy],
+    body: Mapping[str, Any], definitions: Mapping[tuple[str, int], Policy]
 ) -> list[dict[str, Any]]:
-    """The full evaluation path of a policyCheck body: ``notMatched`` as full entries.
+    """The full evaluation path of a policyCheck body: the named policies as full entries.
 
-    ``definitions`` holds the policy versions named in ``not_matched`` (the
-    registry projection); a version it lacks gets null ``severity``,
-    ``valuesRead`` and ``missing`` rather than guesses. Entries come back in key
-    order (policy id, version), the evaluator's order.
+    ``body`` needs ``evaluations``, ``evidence``, ``decision``, ``policyId`` and
+    ``policyVersion``; ``notMatched`` and ``outranked`` default to empty (v1).
+    ``definitions`` holds the policy versions they name (the registry
+    projection); a version it lacks gets null ``severity``, ``valuesRead`` and
+    ``missing`` (and, if outranked, null ``effect`` and ``reason``) rather than
+    guesses. Entries come back in key order (policy id, version), the
+    evaluator's order.
     """
-    if not not_matched:
+    evaluations: list[dict[str, Any]] = body["evaluations"]
+    not_matched = _labels(body.get("notMatched"))
+    outranked = _labels(body.get("outranked"))
+    if not not_matched and not outranked:
         return evaluations
+    evidence = body["evidence"]
     read = evidence.get("valuesRead") or {}
     absent = set(evidence.get("missing") or ())
+    decision = Effect(body["decision"])
+    decider_id, decider_version = str(body.get("policyId")), int(body.get("policyVersion") or 0)
     out = list(evaluations)
-    for label in not_matched:
-        policy_id, _, version_text = label.rpartition("@")
-        version = int(version_text)
-        policy = definitions.get((policy_id, version))
-        values: dict[str, Any] | None = None
-        missing: list[str] | None = None
-        if policy is not None:
-            paths = [format_path(p) for p in policy_paths(policy)]
-            values = {p: read[p] for p in paths if p in read}
-            missing = [p for p in paths if p in absent]
-        out.append(
-            {
-                "policyId": policy_id,
-                "version": version,
-                "state": "active",
-                "role": "enforced",
-                "severity": None if policy is None else policy.severity.value,
-                "result": "not_matched",
-                "effect": None,
-                "error": None,
-                "valuesRead": values,
-                "missing": missing,
-                "reason": "not matched",
-            }
-        )
+    for matched, labels in ((False, not_matched), (True, outranked)):
+        for label in labels:
+            policy_id, _, version_text = label.rpartition("@")
+            version = int(version_text)
+            policy = definitions.get((policy_id, version))
+            values: dict[str, Any] | None = None
+            missing: list[str] | None = None
+            effect = reason = None
+            if policy is not None:
+                paths = [format_path(p) for p in policy_paths(policy)]
+                values = {p: read[p] for p in paths if p in read}
+                missing = [p for p in paths if p in absent]
+                if matched:
+                    effect = policy.effect.value
+                    reason = lost_reason(policy.effect, decision, decider_id, decider_version)
+            out.append(
+                {
+                    "policyId": policy_id,
+                    "version": version,
+                    "state": "active",
+                    "role": "enforced",
+                    "severity": None if policy is None else policy.severity.value,
+                    "result": "matched" if matched else "not_matched",
+                    "effect": effect,
+                    "error": None,
+                    "valuesRead": values,
+                    "missing": missing,
+                    "reason": reason if matched else "not matched",
+                }
+            )
     out.sort(key=lambda e: (e["policyId"], e["version"]))
     return out
+
+
+def _labels(value: Any) -> list[str]:
+    """An ``id@version`` list field; absent (v1), or -- read as the default -- JSON text."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, list) else []

@@ -25,16 +25,20 @@
 The rationale is rendered from the decider's template over the values this
 evaluation recorded; there is no other explaining code path.
 
-**Cost.** Most policies in scope of an action are enforced, active and do not
-match. Their results are all alike -- not matched, no effect, no error, the
-reason "not matched" -- so the evaluator keeps them as a list of compiled
-policies (:attr:`Evaluation.not_matched`) and builds a :class:`PolicyResult`
-only for the policies that matched, errored, or are not plainly enforced
-(:attr:`Evaluation.path`). :attr:`Evaluation.results` expands the whole path on
-first use, equal to what building every result eagerly gives. Per policy
-version, the orders used by the precedence and the compact label are computed
-once (:class:`CompiledPolicy`); per in-scope selection, the union of the paths
-read (the evidence) once (:class:`PolicySet`).
+**Cost.** Most policies in scope of an action are enforced and active, and
+either do not match or match and lose to the decider. Such a result is fully
+determined by the policy version and the decision: not matched -- no effect,
+no error, the reason "not matched" -- or matched and outranked -- its effect,
+no error, the reason :func:`lost_reason` gives against the decider -- with the
+values at the paths the version reads. So the evaluator names them
+(``id@version``: :attr:`Evaluation.not_matched`, :attr:`Evaluation.outranked`)
+and builds a :class:`PolicyResult` only for the decider and the policies that
+errored or are not plainly enforced (:attr:`Evaluation.path`).
+:attr:`Evaluation.results` expands the whole path on first use, equal to what
+building every result eagerly gives. Per policy version, the orders used by the
+precedence and the compact label are computed once (:class:`CompiledPolicy`);
+per in-scope selection, the union of the paths read (the evidence) once
+(:class:`PolicySet`).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ __all__ = [
     "canary_sampled",
     "compile_policy",
     "evaluate",
+    "lost_reason",
     "policy_paths",
 ]
 
@@ -401,18 +406,24 @@ _TEXT: dict[StrEnum, str] = {
 class Evaluation:
     """One decision and its evaluation path; read-only once :func:`evaluate` returns.
 
-    ``path`` holds a full :class:`PolicyResult` for each policy that matched,
-    errored, or is not an enforced ``active`` version; ``not_matched`` names
-    (``id@version``, key order) the enforced active policies whose rule was
-    false -- their results are fully determined: not matched, no effect, no
-    error, reason "not matched", and the values at the paths the policy reads.
-    ``results`` is every policy in scope, in key order. ``values_read`` and
-    ``missing`` are what any policy in scope read, and the paths that were
-    absent: the evidence.
+    ``path`` holds a full :class:`PolicyResult` for the decider and each
+    policy that errored or is not an enforced ``active`` version. The other
+    enforced active policies are named (``id@version``, key order), their
+    results fully determined by the version and the decision:
+
+    - ``not_matched``: the rule was false -- no effect, no error, reason
+      "not matched";
+    - ``outranked``: the rule matched but another policy decided -- the
+      version's effect, no error, reason :func:`lost_reason` against the
+      enforced decision and decider;
+
+    each with the values at the paths the version reads. ``results`` is every
+    policy in scope, in key order. ``values_read`` and ``missing`` are what any
+    policy in scope read, and the paths that were absent: the evidence.
 
     When every policy in scope was enforced and every rule gave a boolean (the
     common case), only the decider's result is built by :func:`evaluate`;
-    ``path``, ``results`` and :meth:`path_json` are derived on first use.
+    ``results`` is derived on first use.
     """
 
     __slots__ = (
@@ -423,6 +434,7 @@ class Evaluation:
         "decision",
         "missing",
         "not_matched",
+        "outranked",
         "rationale",
         "sim_deciding",
         "sim_decision",
@@ -451,9 +463,12 @@ class Evaluation:
         self._results: tuple[PolicyResult, ...] | None = tuple(results)
         self._matches: _Matches | None = None
         self._path: tuple[PolicyResult, ...] | None = tuple(
-            r for r in self._results if not _plain(r)
+            r for r in self._results if not _compact(r, deciding)
         )
         self.not_matched = tuple(f"{r.policy_id}@{r.version}" for r in self._results if _plain(r))
+        self.outranked = tuple(
+            f"{r.policy_id}@{r.version}" for r in self._results if _outranked(r, deciding)
+        )
         values: dict[str, Any] = {}
         missing: dict[str, None] = {}
         for r in self._results:
@@ -470,8 +485,9 @@ class Evaluation:
         rationale: str,
         *,
         not_matched: tuple[str, ...],
+        outranked: tuple[str, ...],
         evidence: tuple[dict[str, Any], tuple[str, ...]],
-        path: tuple[PolicyResult, ...] | None = None,
+        path: tuple[PolicyResult, ...],
         results: tuple[PolicyResult, ...] | None = None,
         matches: _Matches | None = None,
         sim: tuple[Effect | None, PolicyResult | None, str | None] = (None, None, None),
@@ -479,19 +495,16 @@ class Evaluation:
         self = cls.__new__(cls)
         self.decision, self.deciding, self.rationale = decision, deciding, rationale
         self.sim_decision, self.sim_deciding, self.sim_rationale = sim
-        self.not_matched = not_matched
+        self.not_matched, self.outranked = not_matched, outranked
         self.values_read, self.missing = evidence
         self._path, self._results, self._matches = path, results, matches
         return self
 
     @property
     def path(self) -> tuple[PolicyResult, ...]:
-        """The results recorded in full: all but the ``not_matched`` ones, key order."""
-        found = self._path
-        if found is None:
-            assert self._matches is not None
-            found = self._path = self._matches.path(self.deciding)
-        return found
+        """The results recorded in full: all but the named ones, key order."""
+        assert self._path is not None
+        return self._path
 
     @property
     def results(self) -> tuple[PolicyResult, ...]:
@@ -499,13 +512,18 @@ class Evaluation:
         found = self._results
         if found is None:
             assert self._matches is not None
-            found = self._results = self._matches.results(self.path)
+            found = self._results = self._matches.results(self.deciding)
         return found
 
-    def path_json(self) -> list[dict[str, Any]]:
-        """``[r.to_json() for r in path]``, without building the results first."""
-        if self._path is None and self._matches is not None:
-            return self._matches.path_json(self.deciding)
+    def path_json(self, *, with_outranked: bool = False) -> list[dict[str, Any]]:
+        """``[r.to_json() for r in path]``; ``with_outranked``: those results in full too.
+
+        A simulation view decides differently from the enforced one, and an
+        outranked entry's reason names the enforced decider, so that view
+        carries them in full rather than by name.
+        """
+        if with_outranked and self.outranked:
+            return [r.to_json() for r in self.results if not _plain(r)]
         return [r.to_json() for r in self.path]
 
     @property
@@ -514,9 +532,7 @@ class Evaluation:
 
     @property
     def errors(self) -> tuple[PolicyResult, ...]:
-        if self._path is None:
-            return ()  # the all-enforced case: no rule errored
-        return tuple(r for r in self._path if r.outcome is Outcome.ERROR)
+        return tuple(r for r in self.path if r.outcome is Outcome.ERROR)
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -550,44 +566,57 @@ def _plain(r: PolicyResult) -> bool:
     return r.outcome is Outcome.NOT_MATCHED and r.role is Role.ENFORCED and r.state is State.ACTIVE
 
 
-class _Matches:
-    """An all-enforced evaluation's matches, from which its path and results are built."""
+def _outranked(r: PolicyResult, deciding: PolicyResult | None) -> bool:
+    """Enforced, active, matched, not the decider: a result ``outranked`` can stand for."""
+    return (
+        r.outcome is Outcome.MATCHED
+        and r.role is Role.ENFORCED
+        and r.state is State.ACTIVE
+        and r is not deciding
+    )
 
-    __slots__ = ("activation", "candidates", "decider", "decision", "matched", "outcomes")
+
+def _compact(r: PolicyResult, deciding: PolicyResult | None) -> bool:
+    return _plain(r) or _outranked(r, deciding)
+
+
+class _Matches:
+    """An all-enforced evaluation's rule outcomes, from which its results are built."""
+
+    __slots__ = ("activation", "candidates", "decider", "outcomes")
 
     def __init__(
         self,
         candidates: Sequence[CompiledPolicy],
         outcomes: Sequence[RuleOutcome],
-        matched: Sequence[CompiledPolicy],
         decider: CompiledPolicy | None,
         activation: Activation,
     ) -> None:
         self.candidates = candidates
         self.outcomes = outcomes
-        self.matched = matched
         self.decider = decider
         self.activation = activation
 
-    def _reason(self, cp: CompiledPolicy, deciding: PolicyResult | None) -> str:
-        """A matched loser's reason: the same for every policy of one effect."""
-        assert deciding is not None
-        return _lost(cp.policy.effect, deciding.effect or Effect.ALLOW, deciding)
-
-    def path(self, deciding: PolicyResult | None) -> tuple[PolicyResult, ...]:
+    def results(self, deciding: PolicyResult | None) -> tuple[PolicyResult, ...]:
         values_at = self.activation.values_at
-        reasons: dict[str, str] = {}
+        decider = self.decider
+        reasons: dict[Effect, str] = {}
         out = []
-        for cp in self.matched:
-            if cp is self.decider:
+        for cp, outcome in zip(self.candidates, self.outcomes, strict=True):
+            if cp is decider:
                 assert deciding is not None
                 out.append(deciding)
                 continue
             p = cp.policy
-            reason = reasons.get(cp.effect_text)
-            if reason is None:
-                reason = reasons[cp.effect_text] = self._reason(cp, deciding)
             present, missing = values_at(cp.paths)
+            if outcome.matched:
+                assert deciding is not None  # something matched, so something decided
+                reason = reasons.get(p.effect)
+                if reason is None:  # the same for every loser of one effect
+                    reason = reasons[p.effect] = _lost(p.effect, deciding)
+                kind, effect = Outcome.MATCHED, p.effect
+            else:
+                kind, effect, reason = Outcome.NOT_MATCHED, None, _NOT_MATCHED
             out.append(
                 PolicyResult(
                     p.policy_id,
@@ -595,8 +624,8 @@ class _Matches:
                     p.state,
                     Role.ENFORCED,
                     p.severity,
-                    Outcome.MATCHED,
-                    p.effect,
+                    kind,
+                    effect,
                     None,
                     present,
                     missing,
@@ -605,71 +634,8 @@ class _Matches:
             )
         return tuple(out)
 
-    def path_json(self, deciding: PolicyResult | None) -> list[dict[str, Any]]:
-        values_at = self.activation.values_at
-        reasons: dict[str, str] = {}
-        decider = self.decider
-        out = []
-        for cp in self.matched:
-            if cp is decider:
-                assert deciding is not None
-                out.append(deciding.to_json())
-                continue
-            effect = cp.effect_text
-            reason = reasons.get(effect)
-            if reason is None:
-                reason = reasons[effect] = self._reason(cp, deciding)
-            p = cp.policy
-            present, missing = values_at(cp.paths)
-            out.append(
-                {
-                    "policyId": p.policy_id,
-                    "version": p.version,
-                    "state": _ACTIVE_TEXT,
-                    "role": _ENFORCED_TEXT,
-                    "severity": cp.severity_text,
-                    "result": _MATCHED_TEXT,
-                    "effect": effect,
-                    "error": None,
-                    "valuesRead": present,
-                    "missing": list(missing),
-                    "reason": reason,
-                }
-            )
-        return out
-
-    def results(self, path: tuple[PolicyResult, ...]) -> tuple[PolicyResult, ...]:
-        full = iter(path)
-        values_at = self.activation.values_at
-        out = []
-        for cp, outcome in zip(self.candidates, self.outcomes, strict=True):
-            if outcome.matched:
-                out.append(next(full))
-                continue
-            p = cp.policy
-            present, missing = values_at(cp.paths)
-            out.append(
-                PolicyResult(
-                    p.policy_id,
-                    p.version,
-                    p.state,
-                    Role.ENFORCED,
-                    p.severity,
-                    Outcome.NOT_MATCHED,
-                    None,
-                    None,
-                    present,
-                    missing,
-                    _NOT_MATCHED,
-                )
-            )
-        return tuple(out)
-
 
 _NOT_MATCHED = "not matched"
-_ACTIVE_TEXT = State.ACTIVE.value
-_ENFORCED_TEXT = Role.ENFORCED.value
-_MATCHED_TEXT = Outcome.MATCHED.value
 _by_matched_order = attrgetter("matched_order")
 
 
@@ -695,15 +661,15 @@ def _evaluate_enforced(
     )
     if not matched:
         rationale = f"allow: no policy matched ({len(candidates)} in scope evaluated)"
-        matches = _Matches(candidates, outcomes, (), None, activation)
         return Evaluation._of(
             Effect.ALLOW,
             None,
             rationale,
             not_matched=not_matched,
+            outranked=(),
             evidence=evidence,
             path=(),
-            matches=matches,
+            matches=_Matches(candidates, outcomes, None, activation),
         )
     best = min(matched, key=_by_matched_order)
     p = best.policy
@@ -728,8 +694,10 @@ def _evaluate_enforced(
         deciding,
         rationale,
         not_matched=not_matched,
+        outranked=tuple(cp.label for cp in matched if cp is not best),
         evidence=evidence,
-        matches=_Matches(candidates, outcomes, matched, best, activation),
+        path=(deciding,),
+        matches=_Matches(candidates, outcomes, best, activation),
     )
 
 
@@ -764,13 +732,14 @@ def _evaluate_each(
             r.reason = _NOT_MATCHED
         else:
             r.reason = _reason(r, decision, deciding)
-    path = tuple(r for r in raw if not _plain(r))
-    not_matched = tuple(cp.label for cp, r in zip(candidates, raw, strict=True) if _plain(r))
+    path = tuple(r for r in raw if not _compact(r, deciding))
+    pairs = list(zip(candidates, raw, strict=True))
     return Evaluation._of(
         decision,
         deciding,
         rationale,
-        not_matched=not_matched,
+        not_matched=tuple(cp.label for cp, r in pairs if _plain(r)),
+        outranked=tuple(cp.label for cp, r in pairs if _outranked(r, deciding)),
         evidence=values_at(selection.paths),
         path=path,
         results=tuple(raw),
@@ -887,16 +856,20 @@ def _reason(r: PolicyResult, decision: Effect, deciding: PolicyResult | None) ->
         if r.effect is None:
             return "not matched"
         assert deciding is not None
-        return _lost(r.effect, decision, deciding)
+        return _lost(r.effect, deciding)
     would = "error (fails open)" if r.role is Role.SIMULATED and r.error else _TEXT[r.outcome]
     if r.effect is not None:
         would = f"{would} -> {_TEXT[r.effect]}"
     return f"{_TEXT[r.role]}, not enforced: {would}"
 
 
-def _lost(effect: Effect, decision: Effect, deciding: PolicyResult) -> str:
+def _lost(effect: Effect, deciding: PolicyResult) -> str:
+    assert deciding.effect is not None
+    return lost_reason(effect, deciding.effect, deciding.policy_id, deciding.version)
+
+
+def lost_reason(effect: Effect, decision: Effect, policy_id: str, version: int) -> str:
+    """The reason of an enforced result contributing ``effect`` that lost to ``decision``
+    of the deciding policy version ``policy_id`` / ``version``."""
     lost = "tied, outranked by severity or id" if effect is decision else "lower precedence"
-    return (
-        f"{_TEXT[effect]} lost to {_TEXT[decision]} of "
-        f"{deciding.policy_id} v{deciding.version} ({lost})"
-    )
+    return f"{_TEXT[effect]} lost to {_TEXT[decision]} of {policy_id} v{version} ({lost})"

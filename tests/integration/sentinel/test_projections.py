@@ -15,7 +15,7 @@ from projections.migrate import migrate
 from projections.sentinel_queries import explain, get_policy, list_policies
 from schemas.events import new_event
 from streams.sentinel.lifecycle import ChangeKind, PolicyChange, plan_version
-from streams.sentinel.policy import State
+from streams.sentinel.policy import Effect, Severity, State
 from tests.integration.core.test_producer import read_all
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, actions, activate
 
@@ -166,3 +166,50 @@ def test_explain_expands_the_compact_path_and_reads_v1_checks(db_kernel: Kernel)
         }
     ]
     assert old["evaluations"] == [v1_entry]
+
+
+def test_explain_expands_the_matched_policies_that_did_not_decide(db_kernel: Kernel) -> None:
+    migrate(db_kernel.settings.database_url)
+    escalate = replace(
+        DENY_BIG,
+        policy_id="escalate-big",
+        name="Big transfers, reviewed",
+        severity=Severity.LOW,
+        rule="context.amount > 500",
+        effect=Effect.ESCALATE,
+        rationale="{policy.id}: {context.amount} by {actor}",
+    )
+    producer = db_kernel.producer()
+    producer.publish_batch([*activate(DENY_BIG), *activate(escalate)])
+    runner = build_runner(db_kernel)
+    runner.run_until_idle(idle_s=0.5)
+    body = {"action": "payments.send", "context": {"amount": 4000}}
+    big = new_event("kernelAction", "agent:5", "acct-1", body)
+    producer.publish(big)
+    runner.run_until_idle(idle_s=0.5)
+    runner.close()
+    (check,) = [e for _, e, _ in read_all(db_kernel, db_kernel.names.policy_checks)]
+    # on the log: deny-big decided; escalate-big matched too and is named only
+    assert (check.body["decision"], check.body["policyId"]) == ("deny", "deny-big")
+    assert [e["policyId"] for e in check.body["evaluations"]] == ["deny-big"]
+    assert (check.body["notMatched"], check.body["outranked"]) == ([], ["escalate-big@1"])
+    project(db_kernel)
+    with psycopg.connect(db_kernel.settings.database_url) as conn:
+        explained = explain(conn, check.body["policyCheckId"])
+    assert explained is not None
+    assert explained["evaluations"] == [
+        check.body["evaluations"][0],
+        {
+            "policyId": "escalate-big",
+            "version": 1,
+            "state": "active",
+            "role": "enforced",
+            "severity": "LOW",
+            "result": "matched",
+            "effect": "escalate",
+            "error": None,
+            "valuesRead": {"context.amount": 4000, "actor": "agent:5"},
+            "missing": [],
+            "reason": "escalate lost to deny of deny-big v1 (lower precedence)",
+        },
+    ]

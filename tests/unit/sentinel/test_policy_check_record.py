@@ -1,21 +1,27 @@
 """The compact policyCheck (schema v2) still carries every policy evaluated with its result.
 
-``evaluations`` has a full entry for each policy that matched, errored or is not
-an enforced ``active`` version; ``notMatched`` names the rest by ``id@version``.
-The properties, over random policy sets (erroring and non-boolean rules,
-canary and test versions) and random actions:
+``evaluations`` has a full entry for the decider and each policy that errored
+or is not an enforced ``active`` version; ``notMatched`` and ``outranked`` name
+the enforced active ones that did not match, or matched and lost, by
+``id@version``. The properties, over random policy sets (erroring and
+non-boolean rules, canary and test versions) and random actions:
 
 - the record lists exactly the policies in scope, each once;
-- the full entries are exactly the policies that matched, errored, or are not
-  plainly enforced, and each matched one carries the values its rule read;
+- the full entries are exactly the decider and the policies that errored or are
+  not plainly enforced (in a simulation view that decided differently, the
+  outranked ones too); ``outranked`` exactly the other matched enforced active
+  ones;
 - :func:`~streams.sentinel.decision.expand_path` over the record (after an Avro
-  round trip) rebuilds exactly the full path, ``Evaluation.results``;
+  round trip) rebuilds exactly the full path, ``Evaluation.results``, entry by
+  entry, and that path -- what explain returns -- lists exactly the policies
+  whose rule, run on its own, matched, each with the values its version reads;
 - the evaluator's path for all-enforced sets (results built only for matches)
   equals its general path (every result built).
 """
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from hypothesis import given, settings
@@ -25,9 +31,16 @@ from schemas.codec import EventCodec
 from schemas.events import Event, new_event
 from streams.sentinel import evaluator
 from streams.sentinel.decision import EvaluatedEvent, build_policy_checks, expand_path
-from streams.sentinel.evaluator import Outcome, PolicySet, Role, compile_policy, evaluate
+from streams.sentinel.evaluator import (
+    Outcome,
+    PolicySet,
+    Role,
+    compile_policy,
+    evaluate,
+    policy_paths,
+)
 from streams.sentinel.policy import Effect, Policy, Scope, Severity, State
-from streams.sentinel.rules import Activation, read_paths, read_values
+from streams.sentinel.rules import Activation, compile_rule, read_paths, read_values
 
 RULES = [
     "true",
@@ -91,7 +104,17 @@ def action_event(a: dict[str, Any]) -> Event:
     return new_event("kernelAction", a["actor"], "s", body)
 
 
-@settings(max_examples=250, deadline=None)
+def labels(compact: list[str]) -> list[tuple[str, int]]:
+    return [(pid, int(v)) for pid, _, v in (c.rpartition("@") for c in compact)]
+
+
+def in_scope(p: Policy, action: str) -> bool:
+    return p.state in (State.TEST, State.CANARY, State.ACTIVE) and (
+        not p.scope.actions or any(fnmatch.fnmatchcase(action, g) for g in p.scope.actions)
+    )
+
+
+@settings(max_examples=300, deadline=None)
 @given(policies_st, action_st, st.text(min_size=1, max_size=6))
 def test_the_record_lists_every_policy_and_the_values_the_matched_ones_read(
     specs: list[tuple[Any, ...]], a: dict[str, Any], key: str
@@ -103,33 +126,51 @@ def test_the_record_lists_every_policy_and_the_values_the_matched_ones_read(
     ev = evaluate(pset, activation, key)
     checks = build_policy_checks(ev, EvaluatedEvent(event.event_id, "s"), mode="stream")
     by_key = {p.key: p for p in policies}
+    plain = {
+        (r.policy_id, r.version)
+        for r in ev.results
+        if r.outcome is Outcome.NOT_MATCHED and r.role is Role.ENFORCED and r.state is State.ACTIVE
+    }
+    outranked = {
+        (r.policy_id, r.version)
+        for r in ev.results
+        if r.outcome is Outcome.MATCHED
+        and r.role is Role.ENFORCED
+        and r.state is State.ACTIVE
+        and r is not ev.deciding
+    }
+    # the oracle: each in-scope policy's rule run on its own
+    matched = {
+        p.key
+        for p in policies
+        if in_scope(p, a["action"]) and compile_rule(p.rule).evaluate(activation).matched
+    }
     for check in checks:
         body = CODEC.decode(CODEC.encode(check)).body
-        entries, compact = body["evaluations"], body["notMatched"]
+        entries = body["evaluations"]
         listed = [(e["policyId"], e["version"]) for e in entries]
-        listed += [(pid, int(v)) for pid, _, v in (c.rpartition("@") for c in compact)]
+        listed += labels(body["notMatched"]) + labels(body["outranked"])
         # every policy in scope, once
         assert sorted(listed) == sorted((r.policy_id, r.version) for r in ev.results)
-        # full entries: exactly the matched, errored and not plainly enforced ones
-        plain = {
-            (r.policy_id, r.version)
-            for r in ev.results
-            if r.outcome is Outcome.NOT_MATCHED
-            and r.role is Role.ENFORCED
-            and r.state is State.ACTIVE
-        }
+        assert set(labels(body["notMatched"])) == plain
+        # a simulation view that decided otherwise lists its outranked in full
+        other_view = body["simMode"] and ev.sim_decision is not None
+        assert set(labels(body["outranked"])) == (set() if other_view else outranked)
         assert {(e["policyId"], e["version"]) for e in entries} == {
             (r.policy_id, r.version) for r in ev.results
-        } - plain
-        # each matched policy's entry carries the values its rule read, from the action
-        for e in entries:
-            if e["result"] == "matched":
-                rule = by_key[(e["policyId"], e["version"])].rule
-                present, _ = read_values(read_paths(rule), activation)
-                assert present.items() <= e["valuesRead"].items()
-        # explain's expansion is the full path
-        full = expand_path(entries, compact, body["evidence"], by_key)
+        } - plain - set(labels(body["outranked"]))
+        # explain's expansion is the full path, entry by entry
+        full = expand_path(body, by_key)
         assert full == [r.to_json() for r in ev.results]
+        # and lists exactly the policies that matched, with the values each read
+        assert {(e["policyId"], e["version"]) for e in full if e["result"] == "matched"} == matched
+        for e in full:
+            policy = by_key[(e["policyId"], e["version"])]
+            present, missing = read_values(policy_paths(policy), activation)
+            assert (e["valuesRead"], e["missing"]) == (present, missing)
+            if e["result"] == "matched":
+                rule_read, _ = read_values(read_paths(policy.rule), activation)
+                assert rule_read.items() <= e["valuesRead"].items()
 
 
 @settings(max_examples=250, deadline=None)
@@ -147,6 +188,7 @@ def test_results_only_for_matches_equal_every_result_built(
     assert fast == general
     assert fast.path == general.path
     assert fast.not_matched == general.not_matched
+    assert fast.outranked == general.outranked
     assert fast.values_read == general.values_read
     assert fast.missing == general.missing
     assert [r.to_json() for r in fast.results] == [r.to_json() for r in general.results]
@@ -155,10 +197,75 @@ def test_results_only_for_matches_equal_every_result_built(
 def test_a_compact_entry_without_a_definition_says_so() -> None:
     evidence = {"valuesRead": {"actor": "a"}, "missing": []}
     matched = {"policyId": "b", "version": 1, "result": "matched"}
-    (first, second) = expand_path([matched], ["a@2"], evidence, {})
+    body = {
+        "evaluations": [matched],
+        "notMatched": ["a@2"],
+        "outranked": ["c@1"],
+        "evidence": evidence,
+        "decision": "deny",
+        "policyId": "b",
+        "policyVersion": 1,
+    }
+    (first, second, third) = expand_path(body, {})
     assert second is matched
-    assert first["policyId"] == "a"
-    assert first["version"] == 2
+    assert (first["policyId"], first["version"]) == ("a", 2)
     assert first["result"] == "not_matched"
     assert first["reason"] == "not matched"
     assert (first["severity"], first["valuesRead"], first["missing"]) == (None, None, None)
+    assert (third["policyId"], third["result"]) == ("c", "matched")
+    assert (third["severity"], third["effect"], third["reason"]) == (None, None, None)
+
+
+def test_outranked_policies_are_named_and_expand_to_their_full_entries() -> None:
+    def rule(pid: str, effect: Effect, severity: Severity, state: State = State.ACTIVE) -> Policy:
+        return Policy(
+            policy_id=pid,
+            version=1,
+            name=pid,
+            severity=severity,
+            scope=Scope(("kernelAction",)),
+            rule="context.amount > 100",
+            effect=effect,
+            rationale="{policy.id}: {actor} moved {context.amount}",
+            state=state,
+        )
+
+    policies = [
+        rule("a-escalate", Effect.ESCALATE, Severity.LOW),
+        rule("b-deny", Effect.DENY, Severity.LOW),
+        rule("c-deny", Effect.DENY, Severity.CRITICAL),
+        rule("d-test", Effect.ALLOW, Severity.LOW, State.TEST),
+    ]
+    event = action_event(
+        {"action": "a.x", "actor": "agent:1", "resource": None, "context": {"amount": 500}}
+    )
+    ev = evaluate(PolicySet(compile_policy(p) for p in policies), Activation.of_event(event), "k")
+    enforced, sim = (
+        CODEC.decode(CODEC.encode(c)).body
+        for c in build_policy_checks(ev, EvaluatedEvent(event.event_id, "s"), mode="stream")
+    )
+    # the most severe deny decides; the other matches are named only
+    assert (enforced["decision"], enforced["policyId"]) == ("deny", "c-deny")
+    assert [e["policyId"] for e in enforced["evaluations"]] == ["c-deny", "d-test"]
+    assert enforced["outranked"] == ["a-escalate@1", "b-deny@1"]
+    by_key = {p.key: p for p in policies}
+    full = expand_path(enforced, by_key)
+    assert full == [r.to_json() for r in ev.results]
+    assert full[0] == {
+        "policyId": "a-escalate",
+        "version": 1,
+        "state": "active",
+        "role": "enforced",
+        "severity": "LOW",
+        "result": "matched",
+        "effect": "escalate",
+        "error": None,
+        "valuesRead": {"context.amount": 500, "actor": "agent:1"},
+        "missing": [],
+        "reason": "escalate lost to deny of c-deny v1 (lower precedence)",
+    }
+    assert full[1]["reason"] == "deny lost to deny of c-deny v1 (tied, outranked by severity or id)"
+    # the simulation view: the reasons name the enforced decider, so they are in full
+    assert (sim["simMode"], sim["outranked"]) == (True, [])
+    assert [e["policyId"] for e in sim["evaluations"]] == [p.policy_id for p in policies]
+    assert expand_path(sim, by_key) == [r.to_json() for r in ev.results]

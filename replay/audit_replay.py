@@ -145,6 +145,14 @@ class ReplayReport:
 
 
 class AuditReplay:
+    """One verified rebuild of the audit projection (see the module docstring).
+
+    ``reader`` reads checkpoints and odd records, decoded; chain links are read
+    raw from ``bootstrap`` and checked by ``workers`` processes (default
+    ``os.cpu_count()``; 0 or 1: in this process, same results) in batches of
+    ``batch_size`` records, which are also the COPY batches.
+    """
+
     def __init__(
         self,
         *,
@@ -162,7 +170,6 @@ class AuditReplay:
         self.verifiers = dict(verifiers)
         self.bootstrap = bootstrap
         self.batch_size = batch_size
-        # Processes that decode and check links; 0 or 1: in this process.
         self.workers = (os.cpu_count() or 1) if workers is None else workers
 
     def _connect(self) -> Conn:

@@ -44,7 +44,7 @@ from schemas.errors import KernelError
 from schemas.events import parse_ts
 from streams.chain.signing import Verifier
 
-__all__ = ["COPY_COLUMNS", "CheckedBatch", "LinkChecker", "VerifyPool", "audit_row"]
+__all__ = ["COPY_COLUMNS", "CheckedBatch", "LinkChecker", "VerifyPool", "audit_row", "copy_line"]
 
 # The columns of the COPY lines, in AuditProjection.write's order.
 COPY_COLUMNS = (

@@ -26,7 +26,7 @@ and written by the projector's own :meth:`AuditProjection.write`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -199,8 +199,9 @@ class ShadowRebuild:
     def _extend_links(self, partitions: Sequence[Position], until: Mapping[Position, int]) -> None:
         pending: deque[tuple[Future[CheckedBatch], Position, int]] = deque()
         depth = self.pool.workers + 1  # every worker busy while this process COPYs
+        batches = self._batches(partitions, until)
         try:
-            for tp, offsets, values, after in self._batches(partitions, until):
+            for tp, offsets, values, after in batches:
                 pending.append((self.pool.submit(offsets, values), tp, after))
                 while len(pending) > depth or (pending and pending[0][0].done()):
                     if not self._apply(*pending.popleft()):
@@ -209,12 +210,13 @@ class ShadowRebuild:
                 if not self._apply(*pending.popleft()):
                     return
         finally:
+            batches.close()  # a failure stops mid-partition: release its assignment now
             for future, _, _ in pending:
                 future.cancel()
 
     def _batches(
         self, partitions: Sequence[Position], until: Mapping[Position, int]
-    ) -> Iterator[tuple[Position, list[int], list[bytes], int]]:
+    ) -> Generator[tuple[Position, list[int], list[bytes], int], None, None]:
         """(partition, offsets, values, position after) of ``batch_size`` records;
         a partition's last batch (possibly empty) ends at its end."""
         size = self.batch_size

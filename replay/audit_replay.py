@@ -62,7 +62,13 @@ from schemas.errors import ConfigError, KernelError, StoreUnavailableError
 from streams.chain.signing import Verifier
 from streams.kafka.log_reader import KafkaLogReader
 
-__all__ = ["AUDIT_CHECKPOINTS", "AUDIT_EVENTS", "AuditReplay", "ReplayReport"]
+__all__ = [
+    "AUDIT_CHECKPOINTS",
+    "AUDIT_EVENTS",
+    "MIN_POOLED_LINKS",
+    "AuditReplay",
+    "ReplayReport",
+]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -74,6 +80,8 @@ AUDIT_CHECKPOINTS = TableSpec(
     "head_hash",
 )
 _TABLES = (AUDIT_EVENTS, AUDIT_CHECKPOINTS)
+# Below this many links in the log, the default is to check them in process.
+MIN_POOLED_LINKS = 20_000
 
 
 @dataclass
@@ -148,9 +156,11 @@ class AuditReplay:
     """One verified rebuild of the audit projection (see the module docstring).
 
     ``reader`` reads checkpoints and odd records, decoded; chain links are read
-    raw from ``bootstrap`` and checked by ``workers`` processes (default
-    ``os.cpu_count()``; 0 or 1: in this process, same results) in batches of
-    ``batch_size`` records, which are also the COPY batches.
+    raw from ``bootstrap`` and checked by ``workers`` processes (0 or 1: in
+    this process, same results) in batches of ``batch_size`` records, which
+    are also the COPY batches. By default ``os.cpu_count()`` workers, or none
+    for a log of fewer than ``MIN_POOLED_LINKS`` links, where starting the
+    processes (0.3-0.6 s) costs more than they save.
     """
 
     def __init__(
@@ -170,7 +180,7 @@ class AuditReplay:
         self.verifiers = dict(verifiers)
         self.bootstrap = bootstrap
         self.batch_size = batch_size
-        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.workers = workers
 
     def _connect(self) -> Conn:
         try:
@@ -188,20 +198,28 @@ class AuditReplay:
                 "it reads the chain topic with its own consumer"
             )
         started = time.monotonic()
-        # The workers start (a forkserver, imports) while the ends are captured
-        # and the shadow is migrated.
-        with VerifyPool(catalog(), self.verifiers, self.workers) as pool:
-            report = self._run(pool, started, from_ts_ms, verify_only)
-        report.seconds = time.monotonic() - started
-        return report
-
-    def _run(
-        self, pool: VerifyPool, started: float, from_ts_ms: int | None, verify_only: bool
-    ) -> ReplayReport:
         topics = [self.projection.checkpoint_topic, self.projection.chain_topic]
         ends = {
             (t, p): self.reader.end_offset(t, p) for t in topics for p in self.reader.partitions(t)
         }
+        workers = self.workers
+        if workers is None:
+            links = sum(e for (t, _), e in ends.items() if t == self.projection.chain_topic)
+            workers = (os.cpu_count() or 1) if links >= MIN_POOLED_LINKS else 0
+        # The workers start (a forkserver, imports) while the shadow is migrated.
+        with VerifyPool(catalog(), self.verifiers, workers) as pool:
+            report = self._run(pool, started, ends, from_ts_ms, verify_only)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _run(
+        self,
+        pool: VerifyPool,
+        started: float,
+        ends: Mapping[tuple[str, int], int],
+        from_ts_ms: int | None,
+        verify_only: bool,
+    ) -> ReplayReport:
         starts = self._starts(ends, from_ts_ms)
         shadow = create_shadow(self.database_url)
         report = ReplayReport(

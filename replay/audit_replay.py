@@ -116,6 +116,7 @@ class ReplayReport:
     backup: str | None = None
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)  # seconds of each step
+    workers: int = 0  # processes that verified links (0: this one)
     _last: float = field(default_factory=time.monotonic, init=False, repr=False, compare=False)
 
     def step(self, name: str, since: float | None = None) -> None:
@@ -146,6 +147,7 @@ class ReplayReport:
             "checkpoints": self.checkpoints,
             "seconds": round(self.seconds, 3),
             "steps": {name: round(t, 3) for name, t in self.steps.items()},
+            "workers": self.workers,
             "failures": [] if v is None else [f.to_json() for f in v.failures],
             "firstDifference": None if self.difference is None else self.difference.to_json(),
             "chains": [c.to_json() for c in self.chains],
@@ -209,6 +211,7 @@ class AuditReplay:
         # The workers start (a forkserver, imports) while the shadow is migrated.
         with VerifyPool(catalog(), self.verifiers, workers) as pool:
             report = self._run(pool, started, ends, from_ts_ms, verify_only)
+        report.workers = workers if workers > 1 else 0
         report.seconds = time.monotonic() - started
         return report
 

@@ -23,6 +23,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--signers", type=Path, required=True, help="signers.json (replay verifies)")
     p.add_argument("--database-url", help="default: POSTGRES_URL or the local stack")
     p.add_argument("--yes", action="store_true", help="confirm: the database is dropped")
+    p.add_argument(
+        "--workers", type=int, default=None, help="replay's verifying processes (see kernel replay)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_drill)
 
@@ -40,7 +43,11 @@ def _drill(args: argparse.Namespace, kernel: Kernel) -> int:
     url = args.database_url or kernel.settings.database_url
     kernel = Kernel(replace(kernel.settings, postgres_url=url))
     replay_args = argparse.Namespace(
-        signers=args.signers, database_url=url, from_ts_ms=None, verify_only=False
+        signers=args.signers,
+        database_url=url,
+        from_ts_ms=None,
+        verify_only=False,
+        workers=args.workers,
     )
 
     def replay_audit() -> None:

@@ -43,6 +43,7 @@ def _replay_audit(args: argparse.Namespace, kernel: Kernel) -> ReplayReport:
             projection=AuditProjection(kernel.names.chain, kernel.names.checkpoints),
             verifiers=load_signers_file(args.signers),
             bootstrap=kernel.settings.kafka_bootstrap,
+            workers=getattr(args, "workers", None),
         ).run(from_ts_ms=args.from_ts_ms, verify_only=args.verify_only)
     finally:
         reader.close()
@@ -62,6 +63,13 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--database-url", help="default: POSTGRES_URL or the local stack")
     p.add_argument("--from-timestamp", help="RFC 3339: rebuild only records from this time")
     p.add_argument("--verify-only", action="store_true", help="compare, never swap")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes verifying links (default: one per CPU for 20,000 links or more; "
+        "0 = in this process)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_run)
 

@@ -74,7 +74,9 @@ def test_drop_rebuild_from_the_log_and_prove_equal(
     assert checks == 18
     assert links == 18 + 18 + 4  # actions, their decisions, the policy changes
 
-    done = make_cli(kernel.settings)("dr-drill", "--signers", str(signers_file), "--yes", "--json")
+    done = make_cli(kernel.settings)(
+        "dr-drill", "--signers", str(signers_file), "--yes", "--json", "--workers", "2"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["identical"], report["differences"]

@@ -339,10 +339,14 @@ def test_kernel_replay_command_verify_only_then_all(
     audit_kernel.producer().publish_batch(_events([("a", 3), ("b", 2)]))
     pipeline(audit_kernel)
     cli = make_cli(audit_kernel.settings)
-    verify = cli("replay", "audit", "--verify-only", "--signers", str(signers_file), "--json")
+    verify = cli(
+        "replay", "audit", "--verify-only", "--signers", str(signers_file), "--json",
+        "--workers", "2",
+    )  # fmt: skip
     assert verify.returncode == 0, verify.stderr
     doc = json.loads(verify.stdout)["projections"]["audit"]
     assert (doc["identical"], doc["swapped"], doc["records"]) == (True, False, 5)
+    assert doc["workers"] == 2  # a small log defaults to none; the flag asks for two
 
     full = cli("replay", "--all", "--signers", str(signers_file))
     assert full.returncode == 0, full.stderr

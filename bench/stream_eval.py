@@ -14,9 +14,20 @@ poll batch -- evaluates them all and commits one policyCheck per action.
 
 How many of the 100 policies are *in scope* of each action is what the cost
 depends on (the index skips the others), so two cases are reported: all 100 in
-scope (the worst case: every policy's rule runs for every action) and 10 in
-scope (90 scoped to other actions). Rules cycle through the shapes of
-``bench.rule_engines``. Columns:
+scope (every policy's rule runs for every action) and 10 in scope (90 scoped
+to other actions). Rules cycle through the shapes of ``bench.rule_engines``.
+
+How many rules *match* each action is the other half of the cost (every
+matched policy is in the record), so each case runs two workloads (column
+``workload``):
+
+- **worst**: the shapes as they are, which the bench's actions mostly
+  satisfy: ≈ 60 of the 100 rules match every action;
+- **typical**: each rule behind a guard one action in twelve passes
+  (``bench.evaluation.guarded``), the way guard rules fire on a small fraction
+  of actions: ≈ 5 of the 100 match an action (≈ 0.5 of 10).
+
+Columns:
 
 - end to end: N / (last commit - start of the run over the N actions); the
   group has joined and read the 400 policy changes before the actions are
@@ -24,6 +35,8 @@ scope (90 scoped to other actions). Rules cycle through the shapes of
   together, the runner could evaluate actions before the policies and measure
   fewer);
 - steady: actions / (last commit - first commit);
+- matched/action: the mean number of policies whose rule matched, from the
+  checks the step emitted;
 - step only: the pure ``step`` over the same records, no Kafka (the CPU ceiling);
 - check bytes: the mean encoded size of the policyChecks the step emitted;
 - CPU µs/action: the runner process's CPU time (user + system, librdkafka's
@@ -31,7 +44,8 @@ scope (90 scoped to other actions). Rules cycle through the shapes of
   step's CPU time per action. On a shared machine these move less than the
   rates do.
 
-``--rounds N`` runs every case N times (alternating) and reports medians.
+``--rounds N`` runs every case N times (alternating) and reports medians;
+``--workload worst|typical`` runs one workload only.
 """
 
 from __future__ import annotations
@@ -44,7 +58,7 @@ import uuid
 from dataclasses import replace
 
 from bench._table import table
-from bench.evaluation import policy
+from bench.evaluation import guarded, policy
 from bench.rule_engines import SHAPES
 from ops.bootstrap import Kernel, bootstrap
 from schemas.events import Event, new_event
@@ -57,14 +71,18 @@ from streams.sentinel.stream import SentinelProcessor, SentinelState
 __all__ = ["action_events", "bench_kernel", "lifecycle_events", "policies"]
 
 
-def policies(total: int, in_scope: int) -> list[Policy]:
-    """``total`` policies, ``in_scope`` of them scoped to ``payments.*`` actions."""
+def policies(total: int, in_scope: int, *, typical: bool = False) -> list[Policy]:
+    """``total`` policies, ``in_scope`` of them scoped to ``payments.*`` actions;
+    ``typical``: each rule behind a guard (few match an action)."""
     rules = [rule for rule, _ in SHAPES.values()]
     near = Scope(("kernelAction",), actions=("payments.*",))
     out = []
     for i in range(total):
         scope = near if i < in_scope else Scope(("kernelAction",), actions=(f"svc{i}.op",))
-        out.append(replace(policy(i, rules[i % len(rules)], scope), state=State.DRAFT))
+        rule = rules[i % len(rules)]
+        if typical:
+            rule = guarded(rule, i)
+        out.append(replace(policy(i, rule, scope), state=State.DRAFT))
     return out
 
 
@@ -113,10 +131,10 @@ def bench_kernel(tag: str) -> Kernel:
     return kernel
 
 
-def _case(n: int, in_scope: int, actions: list[Event]) -> list[float]:
+def _case(n: int, in_scope: int, typical: bool, actions: list[Event]) -> list[float]:
     kernel = bench_kernel("stream")
     producer = kernel.producer()
-    producer.publish_batch(lifecycle_events(policies(100, in_scope)))
+    producer.publish_batch(lifecycle_events(policies(100, in_scope, typical=typical)))
     processor = SentinelProcessor(
         kernel.names.actions, kernel.names.policies, kernel.names.policy_checks
     )
@@ -154,7 +172,7 @@ def _case(n: int, in_scope: int, actions: list[Event]) -> list[float]:
 
     # The pure step over the same records, no Kafka.
     state = SentinelState.of(RegistryState())
-    for i, e in enumerate(lifecycle_events(policies(100, in_scope))):
+    for i, e in enumerate(lifecycle_events(policies(100, in_scope, typical=typical))):
         state, _ = processor.step(state, InputRecord(kernel.names.policies, 0, i, 0, None, e))
     records = [InputRecord(kernel.names.actions, 0, i, 0, None, e) for i, e in enumerate(actions)]
     s0, c0 = time.perf_counter(), time.process_time()
@@ -164,29 +182,45 @@ def _case(n: int, in_scope: int, actions: list[Event]) -> list[float]:
     sample = [o.event for out in emitted[:1000] for o in out]
     check_bytes = statistics.mean(len(kernel.codec.encode(e)) for e in sample)
     runner_cpu = cpu_s / (last - t0) * 100
+    matched = statistics.mean(_matched(out[0].event.body) for out in emitted[:1000])
     return [end_to_end, steady, step_rate, check_bytes, cpu_s / n * 1e6, step_cpu_us, runner_cpu,
-            outputs]  # fmt: skip
+            outputs, matched]  # fmt: skip
+
+
+def _matched(body: dict[str, object]) -> int:
+    """Policies whose rule matched, in full entries or named as outranked (v2)."""
+    entries = body["evaluations"]
+    assert isinstance(entries, list)
+    outranked = body.get("outranked") or []
+    assert isinstance(outranked, list)
+    return sum(e["result"] == "matched" for e in entries) + len(outranked)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--actions", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--workload", choices=["worst", "typical"], action="append")
     args = ap.parse_args([] if __name__ != "__main__" else None)
     actions = action_events(args.actions)
-    runs: dict[int, list[list[float]]] = {100: [], 10: []}
+    workloads = args.workload or ["worst", "typical"]
+    runs: dict[tuple[str, int], list[list[float]]] = {
+        (w, scoped): [] for w in workloads for scoped in (100, 10)
+    }
     for _ in range(args.rounds):
-        for scoped, found in runs.items():
-            found.append(_case(args.actions, scoped, actions))
+        for (workload, scoped), found in runs.items():
+            found.append(_case(args.actions, scoped, workload == "typical", actions))
     rows = []
-    for scoped, found in runs.items():
+    for (workload, scoped), found in runs.items():
         med = [statistics.median(col) for col in zip(*found, strict=True)]
-        rows.append([f"{scoped} of 100", args.actions, int(med[7]), *med[:6], f"{med[6]:.0f}%"])
+        label = "worst (most rules match)" if workload == "worst" else "typical (few match)"
+        rows.append([label, f"{scoped} of 100", f"{med[8]:.1f}", args.actions, int(med[7]),
+                     *med[:6], f"{med[6]:.0f}%"])  # fmt: skip
     table(
         f"Streaming evaluation, TransactionalRunner + SentinelProcessor, 100 active policies "
         f"(median of {args.rounds})",
-        ["in scope/action", "actions", "checks", "end-to-end/s", "steady/s", "step only/s",
-         "check bytes", "CPU µs/action", "step CPU µs", "runner CPU"],
+        ["workload", "in scope/action", "matched/action", "actions", "checks", "end-to-end/s",
+         "steady/s", "step only/s", "check bytes", "CPU µs/action", "step CPU µs", "runner CPU"],
         rows,
     )  # fmt: skip
 

@@ -462,7 +462,7 @@ class Evaluation:
         self.sim_rationale = sim_rationale
         self._results: tuple[PolicyResult, ...] | None = tuple(results)
         self._matches: _Matches | None = None
-        self._path: tuple[PolicyResult, ...] | None = tuple(
+        self._path: tuple[PolicyResult, ...] = tuple(
             r for r in self._results if not _compact(r, deciding)
         )
         self.not_matched = tuple(f"{r.policy_id}@{r.version}" for r in self._results if _plain(r))
@@ -503,7 +503,6 @@ class Evaluation:
     @property
     def path(self) -> tuple[PolicyResult, ...]:
         """The results recorded in full: all but the named ones, key order."""
-        assert self._path is not None
         return self._path
 
     @property

@@ -98,21 +98,18 @@ def drop_database(kernel: Kernel) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
-def pipeline(kernel: Kernel) -> tuple[float, float]:
-    signer = kernel.chain_signer()
-    t0 = time.perf_counter()
-    try:
-        signer.run_until_idle(idle_s=IDLE_S, max_s=900)
-    finally:
-        signer.close()
-    t1 = time.perf_counter()
-    projector = kernel.audit_projector()
-    try:
-        projector.run_until_idle(idle_s=IDLE_S, max_s=900)
-    finally:
-        projector.close()
-    t2 = time.perf_counter()
-    return t1 - t0 - IDLE_S, t2 - t1 - IDLE_S
+def pipeline(kernel: Kernel, idle_s: float = IDLE_S) -> tuple[float, float]:
+    """Signer to idle, then projector to idle: the seconds of each (the idle wait excluded)."""
+    seconds = []
+    for make in (kernel.chain_signer, kernel.audit_projector):
+        t0 = time.perf_counter()
+        runner = make()
+        try:
+            runner.run_until_idle(idle_s=idle_s, max_s=3600)
+        finally:
+            runner.close()
+        seconds.append(time.perf_counter() - t0 - idle_s)
+    return seconds[0], seconds[1]
 
 
 def floor(kernel: Kernel, n: int) -> float:
@@ -154,7 +151,8 @@ def _hwm_kb(pid: int) -> int:
     return 0
 
 
-def _worker_env(kernel: Kernel) -> dict[str, str]:
+def worker_env(kernel: Kernel) -> dict[str, str]:
+    """The environment of a ``kernel`` subprocess on ``kernel``'s topics, database and key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERNEL_")}
     s = kernel.settings
     env.update(
@@ -171,9 +169,7 @@ def _worker_env(kernel: Kernel) -> dict[str, str]:
 
 def _spawn(kernel: Kernel, worker: str) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).with_name("kernel"))
-    return subprocess.Popen(
-        [exe, "run", worker], env=_worker_env(kernel), stderr=subprocess.DEVNULL
-    )
+    return subprocess.Popen([exe, "run", worker], env=worker_env(kernel), stderr=subprocess.DEVNULL)
 
 
 def deployed(kernel: Kernel, n: int) -> tuple[float, float, dict[str, float]]:
@@ -184,11 +180,11 @@ def deployed(kernel: Kernel, n: int) -> tuple[float, float, dict[str, float]]:
     spent meanwhile (both workers, the broker, the Postgres backends): the
     machine's capacity is its cores over their sum.
     """
-    state = bootstrap().settings.state_dir  # the stack's (the kernel's is a temp dir)
-    kafka_pid = _read_pid(state / "kafka" / "kafka.pid")
-    pg_pid = _read_pid(state / "postgres" / "data" / "postmaster.pid")
+    stack = bootstrap().stack()  # the running stack's (the kernel's state dir is a temp dir)
+    kafka_pid = stack.kafka.pid()
+    pg_pid = _postmaster_pid(stack.postgres.data)
     if not kafka_pid or not pg_pid:
-        raise RuntimeError(f"no broker or Postgres pid file under {state}")
+        raise RuntimeError("the broker and Postgres must be running (kernel up)")
     with psycopg.connect(kernel.settings.database_url, autocommit=True) as conn:
         base = {"broker": _cpu_s([kafka_pid]), "postgres": _cpu_s(_children(pg_pid))}
         t0 = time.perf_counter()
@@ -219,9 +215,10 @@ def deployed(kernel: Kernel, n: int) -> tuple[float, float, dict[str, float]]:
     return t1 - t0, steady, cpu
 
 
-def _read_pid(path: Path) -> int:
+def _postmaster_pid(data_dir: Path) -> int:
+    """The first line of Postgres's ``postmaster.pid`` (the file has several)."""
     try:
-        return int(path.read_text().split()[0])
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 0
 

@@ -13,34 +13,20 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
 
 from bench._table import table
-from bench.audit_pipeline import drop_database, prepare
+from bench.audit_pipeline import drop_database, pipeline, prepare, worker_env
 
 
 def main() -> None:
     n = int(os.environ.get("BENCH_N", "100000"))
     with tempfile.TemporaryDirectory() as tmp:
         kernel, signers = prepare(n, Path(tmp))
-        t0 = time.perf_counter()
-        for runner in (kernel.chain_signer(), kernel.audit_projector()):
-            try:
-                runner.run_until_idle(idle_s=2.0, max_s=3600)
-            finally:
-                runner.close()
-        build = time.perf_counter() - t0
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KERNEL_")}
-        s = kernel.settings
-        env.update(
-            KERNEL_STATE_DIR=str(s.state_dir),
-            KERNEL_BOOTSTRAP_SERVERS=s.kafka_bootstrap,
-            KERNEL_TOPIC_PREFIX=s.topic_prefix,
-            POSTGRES_URL=s.database_url,
-        )
+        build = sum(pipeline(kernel, idle_s=2.0))
+        env = worker_env(kernel)
         exe = str(Path(sys.executable).with_name("kernel"))
         done = subprocess.run(
             [exe, "dr-drill", "--signers", str(signers), "--yes", "--json"],

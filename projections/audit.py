@@ -9,17 +9,18 @@ trusts none of them and recomputes every hash from ``payload``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import psycopg
 
 from streams.processor import InputRecord
 
-__all__ = ["AuditProjection"]
+__all__ = ["EVENT_COLUMNS", "AuditProjection", "event_row"]
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "id, chain, seq, event_type, payload, prev_hash, hash, signature, signer_id, ts, "
     "metadata, source_topic, source_partition, source_offset"
 )
@@ -40,28 +41,9 @@ class AuditProjection:
         links = [r for r in batch if r.event.event_type == "auditRecord"]
         checkpoints = [r for r in batch if r.event.event_type == "chainCheckpoint"]
         if links:
-            with cur.copy(f"COPY audit_events ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+            with cur.copy(f"COPY audit_events ({EVENT_COLUMNS}) FROM STDIN") as copy:
                 for r in links:
-                    b = r.event.body
-                    p = b["payload"]
-                    copy.write_row(
-                        (
-                            p["eventId"],
-                            b["chain"],
-                            b["seq"],
-                            p["eventType"],
-                            orjson.dumps(p).decode(),
-                            b["prevHash"],
-                            b["hash"],
-                            b["signature"],
-                            b["signerId"],
-                            p["ts"],
-                            orjson.dumps(p.get("metadata", {})).decode(),
-                            b["sourceTopic"],
-                            b["sourcePartition"],
-                            b["sourceOffset"],
-                        )
-                    )
+                    copy.write_row(event_row(r.event.body))
         if checkpoints:
             cur.executemany(
                 f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) "
@@ -71,3 +53,24 @@ class AuditProjection:
                     for b in (r.event.body for r in checkpoints)
                 ],
             )
+
+
+def event_row(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The ``audit_events`` row of an auditRecord body, in :data:`EVENT_COLUMNS` order."""
+    p = body["payload"]
+    return (
+        p["eventId"],
+        body["chain"],
+        body["seq"],
+        p["eventType"],
+        orjson.dumps(p).decode(),
+        body["prevHash"],
+        body["hash"],
+        body["signature"],
+        body["signerId"],
+        p["ts"],
+        orjson.dumps(p.get("metadata", {})).decode(),
+        body["sourceTopic"],
+        body["sourcePartition"],
+        body["sourceOffset"],
+    )

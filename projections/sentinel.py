@@ -209,16 +209,9 @@ def _check_row(r: InputRecord) -> tuple[Any, ...]:
         b["policyCheckId"], r.event.event_id, b.get("requestId"), b["decision"], b["allowed"],
         b.get("policyId"), b.get("policyVersion"), b["rationale"],
         orjson.dumps(b["evidence"]).decode(), orjson.dumps(b["evaluations"]).decode(),
-        orjson.dumps(_json_list(b.get("notMatched"))).decode(),
-        orjson.dumps(_json_list(b.get("outranked"))).decode(), b["simMode"], b["mode"],
+        orjson.dumps(b.get("notMatched", [])).decode(),
+        orjson.dumps(b.get("outranked", [])).decode(), b["simMode"], b["mode"],
         r.event.subject, b.get("subjectEventId"),
         where.get("topic"), where.get("partition"), where.get("offset"),
         _ts(r.event.ts_ms), r.topic, r.partition, r.offset,
     )  # fmt: skip
-
-
-def _json_list(value: Any) -> list[Any]:
-    """A kernel-json list field; a v1 record read as v2 carries the default as text."""
-    if isinstance(value, str):
-        value = orjson.loads(value)
-    return value if isinstance(value, list) else []

@@ -34,8 +34,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from types import TracebackType
 from typing import Any
 
-import orjson
-
+from projections.audit import EVENT_COLUMNS, event_row
 from replay.link_decode import LinkDecoder
 from replay.verify import AuditRow, CheckedLink, link_failure
 from schemas.catalog import SchemaCatalog
@@ -46,16 +45,15 @@ from streams.chain.signing import Verifier
 
 __all__ = ["COPY_COLUMNS", "CheckedBatch", "LinkChecker", "VerifyPool", "audit_row", "copy_line"]
 
-# The columns of the COPY lines, in AuditProjection.write's order.
-COPY_COLUMNS = (
-    "id, chain, seq, event_type, payload, prev_hash, hash, signature, signer_id, ts, "
-    "metadata, source_topic, source_partition, source_offset"
-)
+# The columns of the COPY lines: AuditProjection.write's.
+COPY_COLUMNS = EVENT_COLUMNS
 
 # Per record, in order: a checked link, or the offset of a record for the caller.
 # With the COPY text of the links (one line each, in order).
 CheckedBatch = tuple[list[CheckedLink | int], bytes]
 
+# seq, source_partition and source_offset are integers, every other column text
+_COLUMN_TYPES = (str, str, int, *[str] * 9, int, int)
 _NEEDS_ESCAPE = re.compile("[\b\n\v\f\r\\\\]")  # and tabs inside a field
 _ESCAPES = {
     "\b": "\\b",
@@ -93,24 +91,10 @@ def audit_row(body: Mapping[str, Any]) -> AuditRow:
 
 def copy_line(body: Mapping[str, Any]) -> str | None:
     """The COPY text line AuditProjection.write would send; None if not plain str/int."""
-    p = body["payload"]
-    texts = (
-        p["eventId"],
-        body["chain"],
-        p["eventType"],
-        orjson.dumps(p).decode(),
-        body["prevHash"],
-        body["hash"],
-        body["signature"],
-        body["signerId"],
-        p["ts"],
-        orjson.dumps(p.get("metadata", {})).decode(),
-        body["sourceTopic"],
-    )
-    numbers = (body["seq"], body["sourcePartition"], body["sourceOffset"])
-    if not all(type(t) is str for t in texts) or not all(type(n) is int for n in numbers):
+    row = event_row(body)
+    if tuple(map(type, row)) != _COLUMN_TYPES:
         return None
-    fields = (*texts[:2], str(numbers[0]), *texts[2:], *map(str, numbers[1:]))
+    fields = [v if type(v) is str else str(v) for v in row]
     line = "\t".join(fields)
     if "\x00" in line:
         return None  # Postgres text cannot hold it: let the projector's own path say so

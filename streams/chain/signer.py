@@ -15,7 +15,6 @@ last committed link is exactly where the chain stands.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from schemas.errors import ValidationError
 from schemas.events import Event
+from schemas.ids import uuid5_text
 from streams.chain.canonical import canonicalize
 from streams.chain.links import ChainHead, ChainStep, chain_id
 from streams.chain.signing import Signer
@@ -31,7 +31,6 @@ from streams.processor import InputRecord, LogReader, OutputRecord
 __all__ = ["ChainSigner", "chain_partition", "record_id"]
 
 _NAMESPACE = uuid.UUID("5b1c7e56-58a4-4c6c-9a51-6f2f3c0c1d2e")
-_NAMESPACE_BYTES = _NAMESPACE.bytes
 _NUL_ESCAPED = b"\\u0000"  # how JCS writes U+0000 inside a string
 
 Heads = Mapping[str, ChainHead]
@@ -42,17 +41,8 @@ def chain_partition(chain: str, partitions: int) -> int:
 
 
 def record_id(chain: str, seq: int) -> str:
-    """A stable id for link ``seq`` of ``chain``: replay yields the same event.
-
-    ``uuid.uuid5(namespace, f"{chain}#{seq}")``, computed without building
-    ``UUID`` objects (once per link, it showed in the signer's profile).
-    """
-    name = _NAMESPACE_BYTES + f"{chain}#{seq}".encode()
-    raw = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A stable id for link ``seq`` of ``chain``: replay yields the same event."""
+    return uuid5_text(_NAMESPACE, f"{chain}#{seq}")
 
 
 @dataclass

@@ -6,13 +6,80 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from schemas.codec import EventCodec
 from schemas.errors import KernelError, LogUnavailableError
 from streams.processor import InputRecord
 
-__all__ = ["KafkaLogReader"]
+__all__ = ["KafkaLogReader", "committed_batches", "reader_consumer"]
+
+
+def reader_consumer(bootstrap: str, group_prefix: str) -> Consumer:
+    """A consumer for reading partitions by assignment: committed records only, no commits."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{group_prefix}-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def committed_batches(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    *,
+    timeout_s: float,
+    batch: int = 1000,
+) -> Iterator[list[Message]]:
+    """The committed records of ``topic/partition`` in ``[start, end)``, a consume batch
+    at a time, in order; stops at ``end`` or the partition's end.
+
+    Raises :class:`LogUnavailableError` on a Kafka error, or when nothing arrives
+    for ``timeout_s``.
+    """
+    if end <= start:
+        return
+    consumer.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            # consume() waits for the full count or the timeout: keep the wait short
+            # and bound the silence separately, or every read ends in a timeout.
+            msgs = consumer.consume(batch, 0.1)
+            if not msgs:
+                if time.monotonic() > deadline:
+                    raise LogUnavailableError(
+                        f"no data from {topic}/{partition} within {timeout_s:.0f}s"
+                    )
+                continue
+            deadline = time.monotonic() + timeout_s
+            good: list[Message] = []
+            done = False
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done = True
+                        break
+                    raise LogUnavailableError(f"reading {topic}/{partition}: {err.str()}")
+                if int(msg.offset() or 0) >= end:
+                    done = True
+                    break
+                good.append(msg)
+            if good:
+                yield good
+            if done:
+                return
+    finally:
+        consumer.unassign()
 
 
 class KafkaLogReader:
@@ -21,16 +88,7 @@ class KafkaLogReader:
         self._codec = codec
         self._timeout = timeout_s
         self._committed: dict[tuple[str, int], int] = {}
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"kernel-reader-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        self._consumer = reader_consumer(bootstrap, "kernel-reader")
 
     def set_committed(self, committed: dict[tuple[str, int], int]) -> None:
         """The owning runner's committed input positions, for :meth:`committed`."""
@@ -71,42 +129,19 @@ class KafkaLogReader:
     ) -> Iterator[InputRecord]:
         """Committed records from ``start`` until ``end`` (exclusive) or the partition's end."""
         stop = self.end_offset(topic, partition) if end is None else end
-        if stop <= start:
-            return
-        self._consumer.assign([TopicPartition(topic, partition, start)])
-        deadline = time.monotonic() + self._timeout
-        try:
-            while True:
-                # consume() waits for the full count or the timeout: keep the wait short
-                # and bound the silence separately, or every read ends in a timeout.
-                msgs = self._consumer.consume(1000, 0.1)
-                if not msgs:
-                    if time.monotonic() > deadline:
-                        raise LogUnavailableError(
-                            f"no data from {topic}/{partition} within {self._timeout:.0f}s"
-                        )
-                    continue
-                deadline = time.monotonic() + self._timeout
-                for msg in msgs:
-                    err = msg.error()
-                    if err is None and int(msg.offset() or 0) >= stop:
-                        return
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            return
-                        raise LogUnavailableError(f"reading {topic}/{partition}: {err.str()}")
-                    try:
-                        event = self._codec.decode(msg.value() or b"")
-                    except KernelError:
-                        if skip_undecodable:
-                            continue
-                        raise
-                    ts = msg.timestamp()[1]
-                    yield InputRecord(
-                        topic, partition, int(msg.offset() or 0), ts, msg.key(), event
-                    )
-        finally:
-            self._consumer.unassign()
+        batches = committed_batches(
+            self._consumer, topic, partition, start, stop, timeout_s=self._timeout
+        )
+        for msgs in batches:
+            for msg in msgs:
+                try:
+                    event = self._codec.decode(msg.value() or b"")
+                except KernelError:
+                    if skip_undecodable:
+                        continue
+                    raise
+                ts = msg.timestamp()[1]
+                yield InputRecord(topic, partition, int(msg.offset() or 0), ts, msg.key(), event)
 
     def close(self) -> None:
         self._consumer.close()

@@ -43,7 +43,6 @@ reasons were written against, so it carries its outranked entries in full.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -53,6 +52,7 @@ from typing import Any, Literal
 
 from schemas.catalog import catalog
 from schemas.events import Event
+from schemas.ids import uuid5_text
 from schemas.positions import LogPosition
 from streams.sentinel.evaluator import Evaluation, PolicyResult, lost_reason, policy_paths
 from streams.sentinel.policy import Effect, Policy
@@ -65,7 +65,6 @@ __all__ = [
     "build_policy_checks",
     "check_id_for",
     "expand_path",
-    "uuid5_text",
 ]
 
 SENTINEL_ACTOR = "sentinelnet"
@@ -97,15 +96,6 @@ class EvaluatedEvent:
 def check_id_for(event_id: str, mode: Mode, sim_mode: bool) -> str:
     """A deterministic policyCheckId: replaying the same action reproduces it."""
     return uuid5_text(_NAMESPACE, f"{event_id}/{mode}/{int(sim_mode)}")
-
-
-def uuid5_text(namespace: uuid.UUID, name: str) -> str:
-    """``str(uuid.uuid5(namespace, name))`` without the ``UUID`` objects (twice per check)."""
-    raw = bytearray(hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False).digest())
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build_policy_check(

@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from schemas.codec import EventCodec
 from schemas.errors import KernelError
+from streams.kafka.log_reader import reader_consumer
 from streams.sentinel.registry import PolicyRegistry
 
 __all__ = ["KafkaPolicyFeed"]
@@ -45,16 +45,7 @@ class KafkaPolicyFeed:
         self.topic = topic
         self._codec = codec
         self._poll_s = poll_s
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"kernel-policy-feed-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        self._consumer = reader_consumer(bootstrap, "kernel-policy-feed")
         self._next: dict[int, int] = {}
         self._eof: set[int] = set()
         self._partitions: list[int] = []

@@ -36,8 +36,9 @@ from dataclasses import dataclass, replace
 
 from schemas.errors import ValidationError
 from schemas.events import Event
+from schemas.ids import uuid5_text
 from streams.processor import InputRecord, LogReader, OutputRecord
-from streams.sentinel.decision import EvaluatedEvent, build_policy_checks, uuid5_text
+from streams.sentinel.decision import EvaluatedEvent, build_policy_checks
 from streams.sentinel.errors import TransitionError
 from streams.sentinel.evaluator import Evaluation, evaluate
 from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change

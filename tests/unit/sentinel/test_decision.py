@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 
 from schemas.codec import EventCodec
 from schemas.events import Event, new_event
+from schemas.ids import uuid5_text
 from schemas.positions import LogPosition
 from streams.sentinel.decision import (
     EvaluatedEvent,
     build_policy_checks,
     check_id_for,
-    uuid5_text,
 )
 from streams.sentinel.evaluator import PolicySet, compile_policy, evaluate
 from streams.sentinel.policy import Effect, Policy, Scope, Severity, State

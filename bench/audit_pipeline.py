@@ -6,7 +6,9 @@ in a fresh topic prefix and database. N (``BENCH_N``, default 100,000) events of
 ~400 bytes are published first; then, timed:
 
 - deployed: ``kernel run signer`` and ``kernel run audit-projector`` started
-  together as two processes (as deployed) on the published backlog; timed from
+  together as processes (as deployed) on the published backlog -- one signer,
+  or ``BENCH_SIGNERS`` (e.g. "1,2") instances of it sharing the partitions
+  (``--instance 0``, ``--instance 1``: scale-out); timed from
   their start (process start, group join and recovery included) and from the
   first projected row until Postgres holds all N rows (polled every 100 ms).
 - sequential: ``Kernel.chain_signer()`` (exactly-once, one Kafka transaction per
@@ -167,13 +169,14 @@ def worker_env(kernel: Kernel) -> dict[str, str]:
     return env
 
 
-def _spawn(kernel: Kernel, worker: str) -> subprocess.Popen[bytes]:
+def _spawn(kernel: Kernel, worker: str, instance: int = 0) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).with_name("kernel"))
-    return subprocess.Popen([exe, "run", worker], env=worker_env(kernel), stderr=subprocess.DEVNULL)
+    env = {**worker_env(kernel), "KERNEL_INSTANCE_ID": str(instance)}
+    return subprocess.Popen([exe, "run", worker], env=env, stderr=subprocess.DEVNULL)
 
 
-def deployed(kernel: Kernel, n: int) -> tuple[float, float, dict[str, float]]:
-    """Signer and projector as two processes, on the backlog of ``n`` published events.
+def deployed(kernel: Kernel, n: int, signers: int = 1) -> tuple[float, float, dict[str, float]]:
+    """Signer(s) and projector as processes, on the backlog of ``n`` published events.
 
     Returns the seconds from their start to N rows in Postgres, the rate from
     the first projected row to the last, and the CPU seconds each component
@@ -188,7 +191,8 @@ def deployed(kernel: Kernel, n: int) -> tuple[float, float, dict[str, float]]:
     with psycopg.connect(kernel.settings.database_url, autocommit=True) as conn:
         base = {"broker": _cpu_s([kafka_pid]), "postgres": _cpu_s(_children(pg_pid))}
         t0 = time.perf_counter()
-        procs = {"signer": _spawn(kernel, "signer"), "projector": _spawn(kernel, "audit-projector")}
+        procs = {f"signer {i}": _spawn(kernel, "signer", i) for i in range(signers)}
+        procs["projector"] = _spawn(kernel, "audit-projector")
         first = None
         try:
             while True:
@@ -281,17 +285,23 @@ def _chained(kernel: Kernel) -> int:
 def main() -> None:
     n = int(os.environ.get("BENCH_N", "100000"))
     sizes = [int(x) for x in os.environ.get("BENCH_RSS_SIZES", "20000,100000").split(",") if x]
+    scale = [int(x) for x in os.environ.get("BENCH_SIGNERS", "1").split(",") if x]
     with tempfile.TemporaryDirectory() as tmp:
         kernel, _ = prepare(n, Path(tmp))
         kernel2, _ = prepare(n, Path(tmp) / "deployed")
+        extra = [prepare(n, Path(tmp) / f"deployed{k}")[0] for k in scale if k != 1]
         try:
             size = len(kernel.codec.encode(events(1)[0]))
             floor_s = floor(kernel, n)
             deployed_s, steady, cpu = deployed(kernel2, n)
+            scaled = [
+                (k, *deployed(kx, n, k)[:2])
+                for k, kx in zip((k for k in scale if k != 1), extra, strict=True)
+            ]
             sign_s, project_s = pipeline(kernel)
         finally:
-            drop_database(kernel)
-            drop_database(kernel2)
+            for k in (kernel, kernel2, *extra):
+                drop_database(k)
         total = sign_s + project_s
         floor_rate = n / floor_s
         table(
@@ -306,6 +316,24 @@ def main() -> None:
                     f"{n / deployed_s / floor_rate:.0%}",
                 ],
                 ["deployed, first row to last row", "", steady, f"{steady / floor_rate:.0%}"],
+                *[
+                    row
+                    for k, secs, rate in scaled
+                    for row in (
+                        [
+                            f"deployed, {k} signer instances, start to last row",
+                            secs,
+                            n / secs,
+                            f"{n / secs / floor_rate:.0%}",
+                        ],
+                        [
+                            f"deployed, {k} signer instances, first row to last",
+                            "",
+                            rate,
+                            f"{rate / floor_rate:.0%}",
+                        ],
+                    )
+                ],
                 ["signer alone (exactly-once)", sign_s, n / sign_s, ""],
                 ["projector alone (COPY + checkpoint)", project_s, n / project_s, ""],
                 ["signer then projector", total, n / total, f"{floor_s / total:.0%}"],

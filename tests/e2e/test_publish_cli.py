@@ -91,10 +91,11 @@ def test_skip_invalid_publishes_good_lines_and_writes_rejects(
 
 def test_oversized_event_is_rejected(cli: KernelCLI, kernel: Kernel, tmp_path: Path) -> None:
     src = tmp_path / "big.jsonl"
-    src.write_text(_line(0, resource="r" * 5000))
+    src.write_text(_line(0).replace('{"i": 0}', '{"blob": "%s"}' % ("r" * 5000)))
     done = cli("publish", str(src), extra_env={"KERNEL_MAX_EVENT_BYTES": "1024"})
     assert done.returncode == 2
-    assert "over the maximum of 1024" in done.stderr
+    assert "line 1: the event is 5" in done.stderr
+    assert "over the limit of 1024 (KERNEL_MAX_EVENT_BYTES)" in done.stderr
     assert read_all(kernel, kernel.names.actions) == []
 
 

@@ -175,6 +175,8 @@ class InputContract:
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc):  # orjson stops at 1024 levels
+                raise LimitError(f"too deep: nested over {max_depth} levels", field=field) from None
             raise ValidationError(f"not I-JSON: {exc}", field=field) from None
         try:
             # STRICT_INTEGER: an integer beyond 2^53 fails the dump, so needs the walk.
@@ -212,8 +214,9 @@ class InputContract:
         except _ViolationError as v:
             raise v.error(field) from None
         except ValidationError as exc:
-            inner = f"{field}.{exc.field}" if exc.field else field
-            raise ValidationError(exc.reason, field=inner) from None
+            # The strict parser knows the duplicate key, not the path to it.
+            reason = f"{exc.reason} in this field" if exc.field else exc.reason
+            raise ValidationError(reason, field=field) from None
         return strict
 
     def _walk(self, value: Any, depth: int, max_depth: int) -> None:
@@ -229,10 +232,10 @@ class InputContract:
                     limit=True,
                 )
             for key, item in value.items():
+                if type(key) is not str:
+                    raise _ViolationError("object keys must be strings")
+                self._string(key, self.max_string_bytes)  # blamed on the object, not the key
                 try:
-                    if type(key) is not str:
-                        raise _ViolationError("object keys must be strings")
-                    self._string(key, self.max_string_bytes)
                     self._walk(item, depth + 1, max_depth)
                 except _ViolationError as v:
                     v.path.append(key)

@@ -34,7 +34,6 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -310,21 +309,46 @@ class InputContract:
             raise ValidationError(
                 f"{event.event_id!r} is not a UUID in canonical lowercase form", field="eventId"
             )
-        self.check_ts(event.ts_ms, log_ts_ms if log_ts_ms is not None else now_ms)
-        self._name(event.event_type, "eventType")
-        self._name(event.actor, "actor")
-        self._name(event.subject, "subject")
+        reference = log_ts_ms if log_ts_ms is not None else now_ms
+        ts = event.ts_ms
+        # Inline fast paths for the common case; the methods explain a failure.
+        if (
+            type(ts) is not int
+            or not self.oldest_ts_ms <= ts <= NEWEST_TS_MS
+            or (reference is not None and ts > reference + self.future_skew_ms)
+        ):
+            self.check_ts(ts, reference)
+        limit = self.max_name_bytes
+        actor, subject = event.actor, event.subject
+        if not (
+            type(actor) is str
+            and type(subject) is str
+            and actor.isascii()
+            and subject.isascii()
+            and len(actor) <= limit
+            and len(subject) <= limit
+            and "\x00" not in actor
+            and "\x00" not in subject
+        ):
+            self._name(actor, "actor")
+            self._name(subject, "subject")
+        uuid_fields = _TYPES.get(event.event_type)
+        if uuid_fields is None:
+            self._name(event.event_type, "eventType")
+            uuid_fields = _uuid_fields(event.event_type)
         if event.metadata:
             try:
                 self._walk(event.metadata, 2, self.max_depth)
             except _ViolationError as v:
                 raise v.error("metadata") from None
-        self._body(event, checked, derived)
+        self._body(event, checked, derived, uuid_fields)
         limit = self.max_record_bytes if derived else self.max_event_bytes
         if encoded_bytes is None or _JSON_PER_AVRO_BYTE * encoded_bytes + _JSON_NAMES_BYTES > limit:
             self._size(event, limit, derived)
 
-    def _body(self, event: Event, checked: frozenset[str], derived: bool) -> None:
+    def _body(
+        self, event: Event, checked: frozenset[str], derived: bool, uuid_fields: tuple[str, ...]
+    ) -> None:
         max_depth = self.max_depth + (DERIVED_DEPTH if derived else 0)
         body = event.body
         if type(body) is not dict:
@@ -333,6 +357,8 @@ class InputContract:
         for name, value in body.items():
             t = type(value)
             if name in checked or value is None or t is bool or t is bytes:
+                continue
+            if t is int and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
                 continue
             if t is str:
                 if name in _NAME_FIELDS:
@@ -344,7 +370,7 @@ class InputContract:
                 self._walk(value, 3, max_depth)
             except _ViolationError as v:
                 raise v.error(f"body.{name}") from None
-        for name in _uuid_fields(event.event_type):
+        for name in uuid_fields:
             value = body.get(name)
             if value is not None and (type(value) is not str or not _UUID.fullmatch(value)):
                 raise ValidationError(
@@ -411,19 +437,23 @@ def _show_ts(ms: int) -> str:
         return f"{ms} ms since 1970"
 
 
-@lru_cache(maxsize=64)
+_TYPES: dict[str, tuple[str, ...]] = {}  # known event type -> its body's uuid fields
+
+
 def _uuid_fields(event_type: str) -> tuple[str, ...]:
-    from schemas.catalog import catalog  # noqa: PLC0415 - only once per event type
+    from schemas.catalog import catalog  # noqa: PLC0415 - once per event type
 
     cat = catalog()
     if event_type not in cat.event_types:
         return ()
     fields = cat.newest(event_type).raw["fields"][-1]["type"]["fields"]
-    return tuple(
+    found = tuple(
         f["name"]
         for f in fields
         if isinstance(f["type"], dict) and f["type"].get("logicalType") == "uuid"
     )
+    _TYPES[event_type] = found
+    return found
 
 
 _DEFAULT = InputContract()

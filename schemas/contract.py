@@ -64,7 +64,7 @@ RECORD_HEADROOM = 16 * 1024  # max_event_bytes + this must fit in max_record_byt
 # field names (a control character escapes to 6 bytes; see check_event).
 _JSON_PER_AVRO_BYTE = 6
 _JSON_NAMES_BYTES = 2048
-_NAME_FIELDS = ("action", "resource", "requestId")
+_NAME_FIELDS = frozenset({"action", "resource", "requestId"})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _MAX_SAFE_INTEGER = 2**53 - 1
@@ -354,18 +354,24 @@ class InputContract:
         if type(body) is not dict:
             raise ValidationError("must be an object", field="body")
         plain = self.max_string_bytes
+        names = self.max_name_bytes
         for name, value in body.items():
             t = type(value)
-            if name in checked or value is None or t is bool or t is bytes:
-                continue
-            if t is int and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
-                continue
-            if t is str:
+            if t is str:  # the common case first, decided without a call
+                if (
+                    value.isascii()
+                    and len(value) <= (names if name in _NAME_FIELDS else plain)
+                    and "\x00" not in value
+                ):
+                    continue
                 if name in _NAME_FIELDS:
                     self._name(value, f"body.{name}")
                     continue
-                if value.isascii() and len(value) <= plain and "\x00" not in value:
+            elif t is int:
+                if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
                     continue
+            elif value is None or t is bool or t is bytes or name in checked:
+                continue
             try:
                 self._walk(value, 3, max_depth)
             except _ViolationError as v:

@@ -491,3 +491,44 @@ def test_every_event_the_door_accepts_decodes(event: Event, value: Any) -> None:
     except KernelError:
         return
     assert CODEC.decode(data, log_ts_ms=now_ms()).to_json() == accepted.to_json()
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(st.characters(
+        codec="utf-8", exclude_characters="\x00"), max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=4), inner,
+        max_size=3),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=plain_values, max_depth=st.integers(1, 6), indent=st.booleans())
+def test_the_text_depth_scanner_agrees_with_the_walk_on_verdict_and_path(
+    value: Any, max_depth: int, indent: bool
+) -> None:
+    # loads_ijson bounds depth on the text (strings skipped whole); the contract
+    # walks the value: both must name the same first too-deep container.
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0).decode()
+    walk = InputContract(max_depth=max_depth)
+    try:
+        walk.check_value(value)
+        expected = None
+    except LimitError as exc:
+        expected = exc.field or ""
+    try:
+        assert loads_ijson(text, max_depth=max_depth) == value
+        got = None
+    except LimitError as exc:
+        got = exc.field or ""
+    assert (expected is None) == (_depth(value) <= max_depth)
+    assert got == expected

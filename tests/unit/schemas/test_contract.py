@@ -532,3 +532,10 @@ def test_the_text_depth_scanner_agrees_with_the_walk_on_verdict_and_path(
         got = exc.field or ""
     assert (expected is None) == (_depth(value) <= max_depth)
     assert got == expected
+
+
+@pytest.mark.parametrize("metadata", [{"k\x00": "v"}, {"k": "v\x00"}, {"k": "x" * 65_537}])
+def test_metadata_keys_and_values_are_checked_too(metadata: dict[str, str]) -> None:
+    with pytest.raises(ValidationError) as exc:
+        CODEC.decode(wire(replace(action(), metadata=metadata)))
+    assert (exc.value.field or "").startswith("metadata")

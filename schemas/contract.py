@@ -262,8 +262,6 @@ class InputContract:
                 raise _ViolationError(f"{value} is not an I-JSON number")
         elif value is None or t is bool or t is bytes:
             return  # bytes: an Avro bytes field, base64 in the JSON mapping
-        elif isinstance(value, bool):
-            return
         elif isinstance(value, str | int | float | dict | list | tuple):
             self._walk(_plain(value), depth, max_depth)  # a subclass: check as its base type
         else:

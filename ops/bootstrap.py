@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ops.config import Settings
 from schemas.codec import EventCodec
+from schemas.contract import InputContract
 from schemas.topics import TopicNames
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Kernel:
             from schemas.confluent_registry import ConfluentRegistry  # noqa: PLC0415
 
             registry = ConfluentRegistry(self.settings.schema_registry_url)
-        return EventCodec(registry=registry, max_bytes=self.settings.max_event_bytes)
+        return EventCodec(registry=registry, contract=InputContract.from_settings(self.settings))
 
     def stack(self, *, durable: bool = True) -> LocalStack:
         from ops.stack import LocalStack  # noqa: PLC0415

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schemas.contract import InputContract
 from schemas.errors import ConfigError
 
 __all__ = ["ENV_VARS", "Settings", "default_state_dir"]
@@ -24,7 +25,12 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_PG_PORT": "port of the local Postgres cluster (default 15432)",
     "KERNEL_TOPIC_PREFIX": "prefix of every topic name (default 'kernel.')",
     "KERNEL_SCHEMA_REGISTRY_URL": "Confluent schema registry; unset: Avro single-object encoding",
-    "KERNEL_MAX_EVENT_BYTES": "largest accepted event, encoded (default 1048576)",
+    "KERNEL_MAX_EVENT_BYTES": "largest accepted event, as JSON (default 262144 = 256 KiB)",
+    "KERNEL_MAX_RECORD_BYTES": "largest Kafka record Kernel writes (default 1000000)",
+    "KERNEL_MAX_JSON_DEPTH": "deepest accepted JSON nesting, the event being 1 (default 32)",
+    "KERNEL_MAX_STRING_BYTES": "longest accepted string in an event, UTF-8 (default 65536)",
+    "KERNEL_MAX_ARRAY_ITEMS": "most items of an array or members of an object (default 10000)",
+    "KERNEL_TS_FUTURE_SKEW_S": "how far in the future an event's ts may be (default 3600)",
     "KERNEL_PUBLISH_TIMEOUT_S": "bounded wait for Kafka to acknowledge a publish (default 10)",
     "KERNEL_SIGNING_KEY": "path of the Ed25519 signing key file of the chain signer",
     "KERNEL_SIGNER_ID": "signerId recorded with every signature (default kernel-signer)",
@@ -77,7 +83,12 @@ class Settings:
     kafka_home: Path | None = None
     topic_prefix: str = "kernel."
     schema_registry_url: str | None = None
-    max_event_bytes: int = 1_048_576
+    max_event_bytes: int = 256 * 1024
+    max_record_bytes: int = 1_000_000
+    max_json_depth: int = 32
+    max_string_bytes: int = 65536
+    max_array_items: int = 10_000
+    ts_future_skew_s: int = 3600
     publish_timeout_s: float = 10.0
     signing_key: Path | None = None
     signer_id: str = "kernel-signer"
@@ -98,7 +109,7 @@ class Settings:
         environment = e.get("KERNEL_ENV", "development")
         if environment not in ("development", "production"):
             raise ConfigError(f"KERNEL_ENV must be development or production, got {environment!r}")
-        return cls(
+        settings = cls(
             state_dir=state,
             kafka_port=_int(e, "KERNEL_KAFKA_PORT", 19092),
             pg_port=_int(e, "KERNEL_PG_PORT", 15432),
@@ -107,7 +118,12 @@ class Settings:
             kafka_home=Path(e["KAFKA_HOME"]) if e.get("KAFKA_HOME") else None,
             topic_prefix=e.get("KERNEL_TOPIC_PREFIX", "kernel."),
             schema_registry_url=e.get("KERNEL_SCHEMA_REGISTRY_URL") or None,
-            max_event_bytes=_int(e, "KERNEL_MAX_EVENT_BYTES", 1_048_576),
+            max_event_bytes=_int(e, "KERNEL_MAX_EVENT_BYTES", 256 * 1024),
+            max_record_bytes=_int(e, "KERNEL_MAX_RECORD_BYTES", 1_000_000),
+            max_json_depth=_int(e, "KERNEL_MAX_JSON_DEPTH", 32),
+            max_string_bytes=_int(e, "KERNEL_MAX_STRING_BYTES", 65536),
+            max_array_items=_int(e, "KERNEL_MAX_ARRAY_ITEMS", 10_000),
+            ts_future_skew_s=_int(e, "KERNEL_TS_FUTURE_SKEW_S", 3600),
             publish_timeout_s=float(_int(e, "KERNEL_PUBLISH_TIMEOUT_S", 10)),
             signing_key=Path(e["KERNEL_SIGNING_KEY"]) if e.get("KERNEL_SIGNING_KEY") else None,
             signer_id=e.get("KERNEL_SIGNER_ID", "kernel-signer"),
@@ -120,6 +136,8 @@ class Settings:
             environment=environment,
             tracing=e.get("KERNEL_TRACING", "0").lower() in ("1", "true", "yes", "on"),
         )
+        InputContract.from_settings(settings)  # refuses limits without headroom, at startup
+        return settings
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -10,9 +10,11 @@ decision 0005).
 
 It is a fast path, never a second opinion: it returns ``None`` for anything
 it is not certain ``EventCodec.decode`` would read the same way (another
-writer schema, a ``schemaVersion`` other than the writer's, a ``ts`` outside
-the years fastavro's ``datetime`` covers, bad UTF-8, JSON orjson rejects, a
-truncated record), and the caller then uses ``EventCodec.decode``.
+writer schema, a ``schemaVersion`` other than the writer's, bad UTF-8, JSON
+orjson rejects, a truncated record or trailing bytes, anything the input
+contract refuses -- checked by the contract's own ``json_field`` and
+``check_event``, the codec's calls), and the caller then uses
+``EventCodec.decode``, which names the fault.
 ``tests/unit/test_replay_pool.py`` checks with hypothesis that whenever it
 returns a body, the codec returns the same one.
 """
@@ -25,6 +27,9 @@ import orjson
 
 from schemas.catalog import SchemaCatalog
 from schemas.codec import SINGLE_OBJECT_MAGIC
+from schemas.contract import InputContract, default_contract
+from schemas.errors import KernelError
+from schemas.events import Event
 
 __all__ = ["LinkDecoder"]
 
@@ -50,8 +55,7 @@ _BODY = [
     ("payload", {"type": "string", "logicalType": "kernel-json"}),
 ]
 _BODY_STRINGS = ("prevHash", "hash", "signature", "signerId", "sourceTopic")
-# 1970-01-01 .. 9999-12-31: datetimes fastavro builds without overflow.
-_TS_MAX = 253_402_300_799_999
+_CHECKED = frozenset({"payload"})
 
 
 class _UnsureError(Exception):
@@ -71,7 +75,8 @@ def _bare(t: Any) -> Any:
 class LinkDecoder:
     """``decode(data)``: the auditRecord body in ``data``, or None (use the codec)."""
 
-    def __init__(self, schemas: SchemaCatalog) -> None:
+    def __init__(self, schemas: SchemaCatalog, contract: InputContract | None = None) -> None:
+        self._contract = contract or default_contract()
         self._prefix = b""
         schema = schemas.newest("auditRecord")
         fields = schema.raw["fields"]
@@ -80,24 +85,25 @@ class LinkDecoder:
             self._prefix = SINGLE_OBJECT_MAGIC + schema.fingerprint
             self._version = schema.version
 
-    def decode(self, data: bytes) -> dict[str, Any] | None:
+    def decode(self, data: bytes, *, log_ts_ms: int | None = None) -> dict[str, Any] | None:
         if not self._prefix or data[:10] != self._prefix:
             return None
         try:
-            return self._body(data)
-        except (_UnsureError, IndexError, UnicodeDecodeError, orjson.JSONDecodeError):
+            return self._body(data, log_ts_ms)
+        except (_UnsureError, IndexError, UnicodeDecodeError, orjson.JSONDecodeError, KernelError):
             return None
 
-    def _body(self, data: bytes) -> dict[str, Any] | None:
+    def _body(self, data: bytes, log_ts_ms: int | None) -> dict[str, Any] | None:
         pos = 10
-        _, pos = _string(data, pos)  # eventId
+        event_id, pos = _string(data, pos)
         event_type, pos = _string(data, pos)
         ts, pos = _long(data, pos)
-        _, pos = _string(data, pos)  # actor
-        _, pos = _string(data, pos)  # subject
+        actor, pos = _string(data, pos)
+        subject, pos = _string(data, pos)
         version, pos = _long(data, pos)
-        if event_type != "auditRecord" or version != self._version or not 0 <= ts <= _TS_MAX:
+        if event_type != "auditRecord" or version != self._version:
             return None
+        metadata: dict[str, str] = {}
         while True:  # metadata: blocks of (key, value) until an empty one
             count, pos = _long(data, pos)
             if count == 0:
@@ -105,8 +111,9 @@ class LinkDecoder:
             if count < 0:
                 count = -count
                 _, pos = _long(data, pos)  # the block's size in bytes
-            for _ in range(2 * count):
-                _, pos = _string(data, pos)
+            for _ in range(count):
+                key, pos = _string(data, pos)
+                metadata[key], pos = _string(data, pos)
         body: dict[str, Any] = {}
         body["chain"], pos = _string(data, pos)
         body["seq"], pos = _long(data, pos)
@@ -115,9 +122,12 @@ class LinkDecoder:
         body["sourcePartition"], pos = _long(data, pos)
         body["sourceOffset"], pos = _long(data, pos)
         payload, pos = _string(data, pos)
-        body["payload"] = orjson.loads(payload)
-        if not -(2**31) <= body["sourcePartition"] < 2**31:
+        if pos != len(data) or not -(2**31) <= body["sourcePartition"] < 2**31:
             return None
+        contract = self._contract
+        body["payload"] = contract.json_field(payload, "body.payload", depth=3, derived=True)
+        event = Event(event_id, event_type, ts, actor, subject, body, version, metadata)
+        contract.check_event(event, log_ts_ms=log_ts_ms, encoded_bytes=len(data), checked=_CHECKED)
         return body
 
 

@@ -7,20 +7,30 @@ parsing canonical form, then the Avro binary body. With a registry
 big-endian schema id. Decoding resolves the writer schema by fingerprint or id
 and reads it with the newest schema of the event type (Avro resolution), so a
 consumer always sees the newest shape.
+
+Decoding enforces the input contract (:mod:`schemas.contract`) on every
+record, so every worker's decoder refuses what a door would: trailing bytes
+after the Avro body, an envelope ``eventType`` other than the writer
+schema's, a non-UUID ``eventId``, duplicate keys inside ``kernel-json``
+fields, a ``ts`` outside its window, and every size and depth limit. It reads
+with the schemas stripped of their logical types (:func:`_wire`) and converts
+itself: ``ts`` stays integer milliseconds and each ``kernel-json`` text is
+parsed once, under the contract, knowing its field -- cheaper than fastavro's
+per-value hooks and a ``datetime`` round trip (``python -m bench.codec``).
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-import orjson
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.catalog import EventSchema, SchemaCatalog, catalog
-from schemas.errors import SchemaError, ValidationError
-from schemas.events import Event
+from schemas.contract import DERIVED_TYPES, InputContract, default_contract
+from schemas.errors import KernelError, SchemaError, ValidationError
+from schemas.events import Event, now_ms
 
 __all__ = ["SINGLE_OBJECT_MAGIC", "EventCodec", "SchemaRegistry"]
 
@@ -42,11 +52,13 @@ class EventCodec:
         schemas: SchemaCatalog | None = None,
         *,
         registry: SchemaRegistry | None = None,
-        max_bytes: int = 1_048_576,
+        contract: InputContract | None = None,
     ) -> None:
         self.schemas = schemas or catalog()
         self.registry = registry
-        self.max_bytes = max_bytes
+        self.contract = contract or default_contract()
+        self.max_bytes = self.contract.max_record_bytes
+        self._wire_schemas: dict[tuple[str, int], dict[str, Any]] = {}
         self._ids: dict[tuple[str, int], int] = {}
         self._by_id: dict[int, EventSchema] = {}
         self._by_canonical = {s.canonical: s for s in self.schemas.all()}
@@ -64,8 +76,16 @@ class EventCodec:
         if len(data) > self.max_bytes:
             raise ValidationError(
                 f"encoded event is {len(data)} bytes, over the maximum of {self.max_bytes} "
-                "(KERNEL_MAX_EVENT_BYTES)"
+                "(KERNEL_MAX_RECORD_BYTES)"
             )
+        return data
+
+    def encode_checked(self, event: Event, *, now: int | None = None) -> bytes:
+        """``encode`` at a door: the input contract first, relative to now."""
+        data = self.encode(event)
+        self.contract.check_event(
+            event, now_ms=now_ms() if now is None else now, encoded_bytes=len(data)
+        )
         return data
 
     def _header(self, schema: EventSchema) -> bytes:
@@ -105,37 +125,86 @@ class EventCodec:
         self._by_id[schema_id] = schema
         return schema
 
-    def decode(self, data: bytes) -> Event:
+    def decode(self, data: bytes, *, log_ts_ms: int | None = None) -> Event:
+        """The event in ``data``; SchemaError or ValidationError, never another error.
+
+        ``log_ts_ms``, the record's Kafka timestamp, bounds ``ts`` from above
+        (plus the contract's skew); without it only the fixed bounds apply.
+        """
+        try:
+            return self._decode(data, log_ts_ms)
+        except KernelError:
+            raise
+        except Exception as exc:  # a bug here must not stop a worker: it is this record's fault
+            raise SchemaError(f"undecodable record: {type(exc).__name__}: {exc}") from exc
+
+    def _decode(self, data: bytes, log_ts_ms: int | None) -> Event:
         writer, start = self.writer_schema(data)
         reader = self.schemas.newest(writer.event_type)
+        wire_writer = self._wire(writer)
+        wire_reader = wire_writer if writer is reader else self._wire(reader)
+        buf = io.BytesIO(data)
+        buf.seek(start)
         try:
-            datum: Any = schemaless_reader(
-                io.BytesIO(memoryview(data)[start:]), writer.parsed, reader.parsed
-            )
+            datum: Any = schemaless_reader(buf, wire_writer, wire_reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise SchemaError(f"corrupt {writer.key} record: {type(exc).__name__}: {exc}") from exc
-        if writer is not reader:
-            _parse_json_defaults(datum["body"], writer, reader)
-        event = Event.from_avro(datum)
-        if event.schema_version != writer.version:
+        end = buf.tell()
+        if end != len(data):
+            raise SchemaError(
+                f"{len(data) - end} bytes after the end of the {writer.key} record at byte {end}"
+            )
+        if datum["eventType"] != writer.event_type:
+            raise ValidationError(
+                f"{datum['eventType']!r} in a record written with {writer.key}", field="eventType"
+            )
+        if datum["schemaVersion"] != writer.version:
             # The producer's claim must match the schema it wrote with.
             raise SchemaError(
-                f"record claims schemaVersion {event.schema_version} "
+                f"record claims schemaVersion {datum['schemaVersion']} "
                 f"but was written with {writer.key}"
             )
+        body = datum["body"]
+        derived = writer.event_type in DERIVED_TYPES
+        json_field = self.contract.json_field
+        for name in reader.json_fields:
+            body[name] = json_field(body[name], f"body.{name}", depth=3, derived=derived)
+        event = Event(
+            event_id=datum["eventId"],
+            event_type=datum["eventType"],
+            ts_ms=datum["ts"],
+            actor=datum["actor"],
+            subject=datum["subject"],
+            body=body,
+            schema_version=datum["schemaVersion"],
+            metadata=datum["metadata"],
+        )
+        self.contract.check_event(
+            event, log_ts_ms=log_ts_ms, encoded_bytes=len(data), checked=reader.json_fields
+        )
         return event
 
+    def _wire(self, schema: EventSchema) -> dict[str, Any]:
+        key = (schema.event_type, schema.version)
+        wire = self._wire_schemas.get(key)
+        if wire is None:
+            wire = cast(dict[str, Any], parse_schema(_strip_logical(schema.raw)))
+            self._wire_schemas[key] = wire
+        return wire
 
-def _parse_json_defaults(body: dict[str, Any], writer: EventSchema, reader: EventSchema) -> None:
-    """Give ``kernel-json`` fields the writer did not have their JSON value.
 
-    Avro resolution fills a field the writer lacks with the reader's default as
-    written in the schema -- for a ``kernel-json`` field, its JSON *text*
-    (``"{}"``, ``"[]"``): fastavro applies logical types to what it decodes,
-    not to defaults. Parsed here, a v1 record read as v2 shows the same value
-    as a v2 record that carried the default.
-    """
-    for name in reader.json_fields - writer.body_fields:
-        value = body.get(name)
-        if isinstance(value, str):
-            body[name] = orjson.loads(value)
+_STRIPPED = frozenset({"uuid", "timestamp-millis", "kernel-json"})
+
+
+def _strip_logical(schema: Any) -> Any:
+    """``schema`` without the logical types the codec converts itself."""
+    if isinstance(schema, list):
+        return [_strip_logical(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strip_logical(v) for k, v in schema.items() if k != "default"}
+    if "default" in schema:
+        out["default"] = schema["default"]
+    if out.get("logicalType") in _STRIPPED:
+        del out["logicalType"]
+    return out

@@ -23,10 +23,11 @@ from functools import lru_cache
 from typing import Any, cast
 
 from schemas.catalog import EventSchema, catalog
+from schemas.contract import InputContract, default_contract
 from schemas.errors import ValidationError
 from schemas.ijson import check_ijson
 
-__all__ = ["Event", "format_ts", "new_event", "parse_ts"]
+__all__ = ["Event", "format_ts", "new_event", "now_ms", "parse_ts"]
 
 _ENVELOPE = ("eventId", "eventType", "ts", "actor", "subject", "schemaVersion", "metadata", "body")
 _REQUIRED = ("eventType", "actor", "subject", "body")
@@ -56,8 +57,12 @@ def parse_ts(text: str) -> int:
     return (dt - _EPOCH) // _MS
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
+    """The wall clock, in UTC milliseconds."""
     return (datetime.now(tz=UTC) - _EPOCH) // _MS
+
+
+_now_ms = now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +90,12 @@ class Event:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> Event:
-        """Validate a JSON mapping against the newest schema of its event type."""
+    def from_json(cls, data: Any, *, contract: InputContract | None = None) -> Event:
+        """Validate a JSON mapping against the newest schema of its event type.
+
+        And against the input contract (its defaults unless ``contract`` is
+        given), with ``ts`` relative to now: this is every door's check.
+        """
         if not isinstance(data, dict):
             raise ValidationError("an event must be a JSON object")
         unknown = sorted(set(data) - set(_ENVELOPE))
@@ -125,7 +134,7 @@ class Event:
         ts_raw = data.get("ts")
         ts_ms = _now_ms() if ts_raw is None else _ts(ts_raw)
         body = _body(schema, data["body"])
-        return cls(
+        event = cls(
             event_id=event_id,
             event_type=event_type,
             ts_ms=ts_ms,
@@ -135,6 +144,8 @@ class Event:
             schema_version=version,
             metadata=dict(metadata),
         )
+        (contract or default_contract()).check_event(event, now_ms=_now_ms())
+        return event
 
     # -- Avro datum ------------------------------------------------------
     def to_avro(self) -> dict[str, Any]:
@@ -173,8 +184,9 @@ def new_event(
     *,
     ts_ms: int | None = None,
     metadata: dict[str, str] | None = None,
+    contract: InputContract | None = None,
 ) -> Event:
-    """An event of the newest schema version, with a fresh id; validated."""
+    """An event of the newest schema version, with a fresh id; validated (see from_json)."""
     schema = catalog().newest(event_type)
     return Event.from_json(
         {
@@ -186,7 +198,8 @@ def new_event(
             "schemaVersion": schema.version,
             "metadata": metadata or {},
             "body": body,
-        }
+        },
+        contract=contract,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from schemas.catalog import EventSchema, catalog
+from schemas.contract import OLDEST_TS_MS
 from schemas.events import Event
 from schemas.ijson import MAX_SAFE_INTEGER
 
@@ -62,7 +63,8 @@ def _events_of(schema: EventSchema) -> st.SearchStrategy[Event]:
         Event,
         event_id=st.uuids().map(str),
         event_type=st.just(schema.event_type),
-        ts_ms=st.integers(0, 4_102_444_800_000),
+        # The input contract's window: not before 2000, not in the future (2026-01-01).
+        ts_ms=st.integers(OLDEST_TS_MS, 1_767_225_600_000),
         actor=text.filter(bool),
         subject=text.filter(bool),
         body=bodies(schema),

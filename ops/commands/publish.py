@@ -17,7 +17,7 @@ import orjson
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from streams.jsonlines import Reject, parse_lines
+from streams.jsonlines import Reject, parse_lines, split_lines
 
 __all__ = ["register"]
 
@@ -52,11 +52,14 @@ def _write_rejects(path: Path, rejects: list[Reject]) -> None:
 
 
 def _publish(args: argparse.Namespace, kernel: Kernel) -> int:
-    if args.file == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        lines = Path(args.file).read_text(encoding="utf-8").splitlines()
-    parsed = parse_lines(lines, kernel.codec)
+    # Bytes, split on \n only: a raw U+2028 inside a JSON string is not a line break,
+    # and invalid UTF-8 is one line's reject, not a traceback.
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    parsed = parse_lines(split_lines(data), kernel.codec)
     for r in parsed.rejects:
         print(f"rejected {r.describe()}", file=sys.stderr)
     if parsed.rejects and not args.skip_invalid:

@@ -64,7 +64,7 @@ class AsyncProducer:
             (
                 topic or self.names.for_event_type(e.event_type),
                 e.subject.encode(),
-                self.codec.encode(e),
+                self.codec.encode_checked(e),  # a door: the input contract first
             )
             for e in events
         ]

@@ -114,8 +114,9 @@ class Producer:
         return positions
 
     def _record(self, event: Event, topic: str | None) -> tuple[str, bytes, bytes]:
+        # A door: the input contract (relative to now) before anything is sent.
         dest = topic or self.names.for_event_type(event.event_type)
-        return dest, event.subject.encode(), self.codec.encode(event)
+        return dest, event.subject.encode(), self.codec.encode_checked(event)
 
     def _init_transactions(self) -> None:
         if self._tx_ready:

@@ -7,9 +7,13 @@ checks a decision record needs are stricter than JSON's: I-JSON numbers
 (:mod:`schemas.ijson` -- a 2^60 amount would be read differently by the audit
 verifier), no duplicate keys, a size limit checked before parsing, and unknown
 fields refused (a typo like ``contxt`` must not silently evaluate an empty
-context). Every error names the field and the reason; the HTTP layer maps
-:class:`RequestTooLargeError` to 413, :class:`MalformedRequestError` to 400 and any other
-:class:`~schemas.errors.ValidationError` to 422.
+context). The input contract (:mod:`schemas.contract`) bounds the rest as
+for a ``kernelAction`` (the request's fields sit where an action's body
+fields do, so ``context`` is at depth 3): nesting, string sizes and names, so
+the decision record derived from it always fits. Every error names the field
+and the reason; the HTTP layer maps :class:`RequestTooLargeError` to 413,
+:class:`MalformedRequestError` (not UTF-8, not I-JSON) to 400 and any other
+:class:`~schemas.errors.ValidationError` (a limit, a wrong field) to 422.
 
 Defaults: ``actor`` is ``"anonymous"``; ``subject`` is the ``resource`` when
 given, else the actor (the unit whose policyChecks must stay ordered).
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.contract import InputContract, LimitError, default_contract
 from schemas.errors import ValidationError
 from schemas.ijson import loads_ijson
 
@@ -32,7 +37,7 @@ __all__ = [
 ]
 
 MAX_REQUEST_BYTES = 64 * 1024
-_MAX_NAME = 512
+_BODY_DEPTH = 2  # the request object stands where an action's body does
 _FIELDS = ("action", "actor", "resource", "context", "requestId", "subject")
 
 
@@ -70,13 +75,18 @@ class CheckRequest:
         }
 
 
-def parse_check_request(raw: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> CheckRequest:
+def parse_check_request(
+    raw: bytes, max_bytes: int = MAX_REQUEST_BYTES, *, contract: InputContract | None = None
+) -> CheckRequest:
+    contract = contract or default_contract()
     if len(raw) > max_bytes:
         raise RequestTooLargeError(f"the body is {len(raw)} bytes; the limit is {max_bytes}")
     if not raw.strip():
         raise MalformedRequestError("the body is empty; send a JSON object with at least 'action'")
     try:
-        data = loads_ijson(raw)
+        data = loads_ijson(raw, max_depth=contract.max_depth - _BODY_DEPTH + 1)
+    except LimitError:
+        raise
     except ValidationError as exc:
         raise MalformedRequestError(exc.reason, field=exc.field) from exc
     if not isinstance(data, dict):
@@ -89,17 +99,21 @@ def parse_check_request(raw: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> Check
     context = data.get("context")
     if context is not None and not isinstance(context, dict):
         raise ValidationError(f"must be an object, got {_kind(context)}", field="context")
+    if context:
+        contract.check_value(context, "context", depth=_BODY_DEPTH + 1)
     return CheckRequest(
-        action=_name(data, "action", required=True) or "",
-        actor=_name(data, "actor") or "anonymous",
-        resource=_name(data, "resource"),
+        action=_name(data, "action", contract, required=True) or "",
+        actor=_name(data, "actor", contract) or "anonymous",
+        resource=_name(data, "resource", contract),
         context=context,
-        request_id=_name(data, "requestId"),
-        subject=_name(data, "subject"),
+        request_id=_name(data, "requestId", contract),
+        subject=_name(data, "subject", contract),
     )
 
 
-def _name(data: dict[str, Any], field: str, *, required: bool = False) -> str | None:
+def _name(
+    data: dict[str, Any], field: str, contract: InputContract, *, required: bool = False
+) -> str | None:
     value = data.get(field)
     if value is None and not required:
         return None
@@ -107,8 +121,8 @@ def _name(data: dict[str, Any], field: str, *, required: bool = False) -> str | 
         raise ValidationError(f"must be a string, got {_kind(value)}", field=field)
     if not value.strip():
         raise ValidationError("must be a non-empty string", field=field)
-    if len(value) > _MAX_NAME:
-        raise ValidationError(f"longer than {_MAX_NAME} characters", field=field)
+    if len(value.encode()) > contract.max_name_bytes:
+        raise ValidationError(f"longer than {contract.max_name_bytes} bytes", field=field)
     return value
 
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ops.bootstrap import Kernel
-from schemas.errors import LogUnavailableError
+from schemas.errors import LogUnavailableError, ValidationError
 from schemas.events import Event, new_event
 from streams.kafka.async_producer import AsyncProducer
 from streams.kafka.producer import Producer
@@ -110,3 +111,45 @@ def test_unreachable_kafka_async_fails_within_the_bound() -> None:
     with pytest.raises(LogUnavailableError):
         asyncio.run(go())
     assert time.monotonic() - started < 8
+
+
+def _refused_by_the_contract(good: Event) -> list[tuple[Event, str | None]]:
+    """Events a foreign program could build directly (``Event(...)``, no door check)."""
+    return [
+        (replace(good, subject="acct\x00"), "subject"),
+        (replace(good, body={**good.body, "context": {"x": _nested(250)}}), "body.context.x"),
+        (replace(good, event_id="not-a-uuid"), "eventId"),
+        (replace(good, ts_ms=253_402_300_799_999), "ts"),
+        (replace(good, body={**good.body, "context": {f"k{i}": "x" * 40_000 for i in range(10)}}),
+         None),
+    ]  # fmt: skip
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_the_sdk_checks_the_input_contract_before_anything_is_sent(kernel: Kernel) -> None:
+    good = _actions(1, "contract")[0]
+    producer = kernel.producer(transactional_id=f"t-{uuid.uuid4()}")
+    for bad, field in _refused_by_the_contract(good):
+        for publish in (producer.publish_batch, producer.publish_atomic):
+            with pytest.raises(ValidationError) as exc:
+                publish([good, bad])  # the good one first: still nothing is sent
+            if field is None:  # the size: no one field is to blame
+                assert exc.value.field is None and "KERNEL_MAX_EVENT_BYTES" in exc.value.reason
+            else:
+                assert (exc.value.field or "").startswith(field), exc.value
+
+        async def go(bad: Event = bad) -> None:
+            async with AsyncProducer(
+                kernel.settings.kafka_bootstrap, codec=kernel.codec, names=kernel.names
+            ) as p:
+                await p.publish_batch([good, bad])
+
+        with pytest.raises(ValidationError):
+            asyncio.run(go())
+    assert read_all(kernel, kernel.names.actions) == []

@@ -6,6 +6,7 @@ from hypothesis import given
 
 from schemas.catalog import catalog
 from schemas.codec import SINGLE_OBJECT_MAGIC, EventCodec
+from schemas.contract import InputContract
 from schemas.errors import SchemaError, ValidationError
 from schemas.events import Event, new_event
 from tests.strategies import events
@@ -72,11 +73,18 @@ def test_truncated_record_is_a_schema_error() -> None:
         codec.decode(data[:-5])
 
 
-def test_oversized_event_is_rejected_with_the_limit() -> None:
-    small = EventCodec(max_bytes=200)
-    big = new_event("kernelAction", "svc", "s", {"action": "x", "context": {"blob": "a" * 500}})
-    with pytest.raises(ValidationError, match="over the maximum of 200"):
+def test_an_encoded_record_over_max_record_bytes_is_refused_naming_the_variable() -> None:
+    small = EventCodec(contract=InputContract(max_event_bytes=1000, max_record_bytes=20_000))
+    # Event(...) skips the door's checks: encode is the last guard before Kafka.
+    big = Event(**{**_fields(_action()), "body": {"action": "x", "context": {"b": "a" * 30_000}}})
+    with pytest.raises(
+        ValidationError, match=r"over the maximum of 20000 \(KERNEL_MAX_RECORD_BYTES"
+    ):
         small.encode(big)
+
+
+def _fields(event: Event) -> dict[str, object]:
+    return {f: getattr(event, f) for f in Event.__dataclass_fields__}
 
 
 def test_confluent_framing_with_a_registry() -> None:

@@ -118,7 +118,7 @@ def test_a_json_field_added_later_reads_as_its_json_default(
     old = Event(
         event_id="00000000-0000-4000-8000-000000000000",
         event_type="kernelAction",
-        ts_ms=0,
+        ts_ms=1_700_000_000_000,
         actor="a",
         subject="s",
         body=data.draw(bodies(v1)),

@@ -200,3 +200,28 @@ def test_the_front_door_serves_hot_routes_without_routing_and_the_rest_through_i
     (scope,) = seen
     assert isinstance(scope[ARRIVED], float)
     assert "endpoint" not in scope and "route" not in scope  # no routing ran for it
+
+
+def test_hostile_bodies_are_4xx_never_500() -> None:
+    # Issue 9: invalid UTF-8 and JSON nested >= 990 were answered 500.
+    log = Log()
+    app = app_with(service(log))
+    not_utf8 = post(app, b'{"action": "x\xff"}')
+    assert not_utf8.status_code == 400
+    assert "not valid UTF-8 at byte" in not_utf8.json()["reason"]
+    for depth in (31, 990, 5000):
+        deep = post(app, b'{"action": "x", "context": {"a": ' + b"[" * depth + b"]" * depth + b"}}")
+        assert deep.status_code == 422, (depth, deep.text)
+        assert deep.json()["field"] == "context.a" + "[0]" * 29
+        assert "too deep" in deep.json()["reason"]
+    nul = post(app, orjson.dumps({"action": "pay", "requestId": "r\x00"}))
+    assert nul.status_code in (400, 422) and nul.json()["field"] == "requestId"
+    name = post(app, orjson.dumps({"action": "é" * 257}))
+    assert name.status_code == 422 and name.json()["field"] == "action"
+    assert log.events == []
+
+
+def test_the_deepest_accepted_context_is_that_of_a_kernel_action() -> None:
+    # context sits where an action's body.context does: 29 levels inside it are allowed.
+    ok = b'{"action": "x", "context": {"a": ' + b"[" * 29 + b"]" * 29 + b"}}"
+    assert post(app_with(service(Log())), ok).status_code == 200

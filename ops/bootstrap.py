@@ -75,7 +75,7 @@ class Kernel:
 
         return next(t.partitions for t in TOPICS if t.name == short)
 
-    def chain_signer(self, instance_id: str = "0") -> TransactionalRunner[Any]:
+    def chain_signer(self, instance_id: str | None = None) -> TransactionalRunner[Any]:
         from streams.chain.signer import ChainSigner  # noqa: PLC0415
 
         processor = ChainSigner(
@@ -83,7 +83,7 @@ class Kernel:
         )
         return self.transactional(processor, instance_id)
 
-    def checkpointer(self, instance_id: str = "0") -> TransactionalRunner[Any]:
+    def checkpointer(self, instance_id: str | None = None) -> TransactionalRunner[Any]:
         from streams.chain.checkpointer import Checkpointer  # noqa: PLC0415
 
         processor = Checkpointer(
@@ -95,8 +95,15 @@ class Kernel:
         )
         return self.transactional(processor, instance_id)
 
-    def transactional(self, processor: Any, instance_id: str = "0") -> TransactionalRunner[Any]:
-        """An exactly-once runner for ``processor``, reporting to the shared metrics."""
+    def transactional(
+        self, processor: Any, instance_id: str | None = None
+    ) -> TransactionalRunner[Any]:
+        """An exactly-once runner for ``processor``, reporting to the shared metrics.
+
+        ``instance_id`` defaults to ``Settings.instance_id`` (KERNEL_INSTANCE_ID,
+        ``kernel run --instance``): the transactional id is ``{group}-{instance_id}``,
+        so instances of one worker share its group without fencing each other.
+        """
         from ops.runner_metrics import TransactionalRunnerMetrics  # noqa: PLC0415
         from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
 
@@ -105,7 +112,7 @@ class Kernel:
             bootstrap=self.settings.kafka_bootstrap,
             codec=self.codec,
             names=self.names,
-            instance_id=instance_id,
+            instance_id=self.settings.instance_id if instance_id is None else instance_id,
             on_batch=TransactionalRunnerMetrics(processor.name),
         )
 

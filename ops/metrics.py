@@ -25,9 +25,6 @@ __all__ = [
     "ALL_METRICS",
     "AUDIT_VERIFICATIONS",
     "BATCH_SIZE",
-    "CANARY_GATE_THRESHOLD",
-    "CANARY_GATE_VALUE",
-    "CANARY_ROLLBACKS",
     "CHAIN_CHECKPOINT_TIMESTAMP",
     "CHAIN_HEAD_TIMESTAMP",
     "CHAIN_LENGTH",
@@ -44,9 +41,9 @@ __all__ = [
     "LAG_SAMPLE_DURATION",
     "LOG_END_OFFSET",
     "PROJECTION_CHECKPOINT_TIMESTAMP",
-    "REMEDIATIONS",
     "SYNC_CHECK_DURATION",
     "TRANSACTIONS",
+    "WORKER_HEARTBEAT_TIMESTAMP",
     "exposed_names",
 ]
 
@@ -71,28 +68,8 @@ DECISION_ERRORS = Counter(
     "reason: evaluation | timeout | log_unavailable | invalid_input.",
     ["policy", "reason"],
 )
-CANARY_GATE_VALUE = Gauge(
-    "kernel_canary_gate_value",
-    "Current value of a canary gate. gate: disagreement_rate | deny_rate_change | "
-    "error_rate | latency_p95_seconds.",
-    ["policy", "gate"],
-)
-CANARY_GATE_THRESHOLD = Gauge(
-    "kernel_canary_gate_threshold",
-    "The limit a canary gate value must stay under; same labels as kernel_canary_gate_value.",
-    ["policy", "gate"],
-)
-CANARY_ROLLBACKS = Counter(
-    "kernel_canary_rollbacks",
-    "Automatic canary rollbacks; gate: the gate that failed.",
-    ["policy", "gate"],
-)
-REMEDIATIONS = Counter(
-    "kernel_remediations",
-    "Remediation steps by action type (from the remediation catalogue) and "
-    "outcome: succeeded | failed | skipped (idempotent repeat) | awaiting_approval.",
-    ["action", "outcome"],
-)
+# The canary gate and remediation metrics come back with their features
+# (issue 12): a metric no code sets is an alert that can never fire.
 
 # -- stream processors -------------------------------------------------------------
 EVENTS_PROCESSED = Counter(
@@ -121,6 +98,13 @@ TRANSACTIONS = Counter(
     "kernel_transactions",
     "Kafka or Postgres transactions of a processor. result: commit | abort.",
     ["processor", "result"],
+)
+
+WORKER_HEARTBEAT_TIMESTAMP = Gauge(
+    "kernel_worker_heartbeat_timestamp_seconds",
+    "Last turn of a worker's loop (epoch s; every poll, idle or not); age = time() - this. "
+    "worker: its `kernel run` name; instance: KERNEL_INSTANCE_ID.",
+    ["worker", "instance"],
 )
 
 # -- audit chain -----------------------------------------------------------------
@@ -196,15 +180,12 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     SYNC_CHECK_DURATION,
     DECISIONS,
     DECISION_ERRORS,
-    CANARY_GATE_VALUE,
-    CANARY_GATE_THRESHOLD,
-    CANARY_ROLLBACKS,
-    REMEDIATIONS,
     EVENTS_PROCESSED,
     EVENTS_FAILED,
     DEAD_LETTERS,
     BATCH_SIZE,
     TRANSACTIONS,
+    WORKER_HEARTBEAT_TIMESTAMP,
     CHAIN_LENGTH,
     CHAIN_HEAD_TIMESTAMP,
     CHAIN_CHECKPOINT_TIMESTAMP,

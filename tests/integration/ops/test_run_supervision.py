@@ -1,0 +1,135 @@
+"""``kernel run`` as a supervisor sees it: deaths exit non-zero, SIGTERM exits 0.
+
+Real subprocesses on the test stack (uuid topics). Deadlines are generous and
+polled: the machine is shared and a Kafka round trip has no tight bound.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ops.bootstrap import Kernel
+from streams.chain.keys import generate_key
+from tests.e2e.conftest import settings_env
+
+KERNEL = str(Path(sys.executable).with_name("kernel"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(kernel: Kernel, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = settings_env(kernel.settings)
+    env["KERNEL_STATE_DIR"] = str(tmp_path / "state")
+    env["KERNEL_METRICS_PORT"] = "0"
+    env.update(extra)
+    return env
+
+
+def _run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KERNEL, "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _death_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if " died: " in line]
+
+
+def test_production_mode_refusing_the_local_key_exits_non_zero_with_one_line(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    key = generate_key(tmp_path / "keys", "s1")
+    env = _env(kernel, tmp_path, KERNEL_ENV="production", KERNEL_SIGNING_KEY=str(key))
+    done = _run(env, "signer")
+    assert done.returncode == 1, done.stderr
+    lines = _death_lines(done.stderr)
+    assert len(lines) == 1, done.stderr
+    record = json.loads(lines[0])
+    assert "worker signer (instance 0) died: ConfigError" in record["msg"]
+    assert "KERNEL_ENV=production refuses local signing keys" in record["msg"]
+
+
+def test_one_dead_worker_of_two_stops_the_other_and_exits_non_zero(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    # No key anywhere: signer and checkpointer both die; the missing key is named.
+    env = _env(kernel, tmp_path, KERNEL_INSTANCE_ID="3")
+    started = time.monotonic()
+    done = _run(env, "signer", "checkpointer")
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 60
+    lines = _death_lines(done.stderr)
+    assert lines, done.stderr
+    assert all("(instance 3)" in line and "no signing key at" in line for line in lines)
+
+
+def test_an_unknown_instance_id_is_refused_in_one_line(kernel: Kernel, tmp_path: Path) -> None:
+    done = _run(_env(kernel, tmp_path), "signer", "--instance", "a b")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "kernel run: error: KERNEL_INSTANCE_ID must be 1-64 letters, digits, '-', '_' or '.', "
+        "got 'a b'"
+    ]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_sigterm_stops_a_healthy_signer_with_exit_0(kernel: Kernel, tmp_path: Path) -> None:
+    key = generate_key(tmp_path / "keys", "s1")
+    port = _free_port()
+    env = _env(
+        kernel, tmp_path, KERNEL_SIGNING_KEY=str(key), KERNEL_SIGNER_ID="s1",
+        KERNEL_METRICS_PORT=str(port),
+    )  # fmt: skip
+    log = tmp_path / "signer.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [KERNEL, "run", "signer", "--instance", "7"], env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 90
+        status, body = 0, ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            status, body = _get(f"http://127.0.0.1:{port}/health")
+            if status == 200:
+                break
+            time.sleep(0.3)
+        assert status == 200, (status, body, log.read_text())
+        health = json.loads(body)
+        assert health["healthy"] is True
+        assert health["instance"] == "7"
+        assert [w["worker"] for w in health["workers"]] == ["signer"]
+        _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
+        assert 'kernel_worker_heartbeat_timestamp_seconds{instance="7",worker="signer"}' in metrics
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        assert code == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

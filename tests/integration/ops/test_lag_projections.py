@@ -46,7 +46,9 @@ def test_projection_lag_from_checkpoints(kernel: Kernel, database_url: str) -> N
         (part,) = group.partitions
         assert (part.topic, part.partition, part.committed, part.lag) == (topic, 1, 4, 3)
         assert part.lag_seconds_source == "timestamp"
-        assert group.status is Status.OK
+        # No projector is running (no member in projector-audit_events): flagged at once.
+        assert group.members == 0
+        assert group.status is Status.NO_MEMBER
     finally:
         offsets.close()
         checkpoints.close()

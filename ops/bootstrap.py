@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from ops.stack import LocalStack
     from projections.projector import ProjectorRunner
-    from streams.chain.signing import Signer
+    from streams.chain.signing import Signer, Verifier
     from streams.kafka.admin import TopicAdmin
     from streams.kafka.producer import Producer
     from streams.kafka.transactional_runner import TransactionalRunner
@@ -69,6 +69,30 @@ class Kernel:
     def signer(self) -> Signer:
         """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""
         return _signer(self)
+
+    def verifiers(self) -> dict[str, Verifier]:
+        """Public keys that audit records may be signed by: KERNEL_SIGNERS_FILE, or
+        (development) every key file in the state dir plus KERNEL_SIGNING_KEY."""
+        from streams.chain.keys import key_files, load_signer, load_signers_file  # noqa: PLC0415
+        from streams.chain.signing import Verifier  # noqa: PLC0415
+
+        if self.settings.signers_file is not None:
+            return load_signers_file(self.settings.signers_file)
+        paths = key_files(self.settings.keys_dir)
+        if self.settings.signing_key is not None:
+            paths.append(self.settings.signing_key)
+        out: dict[str, Verifier] = {}
+        for path in paths:
+            signer = load_signer(path)
+            out[signer.signer_id] = Verifier(signer.public_key)
+        if not out:
+            from schemas.errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(
+                f"no signers to verify with: set KERNEL_SIGNERS_FILE (signers.json) "
+                f"or keep key files in {self.settings.keys_dir}"
+            )
+        return out
 
     def _partitions(self, short: str) -> int:
         from schemas.topics import TOPICS  # noqa: PLC0415

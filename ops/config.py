@@ -45,6 +45,8 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_INSTANCE_ID": "instance id in each worker's group (default 0; kernel run --instance)",
     "KERNEL_HEALTH_MAX_AGE_S": "a worker's /health fails when its heartbeat is older (default 60)",
     "KERNEL_AUDITOR_INTERVAL_S": "seconds between the auditor's verification rounds (default 30)",
+    "KERNEL_AUDITOR_FULL_EVERY": "every Nth auditor round re-verifies every row (default 10)",
+    "KERNEL_SIGNERS_FILE": "signers.json the auditor verifies with (default: the state dir keys)",
 }
 
 
@@ -104,6 +106,8 @@ class Settings:
     instance_id: str = "0"
     health_max_age_s: float = 60.0
     auditor_interval_s: float = 30.0
+    auditor_full_every: int = 10
+    signers_file: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,6 +141,8 @@ class Settings:
             instance_id=instance_id_token(e.get("KERNEL_INSTANCE_ID") or "0"),
             health_max_age_s=float(_int(e, "KERNEL_HEALTH_MAX_AGE_S", 60)),
             auditor_interval_s=float(_int(e, "KERNEL_AUDITOR_INTERVAL_S", 30)),
+            auditor_full_every=max(1, _int(e, "KERNEL_AUDITOR_FULL_EVERY", 10)),
+            signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
         )
 
     @property

@@ -48,7 +48,8 @@ def register(sub: Subparsers) -> None:
 
 
 class _TolerantCheckpoints:
-    """Projection checkpoints when Postgres answers; a warning (not a crash) when not."""
+    """Projection checkpoints when Postgres answers; a warning when not (the monitor
+    then leaves projections out of the sample instead of failing it)."""
 
     def __init__(self, inner: PostgresCheckpoints) -> None:
         self.inner = inner
@@ -58,7 +59,7 @@ class _TolerantCheckpoints:
             return self.inner.checkpoints()
         except KernelError as exc:
             print(f"kernel lag: warning: projections left out: {exc}", file=sys.stderr)
-            return {}
+            raise  # the monitor leaves projections out of this sample
 
 
 def build_monitor(kernel: Kernel, *, projections: bool = True) -> LagMonitor:

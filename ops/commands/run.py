@@ -33,6 +33,7 @@ from ops.bootstrap import Kernel
 from ops.commands import Subparsers
 from ops.liveness import Heartbeats
 from ops.workers import Worker, workers
+from schemas.errors import ConfigError
 
 __all__ = ["STOP_TIMEOUT_S", "register"]
 
@@ -104,7 +105,13 @@ def _run(args: argparse.Namespace, kernel: Kernel) -> int:
     if port:
         from ops.worker_http import WorkerHttpServer  # noqa: PLC0415
 
-        WorkerHttpServer(beats, port, kernel.settings.api_host).start()
+        try:
+            WorkerHttpServer(beats, port, kernel.settings.api_host).start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve /metrics and /health on {kernel.settings.api_host}:{port}: {exc}; "
+                "choose another --metrics-port (or KERNEL_METRICS_PORT, 0 = off)"
+            ) from exc
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from ops.lag.age import EndHistory, lag_seconds
 from ops.lag.expected import ExpectedGroup, member_groups
+from ops.lag.postgres_checkpoints import PROJECTION_GROUP_PREFIX
 from ops.lag.status import (
     HeadProbe,
     LagPolicy,
@@ -43,7 +44,7 @@ from ops.lag.status import (
     evaluate,
     group_status,
 )
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, KernelError
 
 __all__ = [
     "LAG_ENV_VARS",
@@ -185,11 +186,18 @@ class LagMonitor:
         wanted = set(only) if only is not None else None
         groups = [g for g in self.watched_groups() if wanted is None or g in wanted]
         committed = self.offsets.committed(groups)
+        projections = self.checkpoints is not None
         if self.checkpoints is not None:
-            for group, positions in self.checkpoints.checkpoints().items():
+            try:
+                stored = self.checkpoints.checkpoints()
+            except KernelError:
+                # Postgres is down: projections cannot be judged this sample, and
+                # their missing checkpoints must not read as "never committed".
+                stored, projections = {}, False
+            for group, positions in stored.items():
                 if wanted is None or group in wanted:
                     committed[group] = positions
-        never = self._never_committed(committed, wanted)
+        never = self._never_committed(committed, wanted, projections=projections)
         partitions = {tp for positions in committed.values() for tp in positions}
         partitions |= {tp for tps in never.values() for tp in tps}
         ends = self.offsets.ends(partitions)
@@ -251,10 +259,22 @@ class LagMonitor:
         return LagSnapshot(now, tuple(reports))
 
     def _never_committed(
-        self, committed: Mapping[str, Mapping[TP, int]], wanted: set[str] | None
+        self,
+        committed: Mapping[str, Mapping[TP, int]],
+        wanted: set[str] | None,
+        *,
+        projections: bool,
     ) -> dict[str, set[TP]]:
-        """Partitions of the expected groups' topics that the group never committed."""
-        expected = {g: e for g, e in self.expected.items() if wanted is None or g in wanted}
+        """Partitions of the expected groups' topics that the group never committed.
+
+        Projections (``projection:<name>``) only when their checkpoints were read.
+        """
+        expected = {
+            g: e
+            for g, e in self.expected.items()
+            if (wanted is None or g in wanted)
+            and (projections or not g.startswith(PROJECTION_GROUP_PREFIX))
+        }
         if not expected:
             return {}
         counts = self.offsets.partitions({t for e in expected.values() for t in e.topics})

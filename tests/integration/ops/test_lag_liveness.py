@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,16 +19,21 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
+from ops.api import build_app
 from ops.bootstrap import Kernel
 from ops.health import judge_lag
 from ops.lag.expected import ExpectedGroup
 from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor
 from ops.lag.status import LagPolicy, Status
+from projections.migrate import migrate
+from tests.e2e.conftest import make_cli
+from tests.integration.sentinel.api_helpers import serve
 
 # A long window: anything flagged here is flagged by membership, not by STALL/STOP.
 POLICY = LagPolicy(window_s=600.0, stall_after_s=300.0)
@@ -138,3 +145,40 @@ def test_a_group_whose_member_was_killed_is_no_member_within_one_interval(
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_kernel_lag_doctor_and_ready_report_a_backlog_nobody_started_on(
+    db_kernel: Kernel,
+) -> None:
+    migrate(db_kernel.settings.database_url)
+    topic = db_kernel.names.actions
+    _produce(db_kernel, topic, 4, partition=2, timestamp_ms=int((time.time() - 30) * 1000))
+    cli = make_cli(db_kernel.settings)
+    prefix = db_kernel.settings.topic_prefix
+
+    lag = cli("lag", "--json")
+    assert lag.returncode == 1, lag.stderr
+    doc = json.loads(lag.stdout)
+    groups = {g["group"]: g for g in doc["groups"]}
+    for group in (f"{prefix}sentinel", f"{prefix}chain-signer"):
+        assert groups[group]["status"] == "NEVER_COMMITTED", groups.keys()
+        assert groups[group]["members"] == 0
+        (part,) = [p for p in groups[group]["partitions"] if p["topic"] == topic]
+        assert (part["partition"], part["committed"], part["lag"]) == (2, None, 4)
+        assert part["lagSeconds"] >= 29
+    table = cli("lag")
+    assert table.returncode == 1 and "NEVER_COMMITTED" in table.stdout
+
+    doctor = cli("doctor")
+    assert doctor.returncode == 1
+    (line,) = [ln for ln in doctor.stdout.splitlines() if ln.startswith("FAIL  lag")]
+    assert f"{prefix}sentinel is NEVER_COMMITTED" in line
+
+    async def ready() -> tuple[int, dict[str, Any]]:
+        async with serve(build_app(db_kernel)) as client:
+            resp = await client.get("/ready")
+            return resp.status_code, resp.json()
+
+    status, body = asyncio.run(ready())
+    assert status == 503
+    assert "NEVER_COMMITTED" in str(body["checks"]["lag"]["detail"])

@@ -13,6 +13,7 @@ from ops.lag.expected import ExpectedGroup
 from ops.lag.exporter import LagExporter
 from ops.lag.monitor import LagConfig, LagMonitor
 from ops.lag.status import HeadProbe, LagPolicy, Status
+from schemas.errors import StoreUnavailableError
 
 TP = tuple[str, int]
 
@@ -192,6 +193,7 @@ def _expecting(live: dict[str, int] | None) -> tuple[FakeOffsets, Clock, LagMoni
         offsets,
         prefix="p.",
         config=LagConfig(interval_s=1.0, policy=POLICY),
+        checkpoints=_NoCheckpoints(),
         expected={
             "p.sentinel": ExpectedGroup(("p.actions",)),
             "projection:audit": ExpectedGroup(("p.chain",)),
@@ -199,6 +201,13 @@ def _expecting(live: dict[str, int] | None) -> tuple[FakeOffsets, Clock, LagMoni
         clock=clock,
     )
     return offsets, clock, monitor
+
+
+class _NoCheckpoints:
+    """The projection_checkpoints table is readable and empty."""
+
+    def checkpoints(self) -> dict[str, dict[TP, int]]:
+        return {}
 
 
 def test_a_never_started_group_with_a_backlog_is_flagged_on_the_first_sample() -> None:
@@ -262,3 +271,26 @@ def test_members_can_be_left_unchecked() -> None:
     monitor = LagMonitor(offsets, prefix="p.", config=LagConfig(policy=POLICY), members=False)
     signer = monitor.sample().group("p.signer")
     assert signer is not None and signer.status is Status.OK and signer.members is None
+
+
+class _DownCheckpoints:
+    def checkpoints(self) -> dict[str, dict[TP, int]]:
+        raise StoreUnavailableError("Postgres did not answer")
+
+
+def test_projections_are_left_out_not_never_committed_while_postgres_is_down() -> None:
+    offsets, clock, _ = _expecting(live={})
+    monitor = LagMonitor(
+        offsets,
+        prefix="p.",
+        config=LagConfig(policy=POLICY),
+        checkpoints=_DownCheckpoints(),
+        expected={
+            "p.sentinel": ExpectedGroup(("p.actions",)),
+            "projection:audit": ExpectedGroup(("p.chain",)),
+        },
+        clock=clock,
+    )
+    snap = monitor.sample()
+    assert snap.group("projection:audit") is None
+    assert snap.group("p.sentinel").status is Status.NEVER_COMMITTED  # type: ignore[union-attr]

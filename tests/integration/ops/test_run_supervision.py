@@ -19,6 +19,7 @@ from pathlib import Path
 from ops.bootstrap import Kernel
 from streams.chain.keys import generate_key
 from tests.e2e.conftest import settings_env
+from tests.integration.core.test_producer import _actions, read_all
 
 KERNEL = str(Path(sys.executable).with_name("kernel"))
 
@@ -133,3 +134,54 @@ def test_sigterm_stops_a_healthy_signer_with_exit_0(kernel: Kernel, tmp_path: Pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_two_signer_instances_share_the_group_without_fencing_each_other(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    key = generate_key(tmp_path / "keys", "s1")
+    procs: list[tuple[subprocess.Popen[bytes], Path, int]] = []
+    try:
+        for instance in ("1", "2"):
+            port = _free_port()
+            env = _env(
+                kernel, tmp_path, KERNEL_SIGNING_KEY=str(key), KERNEL_SIGNER_ID="s1",
+                KERNEL_METRICS_PORT=str(port),
+            )  # fmt: skip
+            log = tmp_path / f"signer-{instance}.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [KERNEL, "run", "signer", "--instance", instance],
+                    env=env, stdout=out, stderr=out,
+                )  # fmt: skip
+            procs.append((proc, log, port))
+        group = f"{kernel.settings.topic_prefix}chain-signer"
+        admin = AdminClient({"bootstrap.servers": kernel.settings.kafka_bootstrap})
+        deadline, members = time.monotonic() + 90, 0
+        while time.monotonic() < deadline and members < 2:
+            time.sleep(1)
+            assert all(p.poll() is None for p, _, _ in procs), [
+                log.read_text() for _, log, _ in procs
+            ]
+            found = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+            members = len(found.members)
+        assert members == 2
+        # Traffic on every partition: an instance fenced by the other's transactional
+        # id dies on its next transaction.
+        events = [e for i in range(6) for e in _actions(10, f"acct-{i}")]
+        kernel.producer().publish_batch(events)
+        chained, deadline = 0, time.monotonic() + 90
+        while chained < len(events) and time.monotonic() < deadline:
+            time.sleep(1)
+            chained = len(read_all(kernel, kernel.names.chain))
+        assert chained == len(events)
+        for proc, log, port in procs:
+            assert proc.poll() is None, log.read_text()
+            assert _get(f"http://127.0.0.1:{port}/health")[0] == 200
+    finally:
+        for proc, _, _ in procs:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(timeout=30) for proc, _, _ in procs]
+    assert codes == [0, 0], [log.read_text() for _, log, _ in procs]

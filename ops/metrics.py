@@ -29,6 +29,7 @@ __all__ = [
     "CHAIN_HEAD_TIMESTAMP",
     "CHAIN_LENGTH",
     "CONSUMER_COMMITTED_OFFSET",
+    "CONSUMER_GROUP_MEMBERS",
     "CONSUMER_GROUP_STATUS",
     "CONSUMER_LAG_OFFSETS",
     "CONSUMER_LAG_SECONDS",
@@ -147,12 +148,18 @@ CONSUMER_LAG_SECONDS = Gauge(
 )
 CONSUMER_LAG_STATUS = Gauge(
     "kernel_consumer_lag_status",
-    "Burrow-style partition status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP.",
+    "Partition status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP (Burrow-style), "
+    "5 NO_MEMBER (lag, no live member), 6 NEVER_COMMITTED (backlog never started on).",
     ["group", "topic", "partition"],
 )
 CONSUMER_GROUP_STATUS = Gauge(
     "kernel_consumer_group_status",
     "Worst partition status of a group (same codes as kernel_consumer_lag_status).",
+    ["group"],
+)
+CONSUMER_GROUP_MEMBERS = Gauge(
+    "kernel_consumer_group_members",
+    "Live members serving a group (instances of its worker; 0: nobody, see NO_MEMBER).",
     ["group"],
 )
 CONSUMER_COMMITTED_OFFSET = Gauge(
@@ -195,6 +202,7 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     CONSUMER_LAG_SECONDS,
     CONSUMER_LAG_STATUS,
     CONSUMER_GROUP_STATUS,
+    CONSUMER_GROUP_MEMBERS,
     CONSUMER_COMMITTED_OFFSET,
     LOG_END_OFFSET,
     LAG_SAMPLE_DURATION,

@@ -185,3 +185,35 @@ def test_two_signer_instances_share_the_group_without_fencing_each_other(
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(timeout=30) for proc, _, _ in procs]
     assert codes == [0, 0], [log.read_text() for _, log, _ in procs]
+
+
+def test_a_worker_stuck_past_sigterm_exits_1_naming_it_and_health_says_why(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    # No broker at this address: the signer blocks in init_transactions (30 s).
+    key = generate_key(tmp_path / "keys", "s1")
+    port = _free_port()
+    env = _env(
+        kernel, tmp_path, KERNEL_SIGNING_KEY=str(key), KERNEL_SIGNER_ID="s1",
+        KERNEL_METRICS_PORT=str(port), KERNEL_BOOTSTRAP_SERVERS=f"127.0.0.1:{_free_port()}",
+    )  # fmt: skip
+    log = tmp_path / "stuck.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([KERNEL, "run", "signer"], env=env, stdout=out, stderr=out)
+    try:
+        deadline, status, body = time.monotonic() + 60, 0, ""
+        while status == 0 and time.monotonic() < deadline:
+            status, body = _get(f"http://127.0.0.1:{port}/health")
+            time.sleep(0.3)
+        assert status == 503, (status, body, log.read_text())
+        assert "signer: never beat" in json.loads(body)["reason"]
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        code = proc.wait(timeout=60)
+        assert code == 1, log.read_text()
+        assert time.monotonic() - signalled < 25  # the 10 s stop bound, with slack
+        assert "worker(s) signer (instance 0) did not stop within 10s" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -146,6 +146,7 @@ def test_exporter_publishes_and_forgets_vanished_partitions() -> None:
     assert REGISTRY.get_sample_value("kernel_consumer_lag_offsets", labels) == 5.0
     assert REGISTRY.get_sample_value("kernel_consumer_lag_status", labels) == 0.0
     assert REGISTRY.get_sample_value("kernel_consumer_group_status", {"group": "extra"}) == 0.0
+    assert REGISTRY.get_sample_value("kernel_consumer_group_members", {"group": "p.signer"}) == 1.0
     assert (
         REGISTRY.get_sample_value("kernel_log_end_offset", {"topic": "p.actions", "partition": "0"})
         == 10.0
@@ -155,6 +156,7 @@ def test_exporter_publishes_and_forgets_vanished_partitions() -> None:
     exporter.sample_and_publish()
     assert REGISTRY.get_sample_value("kernel_consumer_lag_offsets", labels) is None
     assert REGISTRY.get_sample_value("kernel_consumer_group_status", {"group": "p.signer"}) is None
+    assert REGISTRY.get_sample_value("kernel_consumer_group_members", {"group": "p.signer"}) is None
 
 
 def test_table_and_json_render_every_partition() -> None:

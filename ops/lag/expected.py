@@ -10,6 +10,9 @@ Liveness comes from group membership (``describe_consumer_groups``): a Kafka
 group is served by its own members; a projection (``projection:<name>``, whose
 position is its Postgres checkpoint) by the members of the consumer group its
 projector joins, ``projector-<name>`` (also accepted with the topic prefix).
+When no such group exists at all the projection's liveness is unknown (a
+projector that assigns partitions itself joins no group) and the STALL/STOP
+window judges it; an existing group with no member is a dead projector.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
+    ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
@@ -133,7 +134,7 @@ class KafkaOffsets:
         }
 
     def members(self, groups: Iterable[str]) -> dict[str, int]:
-        """Live members of each group (0 for a group that is empty or does not exist)."""
+        """Live members of each group that exists (an empty group: 0; absent: no such group)."""
         wanted = sorted(set(groups))
         if not wanted:
             return {}
@@ -141,13 +142,14 @@ class KafkaOffsets:
         out: dict[str, int] = {}
         for group, fut in futures.items():
             try:
-                out[group] = len(self._wait(fut).members or [])
+                found = self._wait(fut)
             except LogUnavailableError as exc:
                 err = exc.__cause__.args[0] if isinstance(exc.__cause__, KafkaException) else None
                 if isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
-                    out[group] = 0
                     continue
                 raise
+            if found.state != ConsumerGroupState.DEAD:  # DEAD: the broker knows no such group
+                out[group] = len(found.members or [])
         return out
 
     # -- head records -----------------------------------------------------------

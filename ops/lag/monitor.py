@@ -287,11 +287,25 @@ class LagMonitor:
         return out
 
     def _live_members(self, groups: Iterable[str]) -> dict[str, int]:
+        """Live members per group; a group missing from the answer: unknown.
+
+        A Kafka group the broker does not know has no members. A projection
+        whose projector group does not exist at all is unknown, not dead: a
+        projector that positions itself without joining a group (``assign``)
+        leaves no group behind, and the STALL/STOP window judges it instead.
+        """
         if not self.check_members:
             return {}
         serving = {g: member_groups(g, self.prefix) for g in groups}
         counts = self.offsets.members({m for ms in serving.values() for m in ms})
-        return {g: sum(counts.get(m, 0) for m in ms) for g, ms in serving.items()}
+        live: dict[str, int] = {}
+        for group, candidates in serving.items():
+            found = [counts[m] for m in candidates if m in counts]
+            if found:
+                live[group] = sum(found)
+            elif not group.startswith(PROJECTION_GROUP_PREFIX):
+                live[group] = 0
+        return live
 
     def _judge(
         self, verdict: PartitionStatus, unstarted: bool, members: int | None

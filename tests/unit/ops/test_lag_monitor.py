@@ -38,7 +38,10 @@ class FakeOffsets:
         return {t: self.topic_partitions[t] for t in topics if t in self.topic_partitions}
 
     def members(self, groups: Iterable[str]) -> dict[str, int]:
-        return {g: 1 if self.live is None else self.live.get(g, 0) for g in groups}
+        """Groups that exist: every one with one member, or those in ``live``."""
+        if self.live is None:
+            return dict.fromkeys(groups, 1)
+        return {g: self.live[g] for g in groups if g in self.live}
 
     def groups(self) -> list[str]:
         return list(self.group_ids)
@@ -224,8 +227,9 @@ def test_a_never_started_group_with_a_backlog_is_flagged_on_the_first_sample() -
     assert (part.partition, part.committed, part.lag) == (0, -1, 10)
     assert part.lag_seconds == 90.0  # the age of the oldest record
     assert offsets.probed[0] == {("p.actions", 0): -2}  # read from the beginning
-    projection = snap.group("projection:audit")
+    projection = snap.group("projection:audit")  # its projector group does not exist
     assert projection is not None and projection.status is Status.NEVER_COMMITTED
+    assert projection.members is None
     ok, detail = judge_lag(snap, max_lag_s=300)
     assert not ok and "p.sentinel is NEVER_COMMITTED" in detail
     doc = snapshot_json(snap)
@@ -252,9 +256,21 @@ def test_projection_members_are_its_projector_group() -> None:
     assert snap.group("p.sentinel").status is Status.NEVER_COMMITTED  # type: ignore[union-attr]
 
 
+def test_a_projection_whose_projector_group_is_empty_is_no_member() -> None:
+    offsets, _, monitor = make()
+    offsets.live = {"p.signer": 1, "p.projector": 1, "extra": 1, "p.projector-audit": 0}
+    projection = monitor.sample().group("projection:audit")
+    assert projection is not None
+    assert (projection.members, projection.status) == (0, Status.NO_MEMBER)
+    offsets.live = {"p.signer": 1, "p.projector": 1, "extra": 1}  # no projector group at all
+    projection = monitor.sample().group("projection:audit")
+    assert projection is not None
+    assert (projection.members, projection.status) == (None, Status.OK)  # the window judges
+
+
 def test_lag_without_a_live_member_is_no_member_at_once() -> None:
     offsets, _, monitor = make()
-    offsets.live = {"p.projector": 1}  # p.signer's member died
+    offsets.live = {"p.projector": 1, "p.signer": 0}  # p.signer's member died
     snap = monitor.sample()
     signer = snap.group("p.signer")
     assert signer is not None

@@ -27,6 +27,8 @@ from prometheus_client import REGISTRY
 from ops.bootstrap import Kernel
 from ops.workers.auditor import Auditor
 from projections.migrate import migrate
+from replay.audit_postgres import insert_checkpoint
+from replay.note import ChainCheckpoint
 from streams.chain.keys import generate_key
 from tests.e2e.conftest import settings_env
 from tests.integration.core.test_producer import _actions
@@ -210,3 +212,37 @@ def test_a_tampered_row_makes_the_shipped_audit_alert_fire_in_prometheus(
         assert auditor.wait(timeout=30) == 0, (logs / "auditor.log").read_text()
         prom.wait(timeout=30)
     assert "failed verification at seq 1" in (logs / "auditor.log").read_text()
+
+
+def test_a_checkpoint_arriving_after_its_rows_is_checked_and_a_forged_one_fails(
+    audited: Kernel,
+) -> None:
+    kernel = audited
+    kernel.producer().publish_batch(_actions(11, "acct-a"))
+    for runner in (kernel.chain_signer(), kernel.audit_projector()):  # no checkpointer yet
+        try:
+            runner.run_until_idle(idle_s=1.0)
+        finally:
+            runner.close()
+    auditor = Auditor(kernel.verifiers(), full_every=100)
+    with psycopg.connect(kernel.settings.database_url) as conn:
+        first = auditor.round(conn)
+        assert first.ok and (first.rows, first.checkpoints) == (11, 0)
+        for runner in (kernel.checkpointer(), kernel.audit_projector()):
+            try:
+                runner.run_until_idle(idle_s=1.0)
+            finally:
+                runner.close()
+        late = auditor.round(conn)
+        assert late.ok and late.rows == 0
+        assert late.checkpoints >= 2  # sizes 5 and 10, both behind the verified head
+
+        (chain,) = {str(c) for (c,) in conn.execute("SELECT chain FROM audit_events").fetchall()}
+        forged = ChainCheckpoint(chain, 7, b"\x01" * 32, "ab" * 32)
+        insert_checkpoint(conn, forged, kernel.settings.signer_id, forged.sign(kernel.signer()))
+        conn.commit()
+        caught = auditor.round(conn)
+        assert not caught.ok
+        (failure,) = caught.failures
+        assert failure.chain == chain
+        assert "do not match the signed checkpoint" in failure.reason

@@ -72,13 +72,14 @@ class _Supervised(threading.Thread):
         self._stop_event = stop
         self._beats = beats
         self.cause: str | None = None  # set when it ended without being asked to
+        self.error: BaseException | None = None  # what it raised, for the log's traceback
 
     def run(self) -> None:
         try:
             self.worker.run(self._kernel, self._should_stop)
         except BaseException as exc:  # every end is reported
             self.cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            log.debug("worker %s traceback", self.worker.name, exc_info=True)
+            self.error = exc
         else:
             if not self._stop_event.is_set():
                 self.cause = "returned without being asked to stop"
@@ -130,9 +131,11 @@ def _run(args: argparse.Namespace, kernel: Kernel) -> int:
         stop.wait(0.2)
     asked = not died  # a signal, not a death, ended the loop
     for t in died:
+        # One JSON line: the cause in msg, the traceback in its "exc" field.
         log.error(
-            "worker %s (instance %s) died: %s", t.worker.name, instance, t.cause or "unknown cause"
-        )
+            "worker %s (instance %s) died: %s", t.worker.name, instance,
+            t.cause or "unknown cause", exc_info=t.error,
+        )  # fmt: skip
     stop.set()
     deadline = time.monotonic() + STOP_TIMEOUT_S
     for t in threads:
@@ -141,8 +144,9 @@ def _run(args: argparse.Namespace, kernel: Kernel) -> int:
     late = [t for t in threads if t not in died and not t.is_alive() and t.cause is not None]
     for t in late:  # failed while stopping: still a failure, still reported once
         log.error(
-            "worker %s (instance %s) failed while stopping: %s", t.worker.name, instance, t.cause
-        )
+            "worker %s (instance %s) failed while stopping: %s", t.worker.name, instance,
+            t.cause, exc_info=t.error,
+        )  # fmt: skip
     if stuck:
         log.error(
             "worker(s) %s (instance %s) did not stop within %.0fs", ", ".join(stuck), instance,

@@ -65,6 +65,7 @@ def test_production_mode_refusing_the_local_key_exits_non_zero_with_one_line(
     record = json.loads(lines[0])
     assert "worker signer (instance 0) died: ConfigError" in record["msg"]
     assert "KERNEL_ENV=production refuses local signing keys" in record["msg"]
+    assert "ConfigError" in record["exc"]  # the traceback rides in the same line
 
 
 def test_one_dead_worker_of_two_stops_the_other_and_exits_non_zero(

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from ops.lag.postgres_checkpoints import PROJECTION_GROUP_PREFIX
 from schemas.topics import TopicNames
 
-__all__ = ["ExpectedGroup", "member_groups", "pipeline_groups"]
+__all__ = ["ExpectedGroup", "member_groups", "pipeline_groups", "worker_of"]
 
 
 @dataclass(frozen=True)
 class ExpectedGroup:
     topics: tuple[str, ...]  # the input topics the group must consume (through the group)
+    worker: str = ""  # the ``kernel run`` worker that serves it
 
 
 def member_groups(group: str, prefix: str) -> tuple[str, ...]:
@@ -53,10 +54,22 @@ def pipeline_groups(names: TopicNames) -> dict[str, ExpectedGroup]:
     p = names.prefix
     projection = PROJECTION_GROUP_PREFIX
     return {
-        f"{p}{ChainSigner.name}": ExpectedGroup(tuple(names.audited())),
-        f"{p}{Checkpointer.name}": ExpectedGroup((names.chain,)),
-        f"{p}{SENTINEL}": ExpectedGroup((names.actions,)),
-        f"{projection}{AuditProjection.name}": ExpectedGroup((names.chain, names.checkpoints)),
-        f"{projection}{PolicyRegistryProjection.name}": ExpectedGroup((names.policies,)),
-        f"{projection}{PolicyCheckProjection.name}": ExpectedGroup((names.policy_checks,)),
+        f"{p}{ChainSigner.name}": ExpectedGroup(tuple(names.audited()), "signer"),
+        f"{p}{Checkpointer.name}": ExpectedGroup((names.chain,), "checkpointer"),
+        f"{p}{SENTINEL}": ExpectedGroup((names.actions,), "sentinel"),
+        f"{projection}{AuditProjection.name}": ExpectedGroup(
+            (names.chain, names.checkpoints), "audit-projector"
+        ),
+        f"{projection}{PolicyRegistryProjection.name}": ExpectedGroup(
+            (names.policies,), "sentinel-projector"
+        ),
+        f"{projection}{PolicyCheckProjection.name}": ExpectedGroup(
+            (names.policy_checks,), "sentinel-projector"
+        ),
     }
+
+
+def worker_of(group: str, names: TopicNames) -> str | None:
+    """The ``kernel run`` worker that serves ``group``, if it is one of the pipeline's."""
+    spec = pipeline_groups(names).get(group)
+    return spec.worker if spec is not None and spec.worker else None

@@ -173,6 +173,7 @@ def test_kernel_lag_doctor_and_ready_report_a_backlog_nobody_started_on(
     assert doctor.returncode == 1
     (line,) = [ln for ln in doctor.stdout.splitlines() if ln.startswith("FAIL  lag")]
     assert f"{prefix}sentinel is NEVER_COMMITTED" in line
+    assert "-> kernel run sentinel; kernel run signer   # nobody serves" in doctor.stdout
 
     async def ready() -> tuple[int, dict[str, Any]]:
         async with serve(build_app(db_kernel)) as client:

@@ -111,17 +111,20 @@ WORKER_HEARTBEAT_TIMESTAMP = Gauge(
 # -- audit chain -----------------------------------------------------------------
 CHAIN_LENGTH = Gauge(
     "kernel_chain_length",
-    "Records in a signed chain. A chain is one input partition: topic, partition.",
+    "Records of a signed chain stored in audit_events (set by the auditor). "
+    "A chain is one input partition: topic, partition.",
     ["topic", "partition"],
 )
 CHAIN_HEAD_TIMESTAMP = Gauge(
     "kernel_chain_head_timestamp_seconds",
-    "When the chain head was signed (epoch s); head age = time() - this.",
+    "Event time of the chain's head record in audit_events (epoch s, set by the auditor); "
+    "head age = time() - this.",
     ["topic", "partition"],
 )
 CHAIN_CHECKPOINT_TIMESTAMP = Gauge(
     "kernel_chain_checkpoint_timestamp_seconds",
-    "When the last signed Merkle checkpoint of a chain was emitted; age = time() - this.",
+    "When the last signed Merkle checkpoint of a chain was projected (set by the auditor); "
+    "age = time() - this.",
     ["topic", "partition"],
 )
 PROJECTION_CHECKPOINT_TIMESTAMP = Gauge(
@@ -131,7 +134,8 @@ PROJECTION_CHECKPOINT_TIMESTAMP = Gauge(
 )
 AUDIT_VERIFICATIONS = Counter(
     "kernel_audit_verifications",
-    "Chain verifications (audit-verify, replay). result: ok | failed.",
+    "Verification rounds of the auditor worker. result: ok | failed (some chain failed; "
+    "counted every round until the process restarts).",
     ["result"],
 )
 

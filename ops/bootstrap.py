@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ops.stack import LocalStack
     from projections.projector import ProjectorRunner
-    from streams.chain.signing import Signer
+    from streams.chain.signing import Signer, Verifier
     from streams.kafka.admin import TopicAdmin
     from streams.kafka.producer import Producer
     from streams.kafka.transactional_runner import TransactionalRunner
@@ -71,12 +71,36 @@ class Kernel:
         """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""
         return _signer(self)
 
+    def verifiers(self) -> dict[str, Verifier]:
+        """Public keys that audit records may be signed by: KERNEL_SIGNERS_FILE, or
+        (development) every key file in the state dir plus KERNEL_SIGNING_KEY."""
+        from streams.chain.keys import key_files, load_signer, load_signers_file  # noqa: PLC0415
+        from streams.chain.signing import Verifier  # noqa: PLC0415
+
+        if self.settings.signers_file is not None:
+            return load_signers_file(self.settings.signers_file)
+        paths = key_files(self.settings.keys_dir)
+        if self.settings.signing_key is not None:
+            paths.append(self.settings.signing_key)
+        out: dict[str, Verifier] = {}
+        for path in paths:
+            signer = load_signer(path)
+            out[signer.signer_id] = Verifier(signer.public_key)
+        if not out:
+            from schemas.errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(
+                f"no signers to verify with: set KERNEL_SIGNERS_FILE (signers.json) "
+                f"or keep key files in {self.settings.keys_dir}"
+            )
+        return out
+
     def _partitions(self, short: str) -> int:
         from schemas.topics import TOPICS  # noqa: PLC0415
 
         return next(t.partitions for t in TOPICS if t.name == short)
 
-    def chain_signer(self, instance_id: str = "0") -> TransactionalRunner[Any]:
+    def chain_signer(self, instance_id: str | None = None) -> TransactionalRunner[Any]:
         from streams.chain.signer import ChainSigner  # noqa: PLC0415
 
         processor = ChainSigner(
@@ -84,7 +108,7 @@ class Kernel:
         )
         return self.transactional(processor, instance_id)
 
-    def checkpointer(self, instance_id: str = "0") -> TransactionalRunner[Any]:
+    def checkpointer(self, instance_id: str | None = None) -> TransactionalRunner[Any]:
         from streams.chain.checkpointer import Checkpointer  # noqa: PLC0415
 
         processor = Checkpointer(
@@ -96,8 +120,15 @@ class Kernel:
         )
         return self.transactional(processor, instance_id)
 
-    def transactional(self, processor: Any, instance_id: str = "0") -> TransactionalRunner[Any]:
-        """An exactly-once runner for ``processor``, reporting to the shared metrics."""
+    def transactional(
+        self, processor: Any, instance_id: str | None = None
+    ) -> TransactionalRunner[Any]:
+        """An exactly-once runner for ``processor``, reporting to the shared metrics.
+
+        ``instance_id`` defaults to ``Settings.instance_id`` (KERNEL_INSTANCE_ID,
+        ``kernel run --instance``): the transactional id is ``{group}-{instance_id}``,
+        so instances of one worker share its group without fencing each other.
+        """
         from ops.runner_metrics import TransactionalRunnerMetrics  # noqa: PLC0415
         from streams.kafka.transactional_runner import TransactionalRunner  # noqa: PLC0415
 
@@ -106,7 +137,7 @@ class Kernel:
             bootstrap=self.settings.kafka_bootstrap,
             codec=self.codec,
             names=self.names,
-            instance_id=instance_id,
+            instance_id=self.settings.instance_id if instance_id is None else instance_id,
             on_batch=TransactionalRunnerMetrics(processor.name),
         )
 

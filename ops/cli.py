@@ -3,7 +3,9 @@
 Each subcommand lives in a module of :mod:`ops.commands` that exposes
 ``register(subparsers)``; they are discovered, so adding a command touches
 only its own module. Exit codes: 0 success, 1 a check failed (verification,
-drift), 2 an error (bad input, service unavailable).
+drift) or a worker of ``kernel run`` died, 2 an error (bad input, bad
+configuration, service unavailable). Every :class:`KernelError` is one line on
+stderr, ``kernel COMMAND: error: ...``, never a traceback.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from schemas.contract import InputContract
 from schemas.errors import ConfigError
 
-__all__ = ["ENV_VARS", "Settings", "default_state_dir"]
+__all__ = ["ENV_VARS", "Settings", "default_state_dir", "instance_id_token"]
 
 # name -> one-line meaning; the single list of what configures Kernel.
 ENV_VARS: dict[str, str] = {
@@ -48,6 +48,11 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_LAG_STALL_AFTER_S": "STALL after this long stuck (default 60)",
     "KERNEL_READY_MAX_LAG_S": "readiness fails past this lag in seconds (default: lag window)",
     "KERNEL_LAG_ALLOWED": "lag in offsets that is never a problem (default 0)",
+    "KERNEL_INSTANCE_ID": "instance id in each worker's group (default 0; kernel run --instance)",
+    "KERNEL_HEALTH_MAX_AGE_S": "a worker's /health fails when its heartbeat is older (default 60)",
+    "KERNEL_AUDITOR_INTERVAL_S": "seconds between the auditor's verification rounds (default 30)",
+    "KERNEL_AUDITOR_FULL_EVERY": "every Nth auditor round re-verifies every row (default 10)",
+    "KERNEL_SIGNERS_FILE": "signers.json the auditor verifies with (default: the state dir keys)",
 }
 
 
@@ -71,6 +76,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def instance_id_token(raw: str) -> str:
+    """Part of a transactional and a static-membership id: keep it a plain token."""
+    if not raw or len(raw) > 64 or not all(c.isalnum() or c in "-_." for c in raw):
+        raise ConfigError(
+            f"KERNEL_INSTANCE_ID must be 1-64 letters, digits, '-', '_' or '.', got {raw!r}"
+        )
+    return raw
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,11 @@ class Settings:
     metrics_port: int = 9100
     environment: str = "development"
     tracing: bool = False
+    instance_id: str = "0"
+    health_max_age_s: float = 60.0
+    auditor_interval_s: float = 30.0
+    auditor_full_every: int = 10
+    signers_file: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -135,6 +154,11 @@ class Settings:
             metrics_port=_int(e, "KERNEL_METRICS_PORT", 9100),
             environment=environment,
             tracing=e.get("KERNEL_TRACING", "0").lower() in ("1", "true", "yes", "on"),
+            instance_id=instance_id_token(e.get("KERNEL_INSTANCE_ID") or "0"),
+            health_max_age_s=float(_int(e, "KERNEL_HEALTH_MAX_AGE_S", 60)),
+            auditor_interval_s=float(_int(e, "KERNEL_AUDITOR_INTERVAL_S", 30)),
+            auditor_full_every=max(1, _int(e, "KERNEL_AUDITOR_FULL_EVERY", 10)),
+            signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings

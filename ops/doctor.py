@@ -194,6 +194,16 @@ def check_lag(f: Facts) -> Finding:
         return Finding("lag", FAIL, f"not checked: {f.lag_error}", "kernel lag")
     ok, detail = judge_lag(f.lag, f.max_lag_s)
     if not ok:
+        dead = [
+            g.group for g in f.lag.groups if g.status in (Status.NO_MEMBER, Status.NEVER_COMMITTED)
+        ]
+        if dead:
+            from ops.lag.expected import worker_of  # noqa: PLC0415
+
+            names = TopicNames(f.prefix)
+            workers = sorted({worker_of(g, names) or "WORKER" for g in dead})
+            start = "; ".join(f"kernel run {w}" for w in workers)
+            return Finding("lag", FAIL, detail, f"{start}   # nobody serves {', '.join(dead)}")
         return Finding(
             "lag",
             FAIL,

@@ -7,7 +7,8 @@ so successive probes (Kubernetes probes every few seconds) build the sliding
 window the Burrow-style status needs: a single sample can only judge lag in
 seconds, a window also sees STALL and STOP.
 
-Not ready means: some watched group is STALL or STOP, or its oldest
+Not ready means: some watched group is STALL, STOP, NO_MEMBER (lag and no
+live member) or NEVER_COMMITTED (a backlog its worker never started on), or its oldest
 unconsumed record is older than ``KERNEL_READY_MAX_LAG_S`` (default: the lag
 window, ``KERNEL_LAG_WINDOW_S``, 300 s). WARN and REWIND are reported in the
 detail but do not fail readiness: a slow consumer or an operator's reset is
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from ops.bootstrap import Kernel
+from ops.lag.expected import pipeline_groups
 from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor, LagSnapshot
 from ops.lag.postgres_checkpoints import PostgresCheckpoints
@@ -37,7 +39,7 @@ HEALTH_ENV_VARS: dict[str, str] = {
     "(default: KERNEL_LAG_WINDOW_S)",
 }
 
-UNREADY = (Status.STALL, Status.STOP)
+UNREADY = (Status.STALL, Status.STOP, Status.NO_MEMBER, Status.NEVER_COMMITTED)
 
 
 def max_lag_seconds(env: Mapping[str, str] | None = None) -> float:
@@ -56,7 +58,8 @@ def judge_lag(snapshot: LagSnapshot, max_lag_s: float) -> tuple[bool, str]:
     for g in snapshot.groups:
         if g.status in UNREADY:
             worst = max(g.partitions, key=lambda p: p.status)
-            problems.append(f"{g.group} is {g.status.name} ({worst.reason})")
+            behind = f", {g.lag_seconds:.0f}s behind" if g.lag > 0 else ""
+            problems.append(f"{g.group} is {g.status.name} ({worst.reason}{behind})")
         elif g.lag_seconds > max_lag_s and g.lag > 0:
             problems.append(f"{g.group} is {g.lag_seconds:.0f}s behind (limit {max_lag_s:.0f}s)")
         elif g.status is not Status.OK:
@@ -93,6 +96,7 @@ def build_monitor(kernel: Kernel) -> LagMonitor:
         prefix=kernel.settings.topic_prefix,
         config=LagConfig.from_env(),
         checkpoints=_ShortLivedCheckpoints(kernel),
+        expected=pipeline_groups(kernel.names),
     )
 
 

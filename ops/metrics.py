@@ -25,13 +25,11 @@ __all__ = [
     "ALL_METRICS",
     "AUDIT_VERIFICATIONS",
     "BATCH_SIZE",
-    "CANARY_GATE_THRESHOLD",
-    "CANARY_GATE_VALUE",
-    "CANARY_ROLLBACKS",
     "CHAIN_CHECKPOINT_TIMESTAMP",
     "CHAIN_HEAD_TIMESTAMP",
     "CHAIN_LENGTH",
     "CONSUMER_COMMITTED_OFFSET",
+    "CONSUMER_GROUP_MEMBERS",
     "CONSUMER_GROUP_STATUS",
     "CONSUMER_LAG_OFFSETS",
     "CONSUMER_LAG_SECONDS",
@@ -44,9 +42,9 @@ __all__ = [
     "LAG_SAMPLE_DURATION",
     "LOG_END_OFFSET",
     "PROJECTION_CHECKPOINT_TIMESTAMP",
-    "REMEDIATIONS",
     "SYNC_CHECK_DURATION",
     "TRANSACTIONS",
+    "WORKER_HEARTBEAT_TIMESTAMP",
     "exposed_names",
 ]
 
@@ -71,28 +69,8 @@ DECISION_ERRORS = Counter(
     "reason: evaluation | timeout | log_unavailable | invalid_input.",
     ["policy", "reason"],
 )
-CANARY_GATE_VALUE = Gauge(
-    "kernel_canary_gate_value",
-    "Current value of a canary gate. gate: disagreement_rate | deny_rate_change | "
-    "error_rate | latency_p95_seconds.",
-    ["policy", "gate"],
-)
-CANARY_GATE_THRESHOLD = Gauge(
-    "kernel_canary_gate_threshold",
-    "The limit a canary gate value must stay under; same labels as kernel_canary_gate_value.",
-    ["policy", "gate"],
-)
-CANARY_ROLLBACKS = Counter(
-    "kernel_canary_rollbacks",
-    "Automatic canary rollbacks; gate: the gate that failed.",
-    ["policy", "gate"],
-)
-REMEDIATIONS = Counter(
-    "kernel_remediations",
-    "Remediation steps by action type (from the remediation catalogue) and "
-    "outcome: succeeded | failed | skipped (idempotent repeat) | awaiting_approval.",
-    ["action", "outcome"],
-)
+# The canary gate and remediation metrics come back with their features
+# (issue 12): a metric no code sets is an alert that can never fire.
 
 # -- stream processors -------------------------------------------------------------
 EVENTS_PROCESSED = Counter(
@@ -123,20 +101,30 @@ TRANSACTIONS = Counter(
     ["processor", "result"],
 )
 
+WORKER_HEARTBEAT_TIMESTAMP = Gauge(
+    "kernel_worker_heartbeat_timestamp_seconds",
+    "Last turn of a worker's loop (epoch s; every poll, idle or not); age = time() - this. "
+    "worker: its `kernel run` name; instance: KERNEL_INSTANCE_ID.",
+    ["worker", "instance"],
+)
+
 # -- audit chain -----------------------------------------------------------------
 CHAIN_LENGTH = Gauge(
     "kernel_chain_length",
-    "Records in a signed chain. A chain is one input partition: topic, partition.",
+    "Records of a signed chain stored in audit_events (set by the auditor). "
+    "A chain is one input partition: topic, partition.",
     ["topic", "partition"],
 )
 CHAIN_HEAD_TIMESTAMP = Gauge(
     "kernel_chain_head_timestamp_seconds",
-    "When the chain head was signed (epoch s); head age = time() - this.",
+    "Event time of the chain's head record in audit_events (epoch s, set by the auditor); "
+    "head age = time() - this.",
     ["topic", "partition"],
 )
 CHAIN_CHECKPOINT_TIMESTAMP = Gauge(
     "kernel_chain_checkpoint_timestamp_seconds",
-    "When the last signed Merkle checkpoint of a chain was emitted; age = time() - this.",
+    "When the last signed Merkle checkpoint of a chain was projected (set by the auditor); "
+    "age = time() - this.",
     ["topic", "partition"],
 )
 PROJECTION_CHECKPOINT_TIMESTAMP = Gauge(
@@ -146,7 +134,8 @@ PROJECTION_CHECKPOINT_TIMESTAMP = Gauge(
 )
 AUDIT_VERIFICATIONS = Counter(
     "kernel_audit_verifications",
-    "Chain verifications (audit-verify, replay). result: ok | failed.",
+    "Verification rounds of the auditor worker. result: ok | failed (some chain failed; "
+    "counted every round until the process restarts).",
     ["result"],
 )
 
@@ -163,12 +152,18 @@ CONSUMER_LAG_SECONDS = Gauge(
 )
 CONSUMER_LAG_STATUS = Gauge(
     "kernel_consumer_lag_status",
-    "Burrow-style partition status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP.",
+    "Partition status: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP (Burrow-style), "
+    "5 NO_MEMBER (lag, no live member), 6 NEVER_COMMITTED (backlog never started on).",
     ["group", "topic", "partition"],
 )
 CONSUMER_GROUP_STATUS = Gauge(
     "kernel_consumer_group_status",
     "Worst partition status of a group (same codes as kernel_consumer_lag_status).",
+    ["group"],
+)
+CONSUMER_GROUP_MEMBERS = Gauge(
+    "kernel_consumer_group_members",
+    "Live members serving a group (instances of its worker; 0: nobody, see NO_MEMBER).",
     ["group"],
 )
 CONSUMER_COMMITTED_OFFSET = Gauge(
@@ -196,15 +191,12 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     SYNC_CHECK_DURATION,
     DECISIONS,
     DECISION_ERRORS,
-    CANARY_GATE_VALUE,
-    CANARY_GATE_THRESHOLD,
-    CANARY_ROLLBACKS,
-    REMEDIATIONS,
     EVENTS_PROCESSED,
     EVENTS_FAILED,
     DEAD_LETTERS,
     BATCH_SIZE,
     TRANSACTIONS,
+    WORKER_HEARTBEAT_TIMESTAMP,
     CHAIN_LENGTH,
     CHAIN_HEAD_TIMESTAMP,
     CHAIN_CHECKPOINT_TIMESTAMP,
@@ -214,6 +206,7 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     CONSUMER_LAG_SECONDS,
     CONSUMER_LAG_STATUS,
     CONSUMER_GROUP_STATUS,
+    CONSUMER_GROUP_MEMBERS,
     CONSUMER_COMMITTED_OFFSET,
     LOG_END_OFFSET,
     LAG_SAMPLE_DURATION,

@@ -52,8 +52,11 @@ def _json(text: str) -> Any:
         return text  # not parseable by a strict reader: verification will say so
 
 
-def iter_rows(conn: Conn, chain: str | None = None, *, itersize: int = 5000) -> Iterator[AuditRow]:
-    where, params = ("WHERE chain = %s", (chain,)) if chain else ("", ())
+def iter_rows(
+    conn: Conn, chain: str | None = None, *, itersize: int = 5000, from_seq: int = 0
+) -> Iterator[AuditRow]:
+    """Rows ordered by ``(chain, seq)``; with ``chain``, only its rows from ``from_seq``."""
+    where, params = ("WHERE chain = %s AND seq >= %s", (chain, from_seq)) if chain else ("", ())
     with conn.cursor(name="audit_verify") as cur:
         cur.itersize = itersize
         cur.execute(f"SELECT {_COLUMNS} FROM audit_events {where} ORDER BY chain, seq", params)

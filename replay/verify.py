@@ -131,6 +131,16 @@ class ChainVerifier:
         self._chains: dict[str, ChainSummary] = {}
         self._current: ChainSummary | None = None
 
+    def continue_chain(self, summary: ChainSummary) -> None:
+        """Rows fed next extend ``summary``, a chain verified by an earlier pass.
+
+        Incremental verification (the auditor worker) keeps each chain's summary
+        between rounds and feeds only the rows appended since (replay's
+        ``_ResumableVerifier`` starts mid-chain the same way).
+        """
+        self._chains[summary.chain] = summary
+        self._current = summary
+
     def feed(self, row: AuditRow) -> Failure | None:
         """Check one row; returns the chain's failure if this row is its first."""
         return self._advance((row.chain, row.seq, row.id, row.prev_hash, row.hash, None), row)

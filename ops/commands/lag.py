@@ -2,7 +2,9 @@
 
 ``kernel lag`` samples once (or ``--samples`` times) and prints a table or
 JSON; ``--watch`` keeps sampling, so the Burrow-style status has a window to
-judge. Exit code 1 when a watched group is REWIND, STALL or STOP.
+judge. Exit code 1 when a watched group is REWIND, STALL, STOP, NO_MEMBER
+(lag and no live member) or NEVER_COMMITTED (a backlog its worker never
+started on: lag is the whole log; the table shows ``-`` as committed).
 ``kernel lag-exporter --port N`` serves ``/metrics`` and samples every
 ``KERNEL_LAG_INTERVAL_S`` seconds.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
+from ops.lag.expected import pipeline_groups
 from ops.lag.exporter import LagExporter
 from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import CheckpointSource, LagConfig, LagMonitor, LagSnapshot
@@ -45,7 +48,8 @@ def register(sub: Subparsers) -> None:
 
 
 class _TolerantCheckpoints:
-    """Projection checkpoints when Postgres answers; a warning (not a crash) when not."""
+    """Projection checkpoints when Postgres answers; a warning when not (the monitor
+    then leaves projections out of the sample instead of failing it)."""
 
     def __init__(self, inner: PostgresCheckpoints) -> None:
         self.inner = inner
@@ -55,7 +59,7 @@ class _TolerantCheckpoints:
             return self.inner.checkpoints()
         except KernelError as exc:
             print(f"kernel lag: warning: projections left out: {exc}", file=sys.stderr)
-            return {}
+            raise  # the monitor leaves projections out of this sample
 
 
 def build_monitor(kernel: Kernel, *, projections: bool = True) -> LagMonitor:
@@ -69,6 +73,7 @@ def build_monitor(kernel: Kernel, *, projections: bool = True) -> LagMonitor:
         prefix=kernel.settings.topic_prefix,
         config=config,
         checkpoints=checkpoints,
+        expected=pipeline_groups(kernel.names),
     )
 
 
@@ -81,11 +86,12 @@ def snapshot_json(snapshot: LagSnapshot) -> dict[str, Any]:
                 "status": g.status.name,
                 "lag": g.lag,
                 "lagSeconds": round(g.lag_seconds, 3),
+                "members": g.members,
                 "partitions": [
                     {
                         "topic": p.topic,
                         "partition": p.partition,
-                        "committed": p.committed,
+                        "committed": None if p.committed < 0 else p.committed,
                         "logEnd": p.log_end,
                         "lastStable": p.last_stable,
                         "lag": p.lag,
@@ -112,7 +118,7 @@ def render_table(snapshot: LagSnapshot) -> str:
                     g.group,
                     p.topic,
                     str(p.partition),
-                    str(p.committed),
+                    "-" if p.committed < 0 else str(p.committed),
                     str(p.log_end),
                     str(p.last_stable),
                     str(p.lag),

@@ -27,15 +27,20 @@ class LagExporter:
         self.monitor = monitor
         self._partitions: set[PartitionKey] = set()
         self._groups: set[str] = set()
+        self._members: set[str] = set()
         self._ends: set[tuple[str, str]] = set()
 
     def publish(self, snapshot: LagSnapshot) -> None:
         partitions: set[PartitionKey] = set()
         groups: set[str] = set()
+        members: set[str] = set()
         ends: set[tuple[str, str]] = set()
         for g in snapshot.groups:
             groups.add(g.group)
             metrics.CONSUMER_GROUP_STATUS.labels(g.group).set(int(g.status))
+            if g.members is not None:
+                members.add(g.group)
+                metrics.CONSUMER_GROUP_MEMBERS.labels(g.group).set(g.members)
             for p in g.partitions:
                 key = (p.group, p.topic, str(p.partition))
                 partitions.add(key)
@@ -55,9 +60,12 @@ class LagExporter:
                 gauge.remove(*key)
         for group in self._groups - groups:
             metrics.CONSUMER_GROUP_STATUS.remove(group)
+        for group in self._members - members:
+            metrics.CONSUMER_GROUP_MEMBERS.remove(group)
         for end in self._ends - ends:
             metrics.LOG_END_OFFSET.remove(*end)
         self._partitions, self._groups, self._ends = partitions, groups, ends
+        self._members = members
 
     def sample_and_publish(self) -> LagSnapshot:
         started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Kafka adapter of the lag monitor: groups, committed offsets, log ends, heads.
 
-Everything goes through one ``AdminClient`` (group listing, committed offsets,
+Everything goes through one ``AdminClient`` (group listing and membership,
+topic partition counts, committed offsets,
 ``ListOffsets`` for the high watermark and -- with ``READ_COMMITTED`` -- the
 last stable offset) plus a short-lived probe ``Consumer`` that reads the first visible
 record at a committed offset, for its timestamp. The probe consumer never
@@ -22,6 +23,7 @@ from typing import Any
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
+    ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
@@ -87,6 +89,20 @@ class KafkaOffsets:
         return {tp: LogEnd(high[tp], stable[tp]) for tp in wanted if tp in high and tp in stable}
 
     def _list_offsets(self, wanted: list[TP], isolation: IsolationLevel) -> dict[TP, int]:
+        # A leader election (a new topic, a broker restart) answers NOT_LEADER for a
+        # moment; a few short retries keep one sample from failing on it.
+        for attempt in range(3):
+            try:
+                return self._list_offsets_once(wanted, isolation)
+            except LogUnavailableError as exc:
+                cause = exc.__cause__
+                err = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+                if attempt == 2 or not _leader_moving(err):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _list_offsets_once(self, wanted: list[TP], isolation: IsolationLevel) -> dict[TP, int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         request = {TopicPartition(t, p): latest for t, p in wanted}
         futures = self._admin.list_offsets(
@@ -100,6 +116,40 @@ class KafkaOffsets:
                 if _unknown_partition(exc):
                     continue  # the topic was deleted since the group committed to it
                 raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        return out
+
+    def partitions(self, topics: Iterable[str]) -> dict[str, int]:
+        """Partition count of each topic that exists (missing: no such topic)."""
+        wanted = set(topics)
+        if not wanted:
+            return {}
+        try:
+            md = self._admin.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        return {
+            name: len(t.partitions)
+            for name, t in md.topics.items()
+            if name in wanted and t.error is None
+        }
+
+    def members(self, groups: Iterable[str]) -> dict[str, int]:
+        """Live members of each group that exists (an empty group: 0; absent: no such group)."""
+        wanted = sorted(set(groups))
+        if not wanted:
+            return {}
+        futures = self._admin.describe_consumer_groups(wanted, request_timeout=self._timeout)
+        out: dict[str, int] = {}
+        for group, fut in futures.items():
+            try:
+                found = self._wait(fut)
+            except LogUnavailableError as exc:
+                err = exc.__cause__.args[0] if isinstance(exc.__cause__, KafkaException) else None
+                if isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    continue
+                raise
+            if found.state != ConsumerGroupState.DEAD:  # DEAD: the broker knows no such group
+                out[group] = len(found.members or [])
         return out
 
     # -- head records -----------------------------------------------------------
@@ -169,6 +219,13 @@ class KafkaOffsets:
 
     def close(self) -> None:
         """Nothing to release: the admin client needs no close, probes close themselves."""
+
+
+def _leader_moving(err: object) -> bool:
+    return isinstance(err, KafkaError) and (
+        err.retriable()
+        or err.code() in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+    )
 
 
 def _unknown_partition(exc: KafkaException) -> bool:

@@ -24,8 +24,15 @@ visible record between the committed offset and that end -- only transaction
 markers -- the lag is 0: a marker is not work left to do.
 
 Severity orders the statuses (a group is as bad as its worst partition):
-OK < WARN < REWIND < STALL < STOP. The numeric code is what the exporter
-publishes and what the alert rules compare against.
+OK < WARN < REWIND < STALL < STOP < NO_MEMBER < NEVER_COMMITTED. The numeric
+code is what the exporter publishes and what the alert rules compare against.
+
+The last two are not judged from the offset window but from facts the
+monitor adds on the first sample (:mod:`ops.lag.monitor`): ``NO_MEMBER`` --
+lag above the allowance and no live member in the group (the worker is dead,
+waiting for it to stall would cost a whole window); ``NEVER_COMMITTED`` --
+the same for a partition the group never committed (a worker that died
+before its first commit; its lag is the whole log).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class Status(IntEnum):
     REWIND = 2
     STALL = 3
     STOP = 4
+    NO_MEMBER = 5
+    NEVER_COMMITTED = 6
 
 
 @dataclass(frozen=True)

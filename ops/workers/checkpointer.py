@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops.bootstrap import Kernel
+from ops.workers import drive
 
 NAME = "checkpointer"
 HELP = "publish signed RFC 6962 checkpoints of each chain (exactly-once)"
@@ -12,7 +13,4 @@ HELP = "publish signed RFC 6962 checkpoints of each chain (exactly-once)"
 
 def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
     runner = kernel.checkpointer()
-    try:
-        runner.run(should_stop)
-    finally:
-        runner.close()
+    drive(runner, should_stop)

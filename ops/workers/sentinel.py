@@ -51,7 +51,9 @@ class MeteredSentinel:
         return state, outs
 
 
-def build_runner(kernel: Kernel, *, instance_id: str = "0") -> TransactionalRunner[SentinelState]:
+def build_runner(
+    kernel: Kernel, *, instance_id: str | None = None
+) -> TransactionalRunner[SentinelState]:
     names = kernel.names
     processor = SentinelProcessor(names.actions, names.policies, names.policy_checks)
     return TransactionalRunner(
@@ -59,7 +61,7 @@ def build_runner(kernel: Kernel, *, instance_id: str = "0") -> TransactionalRunn
         bootstrap=kernel.settings.kafka_bootstrap,
         codec=kernel.codec,
         names=names,
-        instance_id=instance_id,
+        instance_id=kernel.settings.instance_id if instance_id is None else instance_id,
         on_batch=TransactionalRunnerMetrics(processor.name),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops.bootstrap import Kernel
+from ops.workers import drive
 
 NAME = "signer"
 HELP = "chain and sign audited topics into the chain topic (exactly-once)"
@@ -12,7 +13,4 @@ HELP = "chain and sign audited topics into the chain topic (exactly-once)"
 
 def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
     runner = kernel.chain_signer()
-    try:
-        runner.run(should_stop)
-    finally:
-        runner.close()
+    drive(runner, should_stop)

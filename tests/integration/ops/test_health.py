@@ -82,4 +82,5 @@ def test_not_ready_when_a_group_is_far_behind(
     assert checks["lag"]["ok"] is False
     detail = str(checks["lag"]["detail"])
     assert group in detail and "behind" in detail
+    assert f"{group} is NO_MEMBER" in detail  # a bare commit: nobody serves the group
     assert checks["kafka"]["ok"] and checks["postgres"]["ok"]

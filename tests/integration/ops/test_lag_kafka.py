@@ -33,7 +33,10 @@ def offsets(kernel: Kernel) -> Iterator[KafkaOffsets]:
 
 def monitor_for(kernel: Kernel, offsets: KafkaOffsets, *, probe: bool = True) -> LagMonitor:
     config = LagConfig(interval_s=INTERVAL_S, policy=POLICY)
-    return LagMonitor(offsets, prefix=kernel.settings.topic_prefix, config=config, probe=probe)
+    # members=False: these consumers are simulated by bare commits, with no membership.
+    return LagMonitor(
+        offsets, prefix=kernel.settings.topic_prefix, config=config, probe=probe, members=False
+    )
 
 
 def producer(kernel: Kernel, **extra: object) -> Producer:

@@ -130,6 +130,23 @@ def test_lag_stall_and_age_fail_warn_does_not() -> None:
     assert healthy(diagnose(replace(_healthy_facts(), lag=slow)))
 
 
+def test_a_dead_or_never_started_group_names_the_worker_to_start() -> None:
+    dead = LagSnapshot(
+        0.0,
+        (
+            _group("k.chain-signer", Status.NO_MEMBER, 5, 10.0),
+            _group("projection:audit", Status.NEVER_COMMITTED, 3, 40.0),
+            _group("k.other", Status.OK, 0, 0.0),
+        ),
+    )
+    finding = check_lag(replace(_healthy_facts(), lag=dead))
+    assert finding.status == "fail"
+    assert "k.chain-signer is NO_MEMBER" in finding.detail
+    assert "projection:audit is NEVER_COMMITTED" in finding.detail
+    assert finding.fix.startswith("kernel run audit-projector; kernel run signer   #")
+    assert "nobody serves k.chain-signer, projection:audit" in finding.fix
+
+
 def test_old_record_with_no_lag_is_not_behind() -> None:
     # lag_seconds may be interpolated from history even when caught up; no lag, no problem
     caught_up = LagSnapshot(0.0, (_group("k.proj", Status.OK, 0, 900.0),))

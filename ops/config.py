@@ -26,6 +26,9 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_SCHEMA_REGISTRY_URL": "Confluent schema registry; unset: Avro single-object encoding",
     "KERNEL_MAX_EVENT_BYTES": "largest accepted event, encoded (default 1048576)",
     "KERNEL_PUBLISH_TIMEOUT_S": "bounded wait for Kafka to acknowledge a publish (default 10)",
+    "KERNEL_PG_CONNECT_TIMEOUT_S": "bounded wait for a Postgres connection (default 10)",
+    "KERNEL_PG_STATEMENT_TIMEOUT_S": "longest statement of a projector (default 30)",
+    "KERNEL_PG_KEEPALIVE_S": "TCP keepalive idle seconds of Postgres connections (default 10)",
     "KERNEL_SIGNING_KEY": "path of the Ed25519 signing key file of the chain signer",
     "KERNEL_SIGNER_ID": "signerId recorded with every signature (default kernel-signer)",
     "KERNEL_CHECKPOINT_EVERY": "links between signed Merkle checkpoints of a chain (default 1000)",
@@ -79,6 +82,9 @@ class Settings:
     schema_registry_url: str | None = None
     max_event_bytes: int = 1_048_576
     publish_timeout_s: float = 10.0
+    pg_connect_timeout_s: int = 10
+    pg_statement_timeout_s: int = 30
+    pg_keepalive_s: int = 10
     signing_key: Path | None = None
     signer_id: str = "kernel-signer"
     checkpoint_every: int = 1000
@@ -109,6 +115,9 @@ class Settings:
             schema_registry_url=e.get("KERNEL_SCHEMA_REGISTRY_URL") or None,
             max_event_bytes=_int(e, "KERNEL_MAX_EVENT_BYTES", 1_048_576),
             publish_timeout_s=float(_int(e, "KERNEL_PUBLISH_TIMEOUT_S", 10)),
+            pg_connect_timeout_s=_int(e, "KERNEL_PG_CONNECT_TIMEOUT_S", 10),
+            pg_statement_timeout_s=_int(e, "KERNEL_PG_STATEMENT_TIMEOUT_S", 30),
+            pg_keepalive_s=_int(e, "KERNEL_PG_KEEPALIVE_S", 10),
             signing_key=Path(e["KERNEL_SIGNING_KEY"]) if e.get("KERNEL_SIGNING_KEY") else None,
             signer_id=e.get("KERNEL_SIGNER_ID", "kernel-signer"),
             checkpoint_every=_int(e, "KERNEL_CHECKPOINT_EVERY", 1000),

@@ -52,7 +52,7 @@ from projections.postgres import PostgresTimeouts, connect
 from projections.rejections import DeadLetters, Projection, Rejection, write_isolating
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError, StoreUnavailableError
-from streams.kafka.transactional_runner import EndTracker, is_eof
+from streams.kafka.transactional_runner import is_eof
 from streams.processor import InputRecord
 
 __all__ = ["Projection", "ProjectorRunner", "Rejection", "read_checkpoints"]
@@ -120,7 +120,9 @@ class ProjectorRunner:
                 "queued.max.messages.kbytes": 16384,  # bound the read-ahead (as the runners)
             }
         )
-        self._ends = EndTracker()
+        # Partitions read to their end (partition-EOF seen, no record since): a
+        # quiet consumer is not a caught-up one (see EndTracker).
+        self._at_end: set[Position] = set()
         self._conn: Connection | None = None
         self._started = False
         self._joined = False  # a first assignment (possibly empty) arrived
@@ -152,7 +154,7 @@ class ProjectorRunner:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._joined = True
-        self._ends.reset()
+        self._at_end.clear()
         keys = [(tp.topic, tp.partition) for tp in partitions]
         try:
             stored = self._stored()
@@ -173,7 +175,7 @@ class ProjectorRunner:
     def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
         self._next.clear()
         self._pending.clear()
-        self._ends.reset()
+        self._at_end.clear()
 
     def _stored(self) -> dict[Position, int]:
         conn = self._connection()
@@ -214,7 +216,7 @@ class ProjectorRunner:
         if done:
             self._consumer.resume([TopicPartition(t, p) for t, p in done])
             self._pending -= set(done)
-            self._ends.reset()
+            self._at_end -= set(done)  # a seek brings a new partition-EOF at the end
 
     # -- loops ---------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool]) -> None:
@@ -236,7 +238,7 @@ class ProjectorRunner:
         """Joined, positioned, and at the end of every assigned partition (if any)."""
         if not self._joined or self._pending:
             return False
-        return not self._consumer.assignment() or self._ends.caught_up(self._consumer)
+        return all((tp.topic, tp.partition) in self._at_end for tp in self._consumer.assignment())
 
     def poll_once(self) -> int:
         polled = self._poll()
@@ -250,9 +252,7 @@ class ProjectorRunner:
             conn = self._connection()
             if self._pending:
                 self._reposition()
-            msgs = self._consumer.consume(self.batch_size, self.poll_timeout_s)
-            self._ends.observe(msgs)
-            msgs = self._current(msgs)
+            msgs = self._current(self._consumer.consume(self.batch_size, self.poll_timeout_s))
             if not msgs:
                 return 0
             written = self._write(conn, msgs)
@@ -282,15 +282,17 @@ class ProjectorRunner:
         """The records to project: positioned partitions, at or past their checkpoint."""
         out = []
         for msg in msgs:
+            key = (str(msg.topic()), int(msg.partition() or 0))
             err = msg.error()
             if err is not None:
                 if is_eof(msg):
+                    self._at_end.add(key)
                     continue
                 if err.fatal():
                     raise _FatalConsumerError(f"{self.group}: fatal Kafka error: {err.str()}")
                 log.warning("%s: %s", self.group, err.str())  # librdkafka retries itself
                 continue
-            key = (str(msg.topic()), int(msg.partition() or 0))
+            self._at_end.discard(key)
             if key not in self._next:
                 continue  # revoked, or held until sought to its checkpoint
             stored = self._next[key]

@@ -334,14 +334,16 @@ class ProjectorRunner:
             batch.append(InputRecord(topic, part, off, msg.timestamp()[1], msg.key(), event))
         expected = {k: self._next[k] for k in nexts}
         with conn.transaction(), conn.cursor() as cur:
+            # Checkpoints first: a stale batch stops here, before any row work,
+            # and the row locks taken order any peer writing the same partitions.
+            if not advance_checkpoints(cur, self.projection.name, expected, nexts):
+                raise _CheckpointMovedError(set(nexts))
             refused = write_isolating(conn, cur, self.projection, batch)
             for record, error in refused:
                 why = f"{self.projection.name} could not project the record: {error}"
                 rejections.append(
                     _rejection(raw[(record.topic, record.partition, record.offset)], why, error)
                 )
-            if not advance_checkpoints(cur, self.projection.name, expected, nexts):
-                raise _CheckpointMovedError(set(nexts))
             if rejections:
                 self._dead_letter(sorted(rejections, key=_position))
         written = len(batch) - len(refused)

@@ -9,7 +9,7 @@ which rolls back the Postgres transaction that would have skipped the records.
 A dead letter must itself always encode, or it would stop the projector it is
 meant to keep going: should the full one fail to encode (a value too large to
 copy, a reason the codec refuses), it is sent without the key and value --
-its source position still names the record -- and a printable reason.
+its source position still names the record -- and an ASCII-escaped reason.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class KafkaDeadLetters:
     def _record(self, r: Rejection) -> tuple[str, bytes, bytes]:
         topic = self.producer.names.dlq
         copy = r.value is None or len(r.value) <= _MAX_COPY_BYTES
-        event = self._event(r, r.reason, key=r.key, value=r.value if copy else None)
         try:
+            event = self._event(r, r.reason, key=r.key, value=r.value if copy else None)
             value = self.producer.codec.encode(event)
         except KernelError as exc:
             log.warning("%s: dead letter sent without the record: %s", self.processor, exc)

@@ -87,12 +87,12 @@ def is_record_error(exc: BaseException) -> bool:
         return False  # KeyboardInterrupt, SystemExit, ...
     if isinstance(exc, LogUnavailableError | StoreUnavailableError):
         return False
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return False
     if isinstance(exc, psycopg.Error):
         state = exc.sqlstate
         if state is None:  # raised by psycopg itself, e.g. a NUL in a str it adapts
             return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+        # By SQLSTATE, not DB-API class: psycopg files "program limit exceeded"
+        # (54: an index row or a row too large) under OperationalError.
         return state[:2] not in _INFRASTRUCTURE_CLASSES
     return True
 

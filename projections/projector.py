@@ -249,13 +249,14 @@ class ProjectorRunner:
     def _poll(self) -> int:
         try:
             self.start()
-            conn = self._connection()
+            self._connection()  # Postgres first: no reading while it cannot be written
             if self._pending:
                 self._reposition()
             msgs = self._current(self._consumer.consume(self.batch_size, self.poll_timeout_s))
             if not msgs:
                 return 0
-            written = self._write(conn, msgs)
+            # (the assignment callback inside consume may have reconnected)
+            written = self._write(self._connection(), msgs)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._pause(f"Postgres unavailable: {exc}")
             return 0

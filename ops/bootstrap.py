@@ -141,23 +141,40 @@ class Kernel:
             on_batch=TransactionalRunnerMetrics(processor.name),
         )
 
-    def projector(self, projection: Any) -> ProjectorRunner:
-        """A Kafka-to-Postgres runner for ``projection``, reporting to the shared metrics."""
+    def projector(
+        self, projection: Any, instance_id: str | None = None, producer: Producer | None = None
+    ) -> ProjectorRunner:
+        """A Kafka-to-Postgres runner for ``projection``, reporting to the shared metrics.
+
+        Consumer group ``<prefix>projector-<name>``; records it cannot project go
+        to the dead-letter topic (through ``producer``, or one of its own); every
+        Postgres call bounded by the ``KERNEL_PG_*`` timeouts.
+        """
         from ops.runner_metrics import ProjectorMetrics  # noqa: PLC0415
+        from projections.kafka_dead_letters import KafkaDeadLetters  # noqa: PLC0415
+        from projections.postgres import PostgresTimeouts  # noqa: PLC0415
         from projections.projector import ProjectorRunner  # noqa: PLC0415
 
+        s = self.settings
         return ProjectorRunner(
             projection,
-            bootstrap=self.settings.kafka_bootstrap,
-            database_url=self.settings.database_url,
+            bootstrap=s.kafka_bootstrap,
+            database_url=s.database_url,
             codec=self.codec,
+            group=f"{self.names.prefix}projector-{projection.name}",
+            instance_id=_instance_id(s) if instance_id is None else instance_id,
+            dead_letters=KafkaDeadLetters(producer or self.producer(), projection.name),
+            timeouts=PostgresTimeouts(
+                s.pg_connect_timeout_s, s.pg_statement_timeout_s, s.pg_keepalive_s
+            ),
             on_poll=ProjectorMetrics(projection.name),
         )
 
-    def audit_projector(self) -> ProjectorRunner:
+    def audit_projector(self, instance_id: str | None = None) -> ProjectorRunner:
         from projections.audit import AuditProjection  # noqa: PLC0415
 
-        return self.projector(AuditProjection(self.names.chain, self.names.checkpoints))
+        projection = AuditProjection(self.names.chain, self.names.checkpoints)
+        return self.projector(projection, instance_id)
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
         import psycopg  # noqa: PLC0415
@@ -172,6 +189,12 @@ class Kernel:
             raise StoreUnavailableError(
                 f"Postgres at {self.settings.database_url} did not answer: {exc}"
             ) from exc
+
+
+def _instance_id(settings: Settings) -> str:
+    # Settings.instance_id (KERNEL_INSTANCE_ID, `kernel run --instance N`) is the
+    # ops branch's; until both are merged, instance "0".
+    return str(getattr(settings, "instance_id", "0"))
 
 
 def _signer(kernel: Kernel) -> Signer:

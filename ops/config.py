@@ -32,6 +32,9 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_MAX_ARRAY_ITEMS": "most items of an array or members of an object (default 10000)",
     "KERNEL_TS_FUTURE_SKEW_S": "how far in the future an event's ts may be (default 3600)",
     "KERNEL_PUBLISH_TIMEOUT_S": "bounded wait for Kafka to acknowledge a publish (default 10)",
+    "KERNEL_PG_CONNECT_TIMEOUT_S": "bounded wait for a Postgres connection (default 10)",
+    "KERNEL_PG_STATEMENT_TIMEOUT_S": "longest statement of a projector (default 30)",
+    "KERNEL_PG_KEEPALIVE_S": "TCP keepalive idle seconds of Postgres connections (default 10)",
     "KERNEL_SIGNING_KEY": "path of the Ed25519 signing key file of the chain signer",
     "KERNEL_SIGNER_ID": "signerId recorded with every signature (default kernel-signer)",
     "KERNEL_CHECKPOINT_EVERY": "links between signed Merkle checkpoints of a chain (default 1000)",
@@ -104,6 +107,9 @@ class Settings:
     max_array_items: int = 10_000
     ts_future_skew_s: int = 3600
     publish_timeout_s: float = 10.0
+    pg_connect_timeout_s: int = 10
+    pg_statement_timeout_s: int = 30
+    pg_keepalive_s: int = 10
     signing_key: Path | None = None
     signer_id: str = "kernel-signer"
     checkpoint_every: int = 1000
@@ -144,6 +150,9 @@ class Settings:
             max_array_items=_int(e, "KERNEL_MAX_ARRAY_ITEMS", 10_000),
             ts_future_skew_s=_int(e, "KERNEL_TS_FUTURE_SKEW_S", 3600),
             publish_timeout_s=float(_int(e, "KERNEL_PUBLISH_TIMEOUT_S", 10)),
+            pg_connect_timeout_s=_int(e, "KERNEL_PG_CONNECT_TIMEOUT_S", 10),
+            pg_statement_timeout_s=_int(e, "KERNEL_PG_STATEMENT_TIMEOUT_S", 30),
+            pg_keepalive_s=_int(e, "KERNEL_PG_KEEPALIVE_S", 10),
             signing_key=Path(e["KERNEL_SIGNING_KEY"]) if e.get("KERNEL_SIGNING_KEY") else None,
             signer_id=e.get("KERNEL_SIGNER_ID", "kernel-signer"),
             checkpoint_every=_int(e, "KERNEL_CHECKPOINT_EVERY", 1000),

@@ -199,6 +199,9 @@ class PolicyCheckProjection:
             f"INSERT INTO policy_checks ({_COLS}) SELECT {_COLS} FROM policy_checks_in "
             "ON CONFLICT (policy_check_id) DO NOTHING"
         )
+        # Empty now, not at commit: the runner may call write again in this
+        # transaction (on the halves of a batch Postgres refused part of).
+        cur.execute("TRUNCATE policy_checks_in")
 
 
 def _check_row(r: InputRecord) -> tuple[Any, ...]:

@@ -1,4 +1,9 @@
-"""``kernel run audit-projector``: the chain topics into ``audit_events``."""
+"""``kernel run audit-projector``: the chain topics into ``audit_events``.
+
+One member of the consumer group ``<prefix>projector-audit``: run several
+instances (distinct instance ids) to share the partitions. Records it cannot
+project go to the dead-letter topic with the reason.
+"""
 
 from __future__ import annotations
 

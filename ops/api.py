@@ -14,6 +14,10 @@ cost ~0.1 ms a request, a tenth of a whole sync check, and a bare endpoint uses
 none of them. Server errors are still caught by Starlette's outer layer, and
 the same route is in the app's routing too (what a request with another
 method, or an app without this middleware, goes through).
+
+Errors are answered by :mod:`projections.api.errors`: a bad request is a 4xx
+naming the parameter, a dependency down a 503, and only a fault of this
+server a 500 (logged with its traceback).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ops.bootstrap import Kernel
+from projections.api.errors import install_error_handlers
 
 __all__ = ["ARRIVED", "FrontDoor", "HotRoute", "ReadinessCheck", "create_app"]
 
@@ -109,6 +114,7 @@ def create_app(
         version="0.1.0",
         description="Policy enforcement, explain and signed audit queries.",
     )
+    install_error_handlers(app)  # 4xx for bad requests, 503 for a dependency down
     readiness = {"kafka": _kafka_check(kernel), "postgres": _postgres_check(kernel)}
     readiness.update(checks or {})
 

@@ -25,6 +25,10 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+# Years 0001..9999 (what a cursor's timestamp can be); seq is a bigint.
+_MIN_TS_MS = -62_135_596_800_000
+_MAX_TS_MS = 253_402_300_799_999
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,23 @@ def encode_cursor(ts_ms: int, chain: str, seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str, int]:
+    """The keyset of a cursor this API returned; anything else is a ValidationError.
+
+    A cursor is caller input: every field is checked to be one the query can
+    take (a timestamp Postgres can hold, a chain name that is text, a
+    ``bigint`` sequence number), so a forged one is a 422, not a query error.
+    """
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
         ts_ms, chain, seq = orjson.loads(raw)
         if not (isinstance(ts_ms, int) and isinstance(chain, str) and isinstance(seq, int)):
             raise TypeError("cursor fields")
     except (ValueError, TypeError) as exc:
         raise ValidationError("not a cursor this API returned", field="cursor") from exc
+    if isinstance(ts_ms, bool) or isinstance(seq, bool) or "\x00" in chain:
+        raise ValidationError("not a cursor this API returned", field="cursor")
+    if not (_MIN_TS_MS <= ts_ms <= _MAX_TS_MS and 0 <= seq <= _INT64_MAX):
+        raise ValidationError("cursor position out of range", field="cursor")
     return ts_ms, chain, seq
 
 

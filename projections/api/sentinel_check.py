@@ -5,8 +5,10 @@ decision and its durability :mod:`streams.sentinel.check_service`'s; this
 module maps them to HTTP and metrics:
 
 - 200: the decision, durably on the log (``allowed`` says whether to proceed);
-- 400 malformed or non-I-JSON body, 413 over the size limit, 422 a field of
-  the wrong type or missing (``{"error", "field", "reason"}``);
+- 400 malformed or non-I-JSON body (not UTF-8, empty, nested too deep), 413
+  over the size limit, 415 a ``Content-Type`` that is not JSON (none at all
+  is read as JSON), 422 a field of the wrong type or missing (``{"error",
+  "field", "reason"}``);
 - 503: the log did not acknowledge the decision record -- the body is still a
   deny (``allowed=false``) with the reason, and ``Retry-After`` is set.
 
@@ -50,11 +52,12 @@ from starlette.types import Message, Receive, Scope, Send
 from ops import metrics
 from ops.api import ARRIVED, HotRoute
 from ops.bootstrap import Kernel
+from projections.api.errors import validation_status
 from schemas.errors import ValidationError
 from streams.sentinel.check_request import (
     MAX_REQUEST_BYTES,
+    CheckRequest,
     MalformedRequestError,
-    RequestTooLargeError,
     parse_check_request,
 )
 from streams.sentinel.check_service import CheckAnswer, CheckService, Evaluator
@@ -159,6 +162,7 @@ def check_router(
             200: {"model": CheckResponseModel, "description": "the recorded decision"},
             400: {"model": ErrorModel, "description": "malformed or non-I-JSON body"},
             413: {"model": ErrorModel, "description": "body over the size limit"},
+            415: {"model": ErrorModel, "description": "Content-Type is not application/json"},
             422: {"model": ErrorModel, "description": "a field is missing or of the wrong type"},
             503: {"model": CheckResponseModel, "description": "log unavailable: deny, unrecorded"},
         },
@@ -174,14 +178,19 @@ class CheckEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started: float = scope.get(ARRIVED) or time.perf_counter()
+        refused = _content_type_refusal(scope)
         raw = await _read_body(scope, receive)
         if raw is None:
             return  # the client went away before sending the body: nothing to decide
+        if refused is not None:
+            metrics.DECISION_ERRORS.labels("none", "invalid_input").inc()
+            await _respond(send, 415, _error_body(refused))
+            return
         try:
-            parsed = parse_check_request(raw)
+            parsed = _parse(raw)
         except ValidationError as exc:
             metrics.DECISION_ERRORS.labels("none", "invalid_input").inc()
-            await _respond(send, _error_status(exc), _error_body(exc))
+            await _respond(send, validation_status(exc), _error_body(exc))
             return
         service: CheckService = scope["app"].state.sentinel_check
         answer = await service.check(parsed, started)
@@ -227,12 +236,56 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _error_status(exc: ValidationError) -> int:
-    if isinstance(exc, RequestTooLargeError):
-        return 413
-    if isinstance(exc, MalformedRequestError):
-        return 400
-    return 422
+def _content_type_refusal(scope: Scope) -> ValidationError | None:
+    """Why the request's ``Content-Type`` is not one the check reads; None if it is.
+
+    JSON (``application/json`` or ``application/*+json``), UTF-8 if a charset
+    is named; no header at all is read as JSON.
+    """
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media, _, params = value.decode("latin-1").partition(";")
+            media = media.strip().lower()
+            if media != "application/json" and not (
+                media.startswith("application/") and media.endswith("+json")
+            ):
+                return ValidationError(
+                    f"Content-Type {media or '(empty)'!r} is not JSON; send application/json",
+                    field="content-type",
+                )
+            for param in params.split(";"):
+                key, _, charset = param.partition("=")
+                if key.strip().lower() == "charset" and charset.strip(' "').lower() not in (
+                    "utf-8",
+                    "utf8",
+                ):
+                    return ValidationError(
+                        f"charset {charset.strip()!r} is not accepted; the body must be UTF-8",
+                        field="content-type",
+                    )
+            return None
+    return None
+
+
+def _parse(raw: bytes) -> CheckRequest:
+    """``parse_check_request``, with what a parser raises past its own checks mapped to 400.
+
+    The parser names what it refuses; this guard keeps a body it did not foresee
+    (bytes that are not UTF-8, nesting past the interpreter's recursion limit)
+    a 400 naming the body, not a server error.
+    """
+    try:
+        return parse_check_request(raw)
+    except UnicodeDecodeError as exc:
+        raise MalformedRequestError(
+            f"the body is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON"
+        ) from exc
+    except RecursionError as exc:
+        raise MalformedRequestError("the body is nested too deeply to be read") from exc
+    except ValidationError:
+        raise
+    except ValueError as exc:
+        raise MalformedRequestError(f"malformed JSON: {exc}") from exc
 
 
 def _error_body(exc: ValidationError) -> bytes:

@@ -6,6 +6,7 @@ the log by the projector's lag; a caller that has just received a
 ``policyCheckId`` (from ``POST /sentinel/check``) passes ``?wait_ms=`` to wait
 up to that long for the projection to catch up -- read your own write --
 instead of polling. Unknown ids are a 404 saying so, and whether it waited.
+A malformed id is a 422 naming ``policyCheckId`` or ``policyId``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ops.bootstrap import Kernel
 from projections import sentinel_queries as q
+from projections.api.params import check_text
+from projections.api.store import read
+from schemas.errors import ValidationError
 
 __all__ = ["MAX_WAIT_MS", "explain_router"]
 
@@ -34,10 +37,6 @@ def _not_found(message: str) -> JSONResponse:
 def explain_router(kernel: Kernel) -> APIRouter:
     router = APIRouter(tags=["sentinel"])
 
-    def fetch_check(check_id: str) -> dict[str, Any] | None:
-        with kernel.connect() as conn:
-            return q.explain(conn, check_id)
-
     @router.get("/sentinel/explain/{policy_check_id}", summary="Explain one decision")
     async def explain(
         policy_check_id: str,
@@ -48,13 +47,10 @@ def explain_router(kernel: Kernel) -> APIRouter:
         try:
             check_id = str(uuid.UUID(policy_check_id))
         except ValueError:
-            return JSONResponse(
-                {"error": "invalid request", "field": "policyCheckId", "reason": "not a UUID"},
-                status_code=422,
-            )
+            raise ValidationError("not a UUID", field="policyCheckId") from None
         deadline = time.monotonic() + wait_ms / 1000
         while True:
-            found = await asyncio.to_thread(fetch_check, check_id)
+            found = await read(kernel.connect, q.explain, check_id)
             if found is not None:
                 return JSONResponse(found)
             if time.monotonic() >= deadline:
@@ -67,19 +63,11 @@ def explain_router(kernel: Kernel) -> APIRouter:
 
     @router.get("/policies", tags=["policies"], summary="Every policy and its versions' states")
     async def policies() -> JSONResponse:
-        def fetch() -> list[dict[str, Any]]:
-            with kernel.connect() as conn:
-                return q.list_policies(conn)
-
-        return JSONResponse({"policies": await asyncio.to_thread(fetch)})
+        return JSONResponse({"policies": await read(kernel.connect, q.list_policies)})
 
     @router.get("/policies/{policy_id}", tags=["policies"], summary="A policy with its history")
     async def policy(policy_id: str) -> JSONResponse:
-        def fetch() -> dict[str, Any] | None:
-            with kernel.connect() as conn:
-                return q.get_policy(conn, policy_id)
-
-        found = await asyncio.to_thread(fetch)
+        found = await read(kernel.connect, q.get_policy, check_text("policyId", policy_id))
         if found is None:
             return _not_found(f"no policy {policy_id!r} in the registry projection")
         return JSONResponse(found)

@@ -7,6 +7,7 @@ the monitor observes of a real consumer and lets the test control timing.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,11 +32,41 @@ def offsets(kernel: Kernel) -> Iterator[KafkaOffsets]:
     source.close()
 
 
-def monitor_for(kernel: Kernel, offsets: KafkaOffsets, *, probe: bool = True) -> LagMonitor:
+class RecordingClock:
+    """The monitor's clock, remembered: assertions use the time the monitor itself
+    sampled at, not a stopwatch around its calls (which a loaded machine stretches)."""
+
+    def __init__(self) -> None:
+        self.readings: list[float] = []
+
+    def __call__(self) -> float:
+        self.readings.append(time.time())
+        return self.readings[-1]
+
+    @property
+    def last(self) -> float:
+        return self.readings[-1]
+
+    def max_gap(self) -> float:
+        return max((b - a for a, b in itertools.pairwise(self.readings)), default=0.0)
+
+
+def monitor_for(
+    kernel: Kernel,
+    offsets: KafkaOffsets,
+    *,
+    probe: bool = True,
+    clock: RecordingClock | None = None,
+) -> LagMonitor:
     config = LagConfig(interval_s=INTERVAL_S, policy=POLICY)
     # members=False: these consumers are simulated by bare commits, with no membership.
     return LagMonitor(
-        offsets, prefix=kernel.settings.topic_prefix, config=config, probe=probe, members=False
+        offsets,
+        prefix=kernel.settings.topic_prefix,
+        config=config,
+        probe=probe,
+        members=False,
+        clock=clock or RecordingClock(),
     )
 
 
@@ -81,7 +112,8 @@ def status_of(monitor: LagMonitor, group: str) -> tuple[Status, float, int]:
 def test_stall_then_stop_then_ok_then_rewind(kernel: Kernel, offsets: KafkaOffsets) -> None:
     topic, group = kernel.names.actions, f"{kernel.settings.topic_prefix}consumer"
     p, c = producer(kernel), committer(kernel, group)
-    monitor = monitor_for(kernel, offsets)
+    clock = RecordingClock()
+    monitor = monitor_for(kernel, offsets, clock=clock)
     try:
         produce(p, topic, 5)
         commit(c, topic, 5)
@@ -91,17 +123,25 @@ def test_stall_then_stop_then_ok_then_rewind(kernel: Kernel, offsets: KafkaOffse
             assert status_of(monitor, group)[0] is Status.OK
             time.sleep(INTERVAL_S)
 
-        # the consumer stops committing, the producer goes on
-        stalled_at = time.monotonic()
-        first: dict[Status, float] = {}
-        while Status.STOP not in first and time.monotonic() - stalled_at < 3 * WINDOW_S:
+        # the consumer stops committing, the producer goes on; times are the
+        # monitor's own sample times, so a slow sample shifts nothing
+        stalled_at = clock.last  # the last sample that saw it commit
+        seen: list[tuple[float, Status]] = []
+        deadline = time.monotonic() + 10 * WINDOW_S  # generous: only a hang ends here
+        while Status.STOP not in {s for _, s in seen} and time.monotonic() < deadline:
             produce(p, topic, 1)
             status = status_of(monitor, group)[0]
-            first.setdefault(status, time.monotonic() - stalled_at)
+            seen.append((clock.last - stalled_at, status))
             time.sleep(INTERVAL_S)
-        assert Status.STALL in first, first
-        assert Status.STOP in first, first
-        assert first[Status.STALL] < first[Status.STOP] <= 2 * WINDOW_S
+        first = {status: at for at, status in reversed(seen)}
+        assert Status.STALL in first, seen
+        assert Status.STOP in first, seen
+        assert first[Status.STALL] < first[Status.STOP]
+        assert first[Status.STOP] > WINDOW_S  # not before the whole window without a commit
+        # ...and at the first sample past it: the sample before was within the window
+        # (give or take the one sample in which the stall began)
+        before_stop = max(at for at, _ in seen if at < first[Status.STOP])
+        assert before_stop <= WINDOW_S + clock.max_gap(), seen
 
         # it catches up: OK again at the next evaluation
         commit(c, topic, end_of(offsets, topic))
@@ -125,9 +165,10 @@ def test_lag_seconds_from_the_head_record_timestamp(kernel: Kernel, offsets: Kaf
         produce(p, topic, 3, timestamp_ms=int(produced_at * 1000))
         commit(c, topic, 0)
         time.sleep(2.0)
-        monitor = monitor_for(kernel, offsets)
+        clock = RecordingClock()
+        monitor = monitor_for(kernel, offsets, clock=clock)
         _, seconds, lag = status_of(monitor, group)
-        truth = time.time() - produced_at
+        truth = clock.last - produced_at  # the age at the monitor's own sample time
         assert lag == 3
         assert abs(seconds - truth) <= max(0.1 * truth, INTERVAL_S), (seconds, truth)
     finally:
@@ -139,7 +180,8 @@ def test_lag_seconds_interpolated_without_reading_records(
 ) -> None:
     topic, group = kernel.names.actions, f"{kernel.settings.topic_prefix}blind"
     p, c = producer(kernel), committer(kernel, group)
-    monitor = monitor_for(kernel, offsets, probe=False)  # timestamps unknown to the monitor
+    clock = RecordingClock()
+    monitor = monitor_for(kernel, offsets, probe=False, clock=clock)  # timestamps unknown
     try:
         commit(c, topic, 0)
         status_of(monitor, group)  # first sample: end 0
@@ -151,9 +193,12 @@ def test_lag_seconds_interpolated_without_reading_records(
             time.sleep(INTERVAL_S)
         commit(c, topic, 4)  # the oldest unconsumed record is the 5th
         _, seconds, lag = status_of(monitor, group)
-        truth = time.time() - produced[4]
+        truth = clock.last - produced[4]  # the age at the monitor's own sample time
         assert lag == 8
-        assert abs(seconds - truth) <= max(0.1 * truth, INTERVAL_S), (seconds, truth)
+        # Interpolated from the samples around the record's arrival: off by at most
+        # the gap between two samples, however far a loaded machine stretched it.
+        slack = max(0.1 * truth, INTERVAL_S, clock.max_gap())
+        assert abs(seconds - truth) <= slack, (seconds, truth, slack)
     finally:
         c.close()
 

@@ -1,0 +1,45 @@
+"""Read routes' access to Postgres: one query function on a worker thread, errors translated.
+
+A read route must not answer 500 for what is not a fault of this server: a
+database that is down or restarting is :class:`~schemas.errors.StoreUnavailableError`
+(the API answers 503 with ``Retry-After``), and a parameter Postgres refuses
+as data (``DataError``: a value out of range, text it cannot store) is the
+request's fault, :class:`~schemas.errors.ValidationError` (422). The routes
+check their parameters first (:mod:`projections.api.params`), so the second
+is a guard for what those checks did not foresee; anything else is a real
+server fault and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+
+from schemas.errors import StoreUnavailableError, ValidationError
+
+__all__ = ["Connect", "read"]
+
+T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
+Connect = Callable[[], Conn]
+
+
+def _call(connect: Connect, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    try:
+        with connect() as conn:
+            return fn(conn, *args)
+    except psycopg.DataError as exc:
+        raise ValidationError(
+            f"the database refused a parameter: {exc.diag.message_primary or exc}",
+            field="query",
+        ) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise StoreUnavailableError(f"Postgres failed during the query: {exc}") from exc
+
+
+async def read(connect: Connect, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(conn, *args)`` on a worker thread, with a connection from ``connect``."""
+    return await asyncio.to_thread(_call, connect, fn, args)

@@ -153,11 +153,12 @@ def _fields(e: Event) -> dict[str, Any]:
 
 
 def sized_action(target: int) -> Event:
-    """A valid action whose JSON mapping and Avro encoding are both at most ``target`` bytes,
+    """A valid action whose JSON mapping and Avro encoding are both at most ``target`` bytes
+    (the bulk in ``context.amount``, which the active policy reads into its evidence),
     the larger of the two within a few bytes of it."""
     pad = max(0, target - 400)
     for _ in range(4):
-        event = _action({"blob": "x" * pad})
+        event = _action({"amount": "x" * pad})
         size = max(len(orjson.dumps(event.to_json())), len(encode_valid(event)))
         pad += target - size
     return event
@@ -247,12 +248,12 @@ def named_cases(max_event_bytes: int) -> list[Case]:
     )
 
     # -- size ----------------------------------------------------------------
-    big = _action({"blob": "x" * 400_000})
+    big = _action({"amount": "x" * 400_000})
     add(Case("sdk-event-400kb", Sdk((big,)), Expect.EITHER))
     add(
         Case(
             "raw-event-400kb",
-            Raw("actions", (encode_valid(_action({"blob": "y" * 400_000})),)),
+            Raw("actions", (encode_valid(_action({"amount": "y" * 400_000})),)),
             Expect.EITHER,
         )
     )

@@ -41,9 +41,8 @@ from tests.corpus.observe import DeadLetters, Position, Projections, Snapshot
 from tests.corpus.raw import chain_of, encode_valid
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
 
-__all__ = ["VALID_CLASS", "ClassResult", "CorpusRun", "DeploymentResult"]
+__all__ = ["ClassResult", "CorpusRun", "DeploymentResult"]
 
-VALID_CLASS = "valid (interleaved)"
 _LINE = re.compile(r"^line (\d+): (\w+) (\S+) -> (.+)/(\d+)@(\d+)$", re.M)
 
 
@@ -58,6 +57,8 @@ class ClassResult:
     unhandled: int = 0
     lost: int = 0
     duplicated: int = 0
+    valid_tried: int = 0  # the valid records interleaved around this class
+    valid_ok: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -95,6 +96,7 @@ class _Item:
     check_id: str = ""
     note: str = ""
     forged_chain: str | None = None  # a hand-made link/checkpoint: projected if its chain shows
+    canary: bool = False  # valid input interleaved around the class
 
 
 def _pos(p: LogPosition) -> Position:
@@ -169,13 +171,13 @@ class CorpusRun:
         work_dir: Path,
         *,
         settle_s: float = 45.0,
-        first_settle_s: float = 120.0,
+        first_settle_s: float | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.base = base
         self.work_dir = work_dir
         self.settle_s = settle_s
-        self.first_settle_s = first_settle_s
+        self.first_settle_s = settle_s + 30 if first_settle_s is None else first_settle_s
         self.log = log
         self.results: dict[str, ClassResult] = {}
         self.deployments: list[DeploymentResult] = []
@@ -259,11 +261,11 @@ class _Live:
         """Inject one class between valid input; True when the deployment is poisoned."""
         self.classes.append(cls)
         start = len(self.items)
-        self._canaries(http=False)
+        self._canaries(cls, http=False)
         for case in cases:
             self.run.result(cls).tried += case.tried
             self._inject(case)
-        self._canaries(http=any(isinstance(c.injection, Http) for c in cases))
+        self._canaries(cls, http=any(isinstance(c.injection, Http) for c in cases))
         mine = self.items[start:]
         deadline = time.monotonic() + settle_s
         t0 = time.monotonic()
@@ -304,6 +306,9 @@ class _Live:
                 continue
             kind, note = verdict
             r = self.run.result(item.cls)
+            if item.canary:
+                # A valid record is processed, lost or duplicated; nothing else.
+                kind = {"processed": "valid_ok", "unhandled": "lost"}.get(kind, kind)
             if kind == "dup-ok":
                 r.processed += 1
                 r.dead_lettered += 1
@@ -316,32 +321,37 @@ class _Live:
     def _add(self, cls: str, expect: Expect, kind: str, **kw: object) -> None:
         self.items.append(_Item(cls, expect, kind, **kw))  # type: ignore[arg-type]
 
-    def _canaries(self, *, http: bool) -> None:
+    def _canaries(self, cls: str, *, http: bool) -> None:
+        """Valid input around a class: on every actions partition, via the SDK and raw,
+        and a sync check for HTTP classes; judged in the class's row (valid ok/lost/dup)."""
         self._canary += 1
-        names = self.dep.kernel.names
-        self.run.result(VALID_CLASS).tried += 1
+        r = self.run.result(cls)
         (event,) = valid_actions(1, f"sdk{self._canary}")
+        r.valid_tried += 1
         pos = self.producer.publish(event)
-        self._add(VALID_CLASS, Expect.VALID, "accepted", positions=(_pos(pos),), is_action=True)
+        self._add(
+            cls, Expect.VALID, "accepted", positions=(_pos(pos),), is_action=True, canary=True
+        )
         for partition, event in enumerate(valid_actions(3, f"raw{self._canary}")):
-            self.run.result(VALID_CLASS).tried += 1
+            r.valid_tried += 1
             (p,) = self.dep.produce_raw("actions", (encode_valid(event),), b"k", partition)
-            self._add(VALID_CLASS, Expect.VALID, "accepted", positions=(_pos(p),), is_action=True)
+            self._add(
+                cls, Expect.VALID, "accepted", positions=(_pos(p),), is_action=True, canary=True
+            )
         if http:
-            self.run.result(VALID_CLASS).tried += 1
+            r.valid_tried += 1
             status, body = self._http(Http("POST", "/sentinel/check", check_body(self._canary)))
             if status == 200:
-                self._add(
-                    VALID_CLASS, Expect.VALID, "check", check_id=orjson.loads(body)["policyCheckId"]
-                )
+                check_id = orjson.loads(body)["policyCheckId"]
+                self._add(cls, Expect.VALID, "check", check_id=check_id, canary=True)
             else:
                 self._add(
-                    VALID_CLASS,
+                    cls,
                     Expect.VALID,
                     "unhandled",
+                    canary=True,
                     note=f"valid check answered {status}: {body[:200]!r}",
                 )
-        assert names.actions  # the canaries went to this deployment's topics
 
     def _inject(self, case: Case) -> None:
         inj = case.injection

@@ -16,6 +16,8 @@ _COLUMNS = (
     ("processed", "processed"),
     ("crashes", "crashes"),
     ("unhandled", "unhandled"),
+    ("valid ok", "valid_ok"),
+    ("of", "valid_tried"),
     ("valid lost", "lost"),
     ("valid duplicated", "duplicated"),
 )

@@ -20,7 +20,7 @@ test-slow: install
 
 # The bad-input corpus in full (many hypothesis examples), with its counts table.
 test-corpus: install
-	.venv/bin/pytest -s -m 'slow or not slow' tests/integration/corpus
+	.venv/bin/pytest -s -m slow tests/integration/corpus
 
 bench: install
 	.venv/bin/python -m bench

@@ -60,6 +60,13 @@ class Deployment:
         self.db_name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self._admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        try:
+            self._setup(base, work_dir)
+        except BaseException:
+            self._drop_database()
+            raise
+
+    def _setup(self, base: Settings, work_dir: Path) -> None:
         url = self._admin_url.rsplit("/", 1)[0] + "/" + self.db_name
         key = generate_key(work_dir / "keys", "corpus-signer")
         self.settings = replace(
@@ -202,5 +209,8 @@ class Deployment:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         self.raw.flush(5)
+        self._drop_database()
+
+    def _drop_database(self) -> None:
         with psycopg.connect(self._admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')

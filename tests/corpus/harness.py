@@ -235,6 +235,7 @@ class CorpusRun:
             )
         finally:
             live.dlq.close()
+            live.producer.close()
             dep.close()
 
     def result(self, cls: str) -> ClassResult:

@@ -228,8 +228,8 @@ class CorpusRun:
                     classes=list(live.classes),
                     poisoned_by=poisoned_by,
                     deaths=live.deaths,
-                    audit_verify=(rc_v, (out_v + err_v)[-600:]),
-                    replay_verify=(rc_r, (out_r + err_r)[-600:]),
+                    audit_verify=(rc_v, (out_v + err_v)[-3000:]),
+                    replay_verify=(rc_r, (out_r + err_r)[-3000:]),
                     undecodable_dead_letters=list(live.dlq.undecodable),
                 )
             )

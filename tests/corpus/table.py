@@ -60,5 +60,8 @@ def render(results: Iterable[ClassResult], deployments: Iterable[DeploymentResul
         )
         for label, (rc, out) in (("audit-verify", d.audit_verify), ("replay", d.replay_verify)):
             if rc:
-                lines.append(f"    {label}: {out.strip().splitlines()[-1] if out.strip() else ''}")
+                said = [x for x in out.strip().splitlines() if x.strip()]
+                why = [x for x in said if "FAIL" in x or "differ" in x.lower() or "rror" in x]
+                for x in (why or said[-1:])[:4]:
+                    lines.append(f"    {label}: {x[:300]}")
     return "\n".join(lines)

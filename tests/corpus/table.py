@@ -16,9 +16,9 @@ _COLUMNS = (
     ("processed", "processed"),
     ("crashes", "crashes"),
     ("unhandled", "unhandled"),
-    ("valid ok", "valid_ok"),
+    ("interleaved ok", "valid_ok"),
     ("of", "valid_tried"),
-    ("valid lost", "lost"),
+    ("valid lost", "lost"),  # interleaved valid records, and records a door accepted
     ("valid duplicated", "duplicated"),
 )
 

@@ -1,5 +1,5 @@
 # The two commands of README.md are `make demo` and `make test`.
-.PHONY: install demo test test-slow lint bench up down clean-state
+.PHONY: install demo test test-slow test-corpus lint bench up down clean-state
 
 install:
 	@bash ops/install.sh
@@ -17,6 +17,10 @@ test: lint
 
 test-slow: install
 	.venv/bin/pytest -m slow
+
+# The bad-input corpus in full (many hypothesis examples), with its counts table.
+test-corpus: install
+	.venv/bin/pytest -s -m slow tests/integration/corpus
 
 bench: install
 	.venv/bin/python -m bench

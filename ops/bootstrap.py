@@ -162,7 +162,7 @@ class Kernel:
             database_url=s.database_url,
             codec=self.codec,
             group=f"{self.names.prefix}projector-{projection.name}",
-            instance_id=_instance_id(s) if instance_id is None else instance_id,
+            instance_id=s.instance_id if instance_id is None else instance_id,
             dead_letters=KafkaDeadLetters(producer or self.producer(), projection.name),
             timeouts=PostgresTimeouts(
                 s.pg_connect_timeout_s, s.pg_statement_timeout_s, s.pg_keepalive_s
@@ -189,12 +189,6 @@ class Kernel:
             raise StoreUnavailableError(
                 f"Postgres at {self.settings.database_url} did not answer: {exc}"
             ) from exc
-
-
-def _instance_id(settings: Settings) -> str:
-    # Settings.instance_id (KERNEL_INSTANCE_ID, `kernel run --instance N`) is the
-    # ops branch's; until both are merged, instance "0".
-    return str(getattr(settings, "instance_id", "0"))
 
 
 def _signer(kernel: Kernel) -> Signer:

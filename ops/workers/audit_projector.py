@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops.bootstrap import Kernel
+from ops.workers import drive
 
 NAME = "audit-projector"
 HELP = "project chain links and checkpoints into Postgres (rows + checkpoint per transaction)"
 
 
 def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
-    runner = kernel.audit_projector()
-    try:
-        runner.run(should_stop)
-    finally:
-        runner.close()
+    drive(kernel.audit_projector(), should_stop)

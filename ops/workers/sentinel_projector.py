@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops.bootstrap import Kernel
+from ops.workers import drive
 from projections.projector import Projection, ProjectorRunner
 from projections.sentinel import PolicyCheckProjection, PolicyRegistryProjection
 from streams.kafka.producer import Producer
@@ -32,12 +33,21 @@ def build_runners(kernel: Kernel, producer: Producer | None = None) -> list[Proj
     return [kernel.projector(p, producer=dlq) for p in projections]
 
 
-def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
-    runners = build_runners(kernel)
-    try:
+class InTurn:
+    """Several projector runners polled in turn on one thread, as one runnable."""
+
+    def __init__(self, runners: list[ProjectorRunner]) -> None:
+        self.runners = runners
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
         while not should_stop():
-            for runner in runners:
+            for runner in self.runners:
                 runner.poll_once()
-    finally:
-        for runner in runners:
+
+    def close(self) -> None:
+        for runner in self.runners:
             runner.close()
+
+
+def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
+    drive(InTurn(build_runners(kernel)), should_stop)

@@ -68,6 +68,9 @@ _NAME_FIELDS = frozenset({"action", "resource", "requestId"})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _MAX_SAFE_INTEGER = 2**53 - 1
+# What could be a number past 2^53 in canonical text (an exponent, or 16 digits
+# in a row): only then is the walk needed (a match inside a string costs a walk).
+_BIG_NUMBER = re.compile(r"[0-9][eE]|[0-9]{16}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUL = "NUL (U+0000) is not accepted: Postgres text cannot store it; remove or escape it"
 
@@ -190,6 +193,7 @@ class InputContract:
             and n < self._flat_chars
             and depth + text.count("{") + text.count("[") - 1 <= max_depth
             and "\\u0000" not in text
+            and _BIG_NUMBER.search(text) is None
         ):
             return value
         try:
@@ -260,6 +264,12 @@ class InputContract:
         elif t is float:
             if not math.isfinite(value):
                 raise _ViolationError(f"{value} is not an I-JSON number")
+            if not -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+                # Postgres jsonb keeps it as an exact integer, which has no RFC 8785
+                # form: the stored row could no longer be verified.
+                raise _ViolationError(
+                    f"number {value!r} is outside +/-(2^53-1); send it as a string"
+                )
         elif value is None or t is bool or t is bytes:
             return  # bytes: an Avro bytes field, base64 in the JSON mapping
         elif isinstance(value, str | int | float | dict | list | tuple):

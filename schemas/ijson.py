@@ -184,6 +184,11 @@ def check_ijson(value: Any, path: str = "") -> None:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"{value} is not an I-JSON number", field=path or None)
+        if abs(value) > MAX_SAFE_INTEGER:  # jsonb would store an integer with no RFC 8785 form
+            raise ValidationError(
+                f"number {value!r} is outside +/-(2^53-1); send it as a string",
+                field=path or None,
+            )
         return
     if isinstance(value, str):
         _check_string(value, path)

@@ -17,7 +17,7 @@ json_scalars = (
     st.none()
     | st.booleans()
     | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
-    | st.floats(allow_nan=False, allow_infinity=False, width=64)
+    | st.floats(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER, allow_nan=False, width=64)
     | text
 )
 json_values = st.recursive(

@@ -179,6 +179,21 @@ def test_integers_outside_ijson_are_refused_even_when_orjson_reads_a_float(value
     assert exc.value.field == "body.context.n"
 
 
+@pytest.mark.parametrize(
+    "value", [-2.202225678814427e16, 9007199254740994.0, 1e300, -1.5e17]
+)
+def test_floats_beyond_2_53_are_refused_since_jsonb_would_store_an_unverifiable_integer(
+    value: float,
+) -> None:
+    # Found by the corpus: Postgres keeps -2.202225678814427e16 as the integer
+    # -22022256788144270, which has no RFC 8785 form, so audit-verify failed.
+    reason = refused(action(context={"amount": value}), "body.context.amount")
+    assert "2^53" in reason
+    assert CODEC.decode(wire(action(context={"amount": 2.0**53 - 1}))).body["context"] == {
+        "amount": 2.0**53 - 1
+    }
+
+
 # -- timestamps -------------------------------------------------------------
 def test_ts_before_2000_is_refused() -> None:
     assert "before the oldest accepted time" in refused(replace(action(), ts_ms=0), "ts")

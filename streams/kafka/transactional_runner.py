@@ -70,6 +70,19 @@ _FENCED = {
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     KafkaError._FATAL,
 }
+# The broker or the producer refused a record itself (size, partition, format): a
+# failure that repeats identically, unlike a broker that is away.
+_RECORD_LEVEL = {
+    KafkaError._INCONSISTENT,  # "message(s) failed delivery": the first cause is per record
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG,
+    KafkaError.INVALID_MSG_SIZE,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._INVALID_ARG,
+}
 _HEADROOM = 64 * 1024  # a dead letter's envelope, reason and names, well under this
 
 
@@ -216,6 +229,10 @@ class TransactionalRunner(Generic[S]):
         self._needs_rewind = False
         self._recover_failing_since = 0.0
         self._poison: dict[tuple[str, int, int], Problem] = {}
+        # After a batch failed twice on a record-level error: one record per
+        # transaction up to these offsets, to find the record and dead-letter it.
+        self._isolate: dict[tuple[str, int], int] = {}
+        self._record_failures = 0
         self._started = False
         self._failed = False
         self._closed = False
@@ -237,6 +254,7 @@ class TransactionalRunner(Generic[S]):
         self._assigned = sorted((p.topic, p.partition) for p in partitions)
         self._needs_recover = True
         self._needs_rewind = False  # a fresh assignment starts at the committed offsets
+        self._isolate.clear()
 
     def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
         self._assigned = []
@@ -301,7 +319,8 @@ class TransactionalRunner(Generic[S]):
         if self._needs_rewind and not self._rewind():
             time.sleep(0.5)
             return 0
-        msgs = self._consumer.consume(self.batch_size, self.poll_timeout_s)
+        size = 1 if self._isolate else self.batch_size
+        msgs = self._consumer.consume(size, self.poll_timeout_s)
         self._ends.observe(msgs)
         if (self._needs_recover or (msgs and not self._recovered)) and not self._recover():
             return 0
@@ -362,7 +381,7 @@ class TransactionalRunner(Generic[S]):
         before = cast(S, self._state)  # recovered: poll_once guarantees it
         state = before
         processed = outputs = 0
-        dead: list[str] = []
+        dead: list[tuple[str, str]] = []  # (reason class, error type), counted on commit
         try:
             self._producer.begin_transaction()
             headers = outgoing(start_new=False)  # propagate the input's trace, never start one
@@ -385,7 +404,7 @@ class TransactionalRunner(Generic[S]):
                                 processed += 1
                 if problem is not None:
                     self._dead_letter(msg, problem)
-                    dead.append(problem[0])
+                    dead.append((problem[0], type(problem[2]).__name__))
             self._transaction_call(
                 "send_offsets_to_transaction",
                 self._producer.send_offsets_to_transaction,
@@ -407,17 +426,21 @@ class TransactionalRunner(Generic[S]):
             self._rebuild(before, exc)
             return 0
         except KafkaException as exc:
-            self._recover_from(exc, before)
+            self._recover_from(exc, before, msgs)
             return 0
         self._state = state
         stats = self.stats
         stats.processed += processed
         stats.outputs += outputs
         stats.dead_letters += len(dead)
-        for reason in dead:
+        for reason, error_type in dead:
             stats.dead_by_reason[reason] = stats.dead_by_reason.get(reason, 0) + 1
+            stats.errors_by_type[error_type] = stats.errors_by_type.get(error_type, 0) + 1
         stats.commits += 1
         stats.last_batch = len(msgs)
+        self._record_failures = 0
+        if self._isolate:
+            self._isolated(msgs)
         if self._on_batch is not None:
             self._on_batch(stats)
         return len(msgs)
@@ -446,12 +469,9 @@ class TransactionalRunner(Generic[S]):
             except Exception as exc:
                 return ("encode", f"derived record does not encode ({out.event.event_type})", exc)
             if len(value) + len(out.key) > self.max_record_bytes:
-                return (
-                    "too_large",
-                    f"derived record too large: {out.event.event_type} of {len(value)} bytes "
-                    f"for {out.topic}, over KERNEL_MAX_RECORD_BYTES={self.max_record_bytes}",
-                    ValueError("derived record too large"),
-                )
+                size = f"{out.event.event_type} of {len(value)} bytes for {out.topic}"
+                limit = f"over KERNEL_MAX_RECORD_BYTES={self.max_record_bytes}"
+                return ("too_large", "derived record too large", ValueError(f"{size}, {limit}"))
             encoded.append((out, value))
         for i, (out, value) in enumerate(encoded):
             try:
@@ -513,7 +533,6 @@ class TransactionalRunner(Generic[S]):
             if len(encoded) <= self.max_record_bytes:
                 break
         self._queue(self.names.dlq, encoded, event.subject.encode(), None, None)
-        self.stats.errors_by_type[error_type] = self.stats.errors_by_type.get(error_type, 0) + 1
         log.warning(
             "%s: dead-lettered %s/%s@%s (%s, %s): %s",
             self.member, msg.topic(), msg.partition(), msg.offset(), kind, error_type, text[:500],
@@ -549,11 +568,33 @@ class TransactionalRunner(Generic[S]):
                     self._producer = _KafkaProducer(self._producer_conf)
                 time.sleep(1.0)
 
-    def _recover_from(self, exc: KafkaException, before: S) -> None:
+    def _recover_from(self, exc: KafkaException, before: S, msgs: list[Message]) -> None:
         if _is_fatal(exc):
             self._fatal(f"fatal producer error: {_describe(exc)}", exc)
+        error = _error_of(exc)
+        record_level = error is not None and error.code() in _RECORD_LEVEL
+        if record_level and self._record_failures >= 1:  # the same again: not the network
+            if len(msgs) == 1:
+                reason = "the broker refused an output of this record"
+                self._poison[_where(msgs[0])] = ("produce", reason, exc)
+            else:
+                for msg in msgs:
+                    key = (str(msg.topic()), int(msg.partition() or 0))
+                    self._isolate[key] = max(self._isolate.get(key, -1), int(msg.offset() or 0))
+                log.warning(
+                    "%s: a record of this batch is refused (%s); one record per transaction "
+                    "to find it", self.member, _describe(exc),
+                )  # fmt: skip
+        self._record_failures = self._record_failures + 1 if record_level else 0
         self._abort(before, _describe(exc))
-        time.sleep(0.5)  # the broker or the network: give it a moment
+        if not record_level:
+            time.sleep(0.5)  # the broker or the network: give it a moment
+
+    def _isolated(self, msgs: list[Message]) -> None:
+        for msg in msgs:
+            key = (str(msg.topic()), int(msg.partition() or 0))
+            if int(msg.offset() or 0) >= self._isolate.get(key, -1):
+                self._isolate.pop(key, None)
 
     def _abort(self, before: S, why: str) -> None:
         log.warning("%s: aborting transaction: %s", self.member, why)

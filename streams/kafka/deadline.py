@@ -22,13 +22,17 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["CallDeadline", "CallTimedOut"]
+__all__ = ["CallCancelled", "CallDeadline", "CallTimedOut"]
 
 T = TypeVar("T")
 
 
 class CallTimedOut(Exception):  # noqa: N818 - reads as what happened
     """The call did not return within its deadline; its thread was abandoned."""
+
+
+class CallCancelled(CallTimedOut):
+    """The caller gave up waiting (``cancel`` said so), before the deadline."""
 
 
 class _Job:
@@ -70,10 +74,13 @@ class CallDeadline:
             ).start()
         job = _Job(fn)
         self._jobs.put(job)
-        if not self._wait(job, deadline_s, cancel):
+        answered = self._wait(job, deadline_s, cancel)
+        if not answered:
             self._jobs.put(None)  # the stuck thread exits once the library lets it go
             self._jobs = None
             self.abandoned += 1
+            if cancel is not None and cancel():
+                raise CallCancelled(f"{self.name}: cancelled while waiting for an answer")
             raise CallTimedOut(f"{self.name}: no answer within {deadline_s:.0f}s")
         if job.error is not None:
             raise job.error

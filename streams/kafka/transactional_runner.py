@@ -48,7 +48,7 @@ from schemas.errors import LogUnavailableError
 from schemas.topics import TopicNames
 from streams.dead_letter import MAX_COPY_BYTES, dead_letter
 from streams.kafka.broadcast import BroadcastInput
-from streams.kafka.deadline import CallDeadline, CallTimedOut
+from streams.kafka.deadline import CallCancelled, CallDeadline, CallTimedOut
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
 from streams.processor import InputRecord, OutputRecord, Processor
@@ -543,6 +543,8 @@ class TransactionalRunner(Generic[S]):
         deadline = self.call_timeout_s + 5
         try:
             self._calls.call(lambda: fn(*args), deadline, self._stopping)
+        except CallCancelled:
+            raise
         except CallTimedOut as exc:
             raise CallTimedOut(f"{what} did not return within {deadline:.0f}s") from exc
 
@@ -557,7 +559,10 @@ class TransactionalRunner(Generic[S]):
             except (KafkaException, CallTimedOut) as exc:
                 if isinstance(exc, KafkaException) and _is_fatal(exc):
                     self._fatal(f"cannot init transactions: {_describe(exc)}", exc)
-                if time.monotonic() > give_up_at or self._stopping():
+                if self._stopping():  # SIGTERM: no producer needed any more
+                    self._failed = True
+                    return
+                if time.monotonic() > give_up_at:
                     self._fatal(
                         f"cannot init transactions within {self.recovery_budget_s:.0f}s: "
                         f"{_describe(exc)}",

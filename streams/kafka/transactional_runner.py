@@ -83,7 +83,8 @@ _RECORD_LEVEL = {
     KafkaError._UNKNOWN_TOPIC,
     KafkaError._INVALID_ARG,
 }
-_HEADROOM = 64 * 1024  # a dead letter's envelope, reason and names, well under this
+_HEADROOM = 64 * 1024
+_FATAL_WINDOW_S = 60.0  # a dead letter's envelope, reason and names, well under this
 
 
 def is_eof(msg: Message) -> bool:
@@ -155,7 +156,7 @@ class TransactionalRunner(Generic[S]):
         batch_size: int = 2000,
         poll_timeout_s: float = 0.2,
         timeout_s: float = 30.0,
-        call_timeout_s: float = 10.0,
+        call_timeout_s: float = 5.0,
         max_record_bytes: int = 1_000_000,
         session_timeout_ms: int = 6000,
         transaction_timeout_ms: int = 10_000,
@@ -180,25 +181,24 @@ class TransactionalRunner(Generic[S]):
         self._on_batch = on_batch
         self._on_tick = on_tick
         self._bootstrap = bootstrap
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": self.group,
-                "group.instance.id": self.member,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "range",
-                "session.timeout.ms": session_timeout_ms,
-                "heartbeat.interval.ms": max(500, session_timeout_ms // 4),
-                "max.poll.interval.ms": 300_000,
-                "enable.partition.eof": True,
-                "reconnect.backoff.max.ms": 1000,
-                # Bound the read-ahead: a backlog must not grow the process (RSS flat
-                # from 100k to 1M events); 16 MiB still keeps the fetcher ahead.
-                "queued.max.messages.kbytes": 16384,
-            }
-        )
+        self._consumer_conf: dict[str, object] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": self.group,
+            "group.instance.id": self.member,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(500, session_timeout_ms // 4),
+            "max.poll.interval.ms": 300_000,
+            "enable.partition.eof": True,
+            "reconnect.backoff.max.ms": 1000,
+            # Bound the read-ahead: a backlog must not grow the process (RSS flat
+            # from 100k to 1M events); 16 MiB still keeps the fetcher ahead.
+            "queued.max.messages.kbytes": 16384,
+        }
+        self._consumer = Consumer(self._consumer_conf)
         # The dead instance's open transaction holds back read_committed readers of
         # its outputs until it times out: keep that short (see ADR 0007).
         self._producer_conf = producer_config(
@@ -228,6 +228,8 @@ class TransactionalRunner(Generic[S]):
         self._needs_recover = False
         self._needs_rewind = False
         self._recover_failing_since = 0.0
+        self._rebuilt_after_fatal_at = 0.0
+        self._consumer_rebuilt_at = 0.0
         self._poison: dict[tuple[str, int, int], Problem] = {}
         # After a batch failed twice on a record-level error: one record per
         # transaction up to these offsets, to find the record and dead-letter it.
@@ -262,7 +264,7 @@ class TransactionalRunner(Generic[S]):
         self._recovered = False
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Release the clients within ``timeout_s`` each; never raises (errors are logged).
+        """Release the clients within about ``timeout_s``; never raises (errors are logged).
 
         After a failure the producer is not flushed: its transaction is aborted by
         the broker or fenced by the next instance, and a fatal producer's flush
@@ -280,9 +282,10 @@ class TransactionalRunner(Generic[S]):
         if not self._failed:
             producer = self._producer
             steps.append(("producer", lambda: producer.flush(timeout_s)))
+        end = time.monotonic() + timeout_s  # one budget for all: SIGTERM must be quick
         for what, fn in steps:
             try:
-                self._calls.call(fn, timeout_s + 1)
+                self._calls.call(fn, max(0.5, end - time.monotonic()))
             except Exception as exc:  # closing must not hide why we stopped
                 log.warning(
                     "%s: closing the %s: %s: %s", self.member, what, type(exc).__name__, exc
@@ -325,12 +328,15 @@ class TransactionalRunner(Generic[S]):
         if (self._needs_recover or (msgs and not self._recovered)) and not self._recover():
             return 0
         good = []
+        consumer = self._consumer
         for msg in msgs:
             err = msg.error()
             if err is None:
                 good.append(msg)
             elif err.code() != KafkaError._PARTITION_EOF:
                 self._consumer_error(err)
+                if self._consumer is not consumer:  # rebuilt: its batch is void
+                    return 0
         if self._broadcast is not None and self._recovered:
             self._state = self._broadcast.drain(cast(S, self._state), self._absorb)
         if not good:
@@ -338,10 +344,41 @@ class TransactionalRunner(Generic[S]):
         return self._transact(good)
 
     def _consumer_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            self._fatal(f"fatal consumer error: {err.str()}", KafkaException(err))
+        if err.fatal() or err.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID):
+            self._rebuild_consumer(err)
+            return
         # Transport errors (a broker restart) are reported here and retried inside.
         log.warning("%s: consumer: %s", self.member, err.str())
+
+    def _rebuild_consumer(self, err: KafkaError) -> None:
+        """A consumer in a fatal state: a new one, once per ``_FATAL_WINDOW_S``.
+
+        Seen after a broker restart: librdkafka's static member is "fenced by
+        another consumer with the same group.instance.id" -- itself, rejoining
+        with a new member id. A real duplicate instance fences us again at once,
+        and the second fatal error within the window ends the runner.
+        """
+        message = f"fatal consumer error: {err.name()}: {err.str()}"
+        now = time.monotonic()
+        if self._consumer_rebuilt_at and now - self._consumer_rebuilt_at < _FATAL_WINDOW_S:
+            self._fatal(f"{message} (again, after rebuilding the consumer)", KafkaException(err))
+        self._consumer_rebuilt_at = now
+        log.error("%s: %s; building a new consumer", self.member, message)
+        old = self._consumer
+        try:
+            self._calls.call(old.close, self.call_timeout_s, self._stopping)
+        except Exception as exc:  # a dead consumer may not close cleanly; it is dropped
+            log.warning("%s: closing the fenced consumer: %s", self.member, _describe(exc))
+        self.stats.rebuilds += 1
+        self._on_revoke(old, [])
+        self._needs_recover = False
+        self._needs_rewind = False
+        self._isolate.clear()
+        self._ends.reset()
+        self._consumer = Consumer(self._consumer_conf)
+        self._consumer.subscribe(
+            list(self.processor.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
 
     def _recover(self) -> bool:
         """Rebuild the state for the assignment; False (retry later) while Kafka is away."""
@@ -370,7 +407,7 @@ class TransactionalRunner(Generic[S]):
 
     def _recovery_reader(self) -> KafkaLogReader:
         tps = [TopicPartition(t, p) for t, p in self._assigned]
-        committed = self._consumer.committed(tps, self.timeout_s) if tps else []
+        committed = self._consumer.committed(tps, self.call_timeout_s) if tps else []
         self._reader.set_committed(
             {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
         )
@@ -540,7 +577,7 @@ class TransactionalRunner(Generic[S]):
 
     # -- bounded transaction calls and recovery --------------------------------
     def _transaction_call(self, what: str, fn: Callable[..., object], *args: object) -> None:
-        deadline = self.call_timeout_s + 5
+        deadline = self.call_timeout_s + 2
         try:
             self._calls.call(lambda: fn(*args), deadline, self._stopping)
         except CallCancelled:
@@ -575,7 +612,8 @@ class TransactionalRunner(Generic[S]):
 
     def _recover_from(self, exc: KafkaException, before: S, msgs: list[Message]) -> None:
         if _is_fatal(exc):
-            self._fatal(f"fatal producer error: {_describe(exc)}", exc)
+            self._after_fatal(before, f"fatal producer error: {_describe(exc)}", exc)
+            return
         error = _error_of(exc)
         record_level = error is not None and error.code() in _RECORD_LEVEL
         if record_level and self._record_failures >= 1:  # the same again: not the network
@@ -609,12 +647,30 @@ class TransactionalRunner(Generic[S]):
             )
         except (KafkaException, CallTimedOut) as exc:
             if isinstance(exc, KafkaException) and _is_fatal(exc):
-                self._fatal(f"abort failed: {_describe(exc)}", exc)
-            self._rebuild(before, exc)
+                self._after_fatal(before, f"abort failed: {_describe(exc)}", exc)
+            else:
+                self._rebuild(before, exc)
             return
         self.stats.aborts += 1
         self._state = before
         self._needs_rewind = True
+
+    def _after_fatal(self, before: S, message: str, exc: KafkaException) -> None:
+        """A producer in a fatal state: build a new one once; twice in a row is the end.
+
+        After a broker restart the coordinator may have expired our transaction
+        and bumped the epoch, so the old producer is "fenced" by its own past.
+        Another live instance with our id cannot be the cause: its consumer and
+        ours share a ``group.instance.id``, and the group fences one of them
+        (FENCED_INSTANCE_ID, fatal on the consumer). A second fatal error within
+        ``_FATAL_WINDOW_S`` of a rebuild is not that, and ends the runner.
+        """
+        now = time.monotonic()
+        if self._rebuilt_after_fatal_at and now - self._rebuilt_after_fatal_at < _FATAL_WINDOW_S:
+            self._fatal(f"{message} (again, after rebuilding the producer)", exc)
+        self._rebuilt_after_fatal_at = now
+        log.error("%s: %s; building a new producer", self.member, message)
+        self._rebuild(before, exc)
 
     def _rebuild(self, before: S, cause: BaseException) -> None:
         """Abandon the producer (a call stuck in it, or it cannot abort) and build anew."""
@@ -634,7 +690,9 @@ class TransactionalRunner(Generic[S]):
         """Seek the consumer back to the committed offsets; False to try again later."""
         assignment = self._consumer.assignment()
         try:
-            committed = self._consumer.committed(assignment, self.timeout_s) if assignment else []
+            committed = (
+                self._consumer.committed(assignment, self.call_timeout_s) if assignment else []
+            )
             for tp in committed:
                 tp.offset = max(tp.offset, 0)  # nothing committed yet: from the beginning
                 self._consumer.seek(tp)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ops.bootstrap import Kernel
-from schemas.errors import ValidationError
+from schemas.codec import EventCodec
+from schemas.errors import LogUnavailableError, ValidationError
 from schemas.events import Event, new_event
+from schemas.topics import TopicNames
 from streams.kafka.transactional_runner import TransactionalRunner
 from streams.processor import InputRecord, LogReader, OutputRecord
 from tests.integration.core.test_producer import _actions, read_all
@@ -142,3 +146,21 @@ def test_a_record_the_broker_refuses_is_found_and_dead_lettered(kernel: Kernel) 
     assert [d["sourceOffset"] for d in dead] == [6]
     assert "the broker refused an output" in dead[0]["reason"]
     assert runner.stats.dead_by_reason == {"produce": 1}
+
+
+def test_without_a_broker_start_fails_once_clearly_and_close_is_bounded() -> None:
+    runner: TransactionalRunner[int] = TransactionalRunner(
+        Hostile("out", ["in"]),
+        bootstrap="127.0.0.1:9",  # nothing listens there
+        codec=EventCodec(),
+        names=TopicNames("nobroker."),
+        instance_id="7",
+        call_timeout_s=1,
+        recovery_budget_s=3,
+    )
+    started = time.monotonic()
+    with pytest.raises(LogUnavailableError, match=r"instance 7.*cannot init transactions"):
+        runner.start()
+    runner.close()  # after a failure: no flush, and nothing raised over the cause
+    runner.close()
+    assert time.monotonic() - started < 60

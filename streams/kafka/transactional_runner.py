@@ -83,8 +83,11 @@ _RECORD_LEVEL = {
     KafkaError._UNKNOWN_TOPIC,
     KafkaError._INVALID_ARG,
 }
-_HEADROOM = 64 * 1024
-_FATAL_WINDOW_S = 60.0  # a dead letter's envelope, reason and names, well under this
+_HEADROOM = 64 * 1024  # a dead letter's envelope, reason and names, well under this
+# A client in a fatal state is rebuilt at most _FATAL_REBUILDS times per _FATAL_WINDOW_S:
+# a broker restart costs one; a real duplicate instance fences us every few seconds.
+_FATAL_REBUILDS = 3
+_FATAL_WINDOW_S = 60.0
 
 
 def is_eof(msg: Message) -> bool:
@@ -228,8 +231,7 @@ class TransactionalRunner(Generic[S]):
         self._needs_recover = False
         self._needs_rewind = False
         self._recover_failing_since = 0.0
-        self._rebuilt_after_fatal_at = 0.0
-        self._consumer_rebuilt_at = 0.0
+        self._fatal_rebuilds: dict[str, list[float]] = {"producer": [], "consumer": []}
         self._poison: dict[tuple[str, int, int], Problem] = {}
         # After a batch failed twice on a record-level error: one record per
         # transaction up to these offsets, to find the record and dead-letter it.
@@ -351,7 +353,7 @@ class TransactionalRunner(Generic[S]):
         log.warning("%s: consumer: %s", self.member, err.str())
 
     def _rebuild_consumer(self, err: KafkaError) -> None:
-        """A consumer in a fatal state: a new one, once per ``_FATAL_WINDOW_S``.
+        """A consumer in a fatal state: a new one (see :meth:`_may_rebuild`).
 
         Seen after a broker restart: librdkafka's static member is "fenced by
         another consumer with the same group.instance.id" -- itself, rejoining
@@ -359,10 +361,8 @@ class TransactionalRunner(Generic[S]):
         and the second fatal error within the window ends the runner.
         """
         message = f"fatal consumer error: {err.name()}: {err.str()}"
-        now = time.monotonic()
-        if self._consumer_rebuilt_at and now - self._consumer_rebuilt_at < _FATAL_WINDOW_S:
+        if not self._may_rebuild("consumer"):
             self._fatal(f"{message} (again, after rebuilding the consumer)", KafkaException(err))
-        self._consumer_rebuilt_at = now
         log.error("%s: %s; building a new consumer", self.member, message)
         old = self._consumer
         try:
@@ -656,21 +656,26 @@ class TransactionalRunner(Generic[S]):
         self._needs_rewind = True
 
     def _after_fatal(self, before: S, message: str, exc: KafkaException) -> None:
-        """A producer in a fatal state: build a new one once; twice in a row is the end.
+        """A producer in a fatal state: build a new one (see :meth:`_may_rebuild`).
 
         After a broker restart the coordinator may have expired our transaction
         and bumped the epoch, so the old producer is "fenced" by its own past.
-        Another live instance with our id cannot be the cause: its consumer and
-        ours share a ``group.instance.id``, and the group fences one of them
-        (FENCED_INSTANCE_ID, fatal on the consumer). A second fatal error within
-        ``_FATAL_WINDOW_S`` of a rebuild is not that, and ends the runner.
+        A live duplicate instance (same id) fences us again within seconds, and
+        its consumer and ours fence each other (same ``group.instance.id``): more
+        than ``_FATAL_REBUILDS`` fatal errors in ``_FATAL_WINDOW_S`` end the runner.
+        The fatal error is never aborted on: its producer can do nothing more.
         """
-        now = time.monotonic()
-        if self._rebuilt_after_fatal_at and now - self._rebuilt_after_fatal_at < _FATAL_WINDOW_S:
+        if not self._may_rebuild("producer"):
             self._fatal(f"{message} (again, after rebuilding the producer)", exc)
-        self._rebuilt_after_fatal_at = now
         log.error("%s: %s; building a new producer", self.member, message)
         self._rebuild(before, exc)
+
+    def _may_rebuild(self, client: str) -> bool:
+        """At most ``_FATAL_REBUILDS`` fatal rebuilds of ``client`` per ``_FATAL_WINDOW_S``."""
+        now = time.monotonic()
+        recent = [t for t in self._fatal_rebuilds[client] if now - t < _FATAL_WINDOW_S]
+        self._fatal_rebuilds[client] = [*recent, now]
+        return len(recent) < _FATAL_REBUILDS
 
     def _rebuild(self, before: S, cause: BaseException) -> None:
         """Abandon the producer (a call stuck in it, or it cannot abort) and build anew."""

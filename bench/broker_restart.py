@@ -66,6 +66,7 @@ def main() -> None:
         on_batch=on_batch,
     )
     stop = threading.Event()
+    stop_publishing = threading.Event()
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -76,7 +77,7 @@ def main() -> None:
 
     def publish() -> None:
         producer = kernel.producer()
-        while not stop.is_set():
+        while not stop_publishing.is_set():
             event = new_event("kernelAction", "bench", f"s{time.monotonic_ns() % 8}",
                               {"action": "touch", "resource": "r", "context": {}})  # fmt: skip
             try:
@@ -129,9 +130,37 @@ def main() -> None:
             f"broker answered, {commits[-1] - stopped:.1f}s after the stop; "
             f"aborts {runner.stats.aborts}, rebuilds {getattr(runner.stats, 'rebuilds', 'n/a')}"
         )
+    stop_publishing.set()
+    threads[1].join(timeout=30)
+    time.sleep(15)  # let the runner copy the rest
     stop.set()
     threads[0].join(timeout=60)
     runner.close()
+    print(exactly_once(kernel, out))
+
+
+def exactly_once(kernel: Kernel, out: str) -> str:
+    """Every committed input copied once: the inputs' event ids against the outputs'."""
+    from collections import Counter  # noqa: PLC0415
+
+    from streams.kafka.log_reader import KafkaLogReader  # noqa: PLC0415
+
+    reader = KafkaLogReader(kernel.settings.kafka_bootstrap, kernel.codec)
+    try:
+        ids: dict[str, Counter[str]] = {}
+        for topic in (kernel.names.actions, out):
+            ids[topic] = Counter(
+                r.event.event_id for p in reader.partitions(topic) for r in reader.iter(topic, p, 0)
+            )
+    finally:
+        reader.close()
+    inputs, outputs = ids[kernel.names.actions], ids[out]
+    dupes = sum(n - 1 for n in outputs.values() if n > 1)
+    missing = len(set(inputs) - set(outputs))
+    return (
+        f"exactly-once check: {sum(inputs.values())} inputs, {sum(outputs.values())} outputs, "
+        f"{dupes} duplicated, {missing} not (yet) copied"
+    )
 
 
 if __name__ == "__main__":

@@ -227,6 +227,7 @@ class TransactionalRunner(Generic[S]):
         self._state: S | None = None
         self._recovered = False  # a processor's state may legitimately be None
         self._produced = 0
+        self._next_poll = 512
         self._assigned: list[tuple[str, int]] = []
         self._needs_recover = False
         self._needs_rewind = False
@@ -499,20 +500,27 @@ class TransactionalRunner(Generic[S]):
 
     def _produce(self, msg: Message, outs: Sequence[OutputRecord], headers: Any) -> Problem | None:
         """Queue all of a record's outputs, or none of them (returns why not)."""
-        encoded = []
+        encode, limit = self.codec.encode, self.max_record_bytes
+        values = []
         for out in outs:
             try:
-                value = self.codec.encode(out.event)
+                value = encode(out.event)
             except Exception as exc:
                 return ("encode", f"derived record does not encode ({out.event.event_type})", exc)
-            if len(value) + len(out.key) > self.max_record_bytes:
+            if len(value) + len(out.key) > limit:
                 size = f"{out.event.event_type} of {len(value)} bytes for {out.topic}"
-                limit = f"over KERNEL_MAX_RECORD_BYTES={self.max_record_bytes}"
-                return ("too_large", "derived record too large", ValueError(f"{size}, {limit}"))
-            encoded.append((out, value))
-        for i, (out, value) in enumerate(encoded):
+                over = f"over KERNEL_MAX_RECORD_BYTES={limit}"
+                return ("too_large", "derived record too large", ValueError(f"{size}, {over}"))
+            values.append(value)
+        produce = self._producer.produce
+        for i, out in enumerate(outs):
             try:
-                self._queue(out.topic, value, out.key, out.partition, headers)
+                if out.partition is None:
+                    produce(out.topic, values[i], out.key, headers=headers)
+                else:
+                    produce(out.topic, values[i], out.key, partition=out.partition, headers=headers)
+            except BufferError:  # the local queue is full: the slow path waits for room
+                self._queue(out.topic, values[i], out.key, out.partition, headers)
             except KafkaException as exc:
                 if _is_fatal(exc):
                     raise
@@ -525,6 +533,10 @@ class TransactionalRunner(Generic[S]):
                     return problem  # nothing of this record was queued
                 self._poison[_where(msg)] = problem
                 raise _Redo from exc
+        self._produced += len(values)
+        if self._produced >= self._next_poll:
+            self._next_poll = self._produced + 512
+            self._producer.poll(0)  # serve librdkafka's queue now and then, not per record
         return None
 
     def _queue(
@@ -537,16 +549,13 @@ class TransactionalRunner(Generic[S]):
                     self._producer.produce(topic, value, key, headers=headers)
                 else:
                     self._producer.produce(topic, value, key, partition=partition, headers=headers)
-                break
+                return
             except BufferError:  # the local queue is full: let deliveries drain
                 now = time.monotonic()
                 deadline = deadline or now + self.call_timeout_s
                 if now > deadline:
                     raise CallTimedOut(f"{self.member}: producer queue full") from None
                 self._producer.poll(0.05)
-        self._produced += 1
-        if self._produced % 512 == 0:
-            self._producer.poll(0)  # serve librdkafka's queue now and then, not per record
 
     def _dead_letter(self, msg: Message, problem: Problem) -> None:
         kind, reason, exc = problem

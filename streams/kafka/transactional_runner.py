@@ -615,6 +615,8 @@ class TransactionalRunner(Generic[S]):
                         exc,
                     )
                 log.warning("%s: init_transactions: %s; retrying", self.member, _describe(exc))
+                if self._on_tick is not None:
+                    self._on_tick()  # alive and retrying
                 if isinstance(exc, CallTimedOut):
                     self._producer = _KafkaProducer(self._producer_conf)
                 time.sleep(1.0)
@@ -724,7 +726,7 @@ class TransactionalRunner(Generic[S]):
         self._failed = True
         partitions = ", ".join(f"{t}/{p}" for t, p in self._assigned) or "none assigned"
         text = f"{self.group} (instance {self.instance_id}, partitions {partitions}): {message}"
-        log.error("%s", text)
+        # Not logged here: the one who stops on it (``kernel run``) tells it, once.
         raise LogUnavailableError(text) from exc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -164,3 +165,23 @@ def test_without_a_broker_start_fails_once_clearly_and_close_is_bounded() -> Non
     runner.close()  # after a failure: no flush, and nothing raised over the cause
     runner.close()
     assert time.monotonic() - started < 60
+
+
+def test_sigterm_while_a_transactional_call_hangs_returns_at_once() -> None:
+    """No broker: init_transactions hangs (5 s timeout, retried for 120 s); stop cuts it short."""
+    runner: TransactionalRunner[int] = TransactionalRunner(
+        Hostile("out", ["in"]),
+        bootstrap="127.0.0.1:9",
+        codec=EventCodec(),
+        names=TopicNames("nobroker."),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop.is_set,))
+    thread.start()
+    time.sleep(1.0)
+    stopped = time.monotonic()
+    stop.set()
+    thread.join(timeout=60)
+    runner.close()
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped < 15  # was: the call's full timeout, then close's flush

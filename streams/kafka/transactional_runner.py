@@ -358,8 +358,8 @@ class TransactionalRunner(Generic[S]):
 
         Seen after a broker restart: librdkafka's static member is "fenced by
         another consumer with the same group.instance.id" -- itself, rejoining
-        with a new member id. A real duplicate instance fences us again at once,
-        and the second fatal error within the window ends the runner.
+        with a new member id. A real duplicate instance fences us again within
+        seconds, and more than ``_FATAL_REBUILDS`` in ``_FATAL_WINDOW_S`` end the runner.
         """
         message = f"fatal consumer error: {err.name()}: {err.str()}"
         if not self._may_rebuild("consumer"):

@@ -86,7 +86,8 @@ EVENTS_FAILED = Counter(
 DEAD_LETTERS = Counter(
     "kernel_dead_letters",
     "Records sent to the dead-letter topic. reason: schema | validation | "
-    "decode | processing (a category, never the message).",
+    "decode | processing; transactional runners: decode | step | encode | too_large | "
+    "produce (a category, never the message).",
     ["processor", "reason"],
 )
 BATCH_SIZE = Histogram(
@@ -97,7 +98,9 @@ BATCH_SIZE = Histogram(
 )
 TRANSACTIONS = Counter(
     "kernel_transactions",
-    "Kafka or Postgres transactions of a processor. result: commit | abort.",
+    "Kafka or Postgres transactions of a processor. result: commit | abort | rewind "
+    "(consumer and state put back to the last commit) | rebuild (producer rebuilt "
+    "after a transactional call passed its deadline).",
     ["processor", "result"],
 )
 

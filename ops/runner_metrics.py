@@ -14,9 +14,14 @@ these adapters in:
   with the runner and the number of records the poll returned; a non-empty
   poll is one committed Postgres transaction (rows and checkpoint together).
 
-Dead letters of a runner are labelled ``reason="processing"`` by default:
-``RunnerStats`` does not split undecodable records from rejected ones, and a
-label must be a category, never the message (which is in the log).
+Dead letters of a transactional runner are labelled by the category its
+``RunnerStats.dead_by_reason`` gives (decode | step | encode | too_large |
+produce; a label is a category, never the message, which is in the log); a
+stats object without that split counts them all under ``dead_letter_reason``.
+Its rewinds (consumer and state put back to the last commit) and producer
+rebuilds (a transactional call past its deadline) are ``kernel_transactions``
+results beside commit and abort, so the fault suite and alerts can see the
+recovery path ran.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class _Seen:
     failed: int = 0
     commits: int = 0
     aborts: int = 0
+    rewinds: int = 0
+    rebuilds: int = 0
 
 
 class TransactionalRunnerMetrics:
@@ -71,19 +78,35 @@ class TransactionalRunnerMetrics:
         self._batch = metrics.BATCH_SIZE.labels(processor)
         self._commits = metrics.TRANSACTIONS.labels(processor, "commit")
         self._aborts = metrics.TRANSACTIONS.labels(processor, "abort")
+        self._rewinds = metrics.TRANSACTIONS.labels(processor, "rewind")
+        self._rebuilds = metrics.TRANSACTIONS.labels(processor, "rebuild")
+        self._dead_seen: dict[str, int] = {}
 
     def __call__(self, stats: StatsLike) -> None:
         self.observe(stats, batch=True)
 
     def observe(self, stats: StatsLike, *, batch: bool = False) -> None:
         seen = self._seen
-        new = _Seen(stats.processed, stats.dead_letters, stats.commits, stats.aborts)
+        new = _Seen(
+            stats.processed, stats.dead_letters, stats.commits, stats.aborts,
+            getattr(stats, "rewinds", 0), getattr(stats, "rebuilds", 0),
+        )  # fmt: skip
         self._processed.inc(max(0, new.processed - seen.processed))
         failed = max(0, new.failed - seen.failed)
         self._failed.inc(failed)
-        self._dead.inc(failed)
+        by_reason: dict[str, int] = getattr(stats, "dead_by_reason", None) or {}
+        split = 0
+        for reason, count in by_reason.items():
+            step = count - self._dead_seen.get(reason, 0)
+            if step > 0:
+                metrics.DEAD_LETTERS.labels(self.processor, reason).inc(step)
+                split += step
+        self._dead_seen = dict(by_reason)
+        self._dead.inc(max(0, failed - split))  # what the stats did not categorise
         self._commits.inc(max(0, new.commits - seen.commits))
         self._aborts.inc(max(0, new.aborts - seen.aborts))
+        self._rewinds.inc(max(0, new.rewinds - seen.rewinds))
+        self._rebuilds.inc(max(0, new.rebuilds - seen.rebuilds))
         if batch and stats.last_batch > 0:
             self._batch.observe(stats.last_batch)
         self._seen = new

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from schemas.events import Event
 from schemas.positions import LogPosition
 
-__all__ = ["InputRecord", "LogReader", "OutputRecord", "Processor"]
+__all__ = ["BroadcastProcessor", "InputRecord", "LogReader", "OutputRecord", "Processor"]
 
 S = TypeVar("S")
 
@@ -83,3 +83,19 @@ class Processor(Protocol[S]):
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> S: ...
 
     def step(self, state: S, record: InputRecord) -> tuple[S, Sequence[OutputRecord]]: ...
+
+
+class BroadcastProcessor(Processor[S], Protocol[S]):
+    """A processor that also needs every record of some topics on every instance.
+
+    ``input_topics`` are split across instances by the consumer group;
+    ``broadcast_topics`` are read whole by each instance, outside the group and
+    never committed. After each ``recover`` the runner folds them from the
+    beginning to their current end with ``absorb``, and before each
+    transaction it absorbs whatever arrived since, in partition order.
+    ``absorb`` is pure and has no outputs (it must not mutate ``state``).
+    """
+
+    broadcast_topics: Sequence[str]
+
+    def absorb(self, state: S, record: InputRecord) -> S: ...

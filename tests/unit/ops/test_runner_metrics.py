@@ -51,6 +51,26 @@ def test_transactional_runner_stats_become_counter_increments() -> None:
     assert _value("kernel_batch_size_sum", processor=proc) == 17
 
 
+def test_dead_letters_by_category_rewinds_and_rebuilds_are_exported() -> None:
+    proc = _name()
+    on_batch = TransactionalRunnerMetrics(proc)
+    stats = RunnerStats(processed=5, dead_letters=3, commits=1, last_batch=8)
+    stats.dead_by_reason = {"decode": 1, "too_large": 2}
+    on_batch(stats)
+    stats.rewinds, stats.rebuilds, stats.aborts = 2, 1, 2
+    stats.dead_letters, stats.commits = 4, 2
+    stats.dead_by_reason = {"decode": 1, "too_large": 2, "step": 1}
+    on_batch(stats)
+    assert _value("kernel_dead_letters_total", processor=proc, reason="decode") == 1
+    assert _value("kernel_dead_letters_total", processor=proc, reason="too_large") == 2
+    assert _value("kernel_dead_letters_total", processor=proc, reason="step") == 1
+    assert _value("kernel_dead_letters_total", processor=proc, reason="processing") == 0
+    assert _value("kernel_events_failed_total", processor=proc) == 4
+    assert _value("kernel_transactions_total", processor=proc, result="rewind") == 2
+    assert _value("kernel_transactions_total", processor=proc, result="rebuild") == 1
+    assert _value("kernel_transactions_total", processor=proc, result="abort") == 2
+
+
 def test_repeating_the_same_stats_adds_nothing() -> None:
     proc = _name()
     on_batch = TransactionalRunnerMetrics(proc)

@@ -138,6 +138,7 @@ class Kernel:
             codec=self.codec,
             names=self.names,
             instance_id=self.settings.instance_id if instance_id is None else instance_id,
+            max_record_bytes=self.settings.max_record_bytes,
             on_batch=TransactionalRunnerMetrics(processor.name),
         )
 

@@ -28,7 +28,7 @@ within ``recovery_budget_s``) ends the runner, with a
 Scale-out: the transactional id and the consumer's ``group.instance.id``
 (static membership) are both ``{group}-{instance_id}``; a restarted instance
 gets its partitions back without a rebalance, and a dead one's are moved after
-``session_timeout_ms``. See docs/decisions/0007-bounded-transactions.md.
+``session_timeout_ms``. See docs/decisions/0009-bounded-transactions.md.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class TransactionalRunner(Generic[S]):
         }
         self._consumer = Consumer(self._consumer_conf)
         # The dead instance's open transaction holds back read_committed readers of
-        # its outputs until it times out: keep that short (see ADR 0007).
+        # its outputs until it times out: keep that short (see ADR 0009).
         self._producer_conf = producer_config(
             bootstrap,
             call_timeout_s,

@@ -328,7 +328,7 @@ class ProjectorRunner:
             nexts[(topic, part)] = off + 1
             raw[(topic, part, off)] = msg
             try:
-                event = self.codec.decode(msg.value() or b"")
+                event = self.codec.decode(msg.value() or b"", log_ts_ms=msg.timestamp()[1])
             except Exception as exc:  # any decoder failure is this record's
                 rejections.append(_rejection(msg, f"undecodable record: {exc}", exc))
                 continue

@@ -99,7 +99,7 @@ class BroadcastInput:
                 continue
             where = f"{msg.topic()}/{msg.partition()}@{msg.offset()}"
             try:
-                event = self._codec.decode(msg.value() or b"")
+                event = self._codec.decode(msg.value() or b"", log_ts_ms=msg.timestamp()[1])
                 record = InputRecord(
                     str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0),
                     msg.timestamp()[1], msg.key(), event,

@@ -135,7 +135,7 @@ class KafkaLogReader:
         for msgs in batches:
             for msg in msgs:
                 try:
-                    event = self._codec.decode(msg.value() or b"")
+                    event = self._codec.decode(msg.value() or b"", log_ts_ms=msg.timestamp()[1])
                 except KernelError:
                     if skip_undecodable:
                         continue

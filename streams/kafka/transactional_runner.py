@@ -33,7 +33,6 @@ gets its partitions back without a rebalance, and a dead one's are moved after
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -223,7 +222,6 @@ class TransactionalRunner(Generic[S]):
         self._broadcast = (
             BroadcastInput(bootstrap, codec, topics, timeout_s=timeout_s) if topics else None
         )
-        self._decode_ts = "log_ts_ms" in inspect.signature(codec.decode).parameters
         self._state: S | None = None
         self._recovered = False  # a processor's state may legitimately be None
         self._produced = 0
@@ -486,10 +484,7 @@ class TransactionalRunner(Generic[S]):
     def _decode(self, msg: Message) -> tuple[InputRecord | None, Problem | None]:
         ts = msg.timestamp()[1]
         try:
-            if self._decode_ts:
-                event = self.codec.decode(msg.value() or b"", log_ts_ms=ts)  # type: ignore[call-arg]
-            else:
-                event = self.codec.decode(msg.value() or b"")
+            event = self.codec.decode(msg.value() or b"", log_ts_ms=ts)
         except Exception as exc:  # any decoder failure is the record's, not ours
             return None, ("decode", "undecodable record", exc)
         record = InputRecord(

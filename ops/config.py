@@ -67,6 +67,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -89,6 +96,7 @@ class Settings:
     metrics_port: int = 9100
     environment: str = "development"
     tracing: bool = False
+    dedup_window: int = 10_000  # offsets of an input partition a duplicate eventId is refused in
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -119,6 +127,7 @@ class Settings:
             metrics_port=_int(e, "KERNEL_METRICS_PORT", 9100),
             environment=environment,
             tracing=e.get("KERNEL_TRACING", "0").lower() in ("1", "true", "yes", "on"),
+            dedup_window=_non_negative(e, "KERNEL_DEDUP_WINDOW", 10_000),
         )
 
     @property

@@ -30,9 +30,9 @@ contract = pytest.importorskip("schemas.contract", reason="the input contract (h
 SIGNER = ChainSigner(
     LocalEd25519Signer(hashlib.sha256(b"admission").digest(), "unit"), ["t.a"], "t.chain", 3
 )
-hostile_text = st.text(
-    alphabet=st.sampled_from(["a", "é", "\x00", "\ud800", "\\u0000", "😀"]), max_size=6
-)
+hostile_text = st.lists(
+    st.sampled_from(["a", "é", "\x00", "\ud800", "\\u0000", "😀"]), max_size=4
+).map("".join)
 leaves = st.one_of(
     hostile_text,
     st.integers(-(2**64), 2**64),

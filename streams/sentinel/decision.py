@@ -272,7 +272,14 @@ def record_values(values: Mapping[str, Any]) -> RecordedValues:
     budget = VALUES_INLINE_BUDGET
     for path, value in values.items():
         kind = type(value)
-        if value is None or kind is bool or kind is int or kind is float:
+        if kind is str:
+            # printable ASCII without a quote or backslash is its own JSON, quoted
+            if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+                size = len(value) + 2
+                if size <= VALUE_INLINE_BYTES and size <= budget:
+                    budget -= size
+                    continue
+        elif value is None or kind is bool or kind is int or kind is float:
             continue
         data = _jcs(value)
         if data is not None and len(data) <= VALUE_INLINE_BYTES and len(data) <= budget:

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.errors import ValidationError
+from ops.config import Settings
+from schemas.errors import ConfigError, ValidationError
 from schemas.events import Event, new_event
 from streams.chain.signer import ChainSigner
 from streams.chain.signing import LocalEd25519Signer
@@ -174,3 +175,13 @@ def test_signer_and_sentinel_refuse_the_same_duplicates(log: list[tuple[int, str
     chained, decided = _admitted_by_both(records)
     assert chained == decided
     assert chained == {o for o, dup in reference(log, 5).items() if dup is None}
+
+
+def test_the_window_is_a_setting() -> None:
+    assert Settings.from_env({}).dedup_window == 10_000
+    assert Settings.from_env({"KERNEL_DEDUP_WINDOW": "0"}).dedup_window == 0
+    with pytest.raises(ConfigError, match="KERNEL_DEDUP_WINDOW"):
+        Settings.from_env({"KERNEL_DEDUP_WINDOW": "-1"})
+    off = DuplicateCheck(0)
+    off.check(record(0, IDS[0]))
+    off.check(record(1, IDS[0]))  # 0: nothing is refused

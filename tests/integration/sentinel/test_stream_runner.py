@@ -207,3 +207,38 @@ def test_the_evidence_offset_returns_exactly_the_evaluated_event(kernel: Kernel)
             assert found.event.event_id == check.body["subjectEventId"]
     finally:
         reader.close()
+
+
+def test_a_large_action_read_by_a_policy_is_decided_with_a_bounded_record(kernel: Kernel) -> None:
+    quote_note = Policy(
+        policy_id="quote-note",
+        version=1,
+        name="Notes",
+        severity=Severity.LOW,
+        scope=Scope(("kernelAction",), actions=("payments.*",)),
+        rule="context.note.size() > 0",
+        effect=Effect.ESCALATE,
+        rationale="{actor} wrote {context.note}",
+    )
+    producer = kernel.producer()
+    producer.publish_batch(activate(DENY_BIG) + activate(quote_note))
+    note = "é" * 32_000  # 64,000 bytes of UTF-8 (the contract allows 64 KiB); quoted
+    big = new_event(
+        "kernelAction",
+        "agent:1",
+        "acct-big",
+        {"action": "payments.send", "context": {"amount": 5, "note": note, "n2": note[:1000]}},
+    )
+    producer.publish_batch([big])
+    runner = build_runner(kernel)
+    assert runner.run_until_idle(idle_s=1.0) == 1
+    runner.close()
+    ((_, check, _),) = read_all(kernel, kernel.names.policy_checks)
+    assert len(kernel.codec.encode(check)) < 64 * 1024  # the note is referenced, not quoted
+    body = check.body
+    assert body["subjectEventId"] == big.event_id
+    assert (body["decision"], body["policyId"]) == ("escalate", "quote-note")
+    assert body["evidence"]["truncated"] == ["context.note"]
+    assert body["evidence"]["valuesRead"]["context.note"]["bytes"] == 64_002
+    assert body["rationale"].startswith("agent:1 wrote éé")
+    assert len(body["rationale"]) < 2_200

@@ -104,7 +104,11 @@ class Kernel:
         from streams.chain.signer import ChainSigner  # noqa: PLC0415
 
         processor = ChainSigner(
-            self.signer(), self.names.audited(), self.names.chain, self._partitions("audit.chain")
+            self.signer(),
+            self.names.audited(),
+            self.names.chain,
+            self._partitions("audit.chain"),
+            dedup_window=self.settings.dedup_window,
         )
         return self.transactional(processor, instance_id)
 

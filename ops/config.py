@@ -90,6 +90,13 @@ def instance_id_token(raw: str) -> str:
     return raw
 
 
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -125,6 +132,7 @@ class Settings:
     auditor_interval_s: float = 30.0
     auditor_full_every: int = 10
     signers_file: Path | None = None
+    dedup_window: int = 10_000  # offsets of an input partition a duplicate eventId is refused in
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -168,6 +176,7 @@ class Settings:
             auditor_interval_s=float(_int(e, "KERNEL_AUDITOR_INTERVAL_S", 30)),
             auditor_full_every=max(1, _int(e, "KERNEL_AUDITOR_FULL_EVERY", 10)),
             signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
+            dedup_window=_non_negative(e, "KERNEL_DEDUP_WINDOW", 10_000),
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings

@@ -7,9 +7,10 @@ counted by a thin wrapper around ``step`` (the processor itself stays free of
 metrics). A batch whose transaction aborts is re-processed, so its decisions
 can be counted twice: the counter is a rate for dashboards, the log is the record.
 
-Run one instance per consumer group: the policies topic has one partition, so
-a second instance would not see policy changes in its stream (it would still
-load them on its next rebalance).
+Instances scale out: the actions partitions are shared by the consumer group
+(``kernel run sentinel --instance N``), while the policies topic is a broadcast
+input every instance reads in full (``SentinelProcessor.broadcast_topics``), so
+each instance sees every policy change.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ class MeteredSentinel:
         self.inner = inner
         self.name = inner.name
         self.input_topics = inner.input_topics
+        self.broadcast_topics = inner.broadcast_topics
 
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> SentinelState:
         return self.inner.recover(assigned, reader)
+
+    def absorb(self, state: SentinelState, record: InputRecord) -> SentinelState:
+        return self.inner.absorb(state, record)
 
     def step(
         self, state: SentinelState, record: InputRecord
@@ -55,7 +60,12 @@ def build_runner(
     kernel: Kernel, *, instance_id: str | None = None
 ) -> TransactionalRunner[SentinelState]:
     names = kernel.names
-    processor = SentinelProcessor(names.actions, names.policies, names.policy_checks)
+    processor = SentinelProcessor(
+        names.actions,
+        names.policies,
+        names.policy_checks,
+        dedup_window=kernel.settings.dedup_window,
+    )
     return TransactionalRunner(
         MeteredSentinel(processor),
         bootstrap=kernel.settings.kafka_bootstrap,

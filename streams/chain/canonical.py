@@ -63,7 +63,8 @@ def canonicalize_reference(value: Any) -> bytes:
     """JCS bytes through the ``rfc8785`` package."""
     try:
         return bytes(rfc8785.dumps(value))
-    except (rfc8785.CanonicalizationError, RecursionError, TypeError) as exc:
+    # a lone surrogate in a key escapes rfc8785 as UnicodeEncodeError, not its own error
+    except (rfc8785.CanonicalizationError, RecursionError, TypeError, UnicodeError) as exc:
         raise CanonicalizationError(f"value has no RFC 8785 form: {exc}") from exc
 
 

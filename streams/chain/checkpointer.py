@@ -2,10 +2,23 @@
 
 The checkpointer consumes the chain topic and keeps, per chain, the RFC 6962
 compact range of its link hashes (O(log n) hashes). Every ``every`` links, or
-when a link's timestamp is ``interval_ms`` past the last checkpoint's, it
+when a link was written ``interval_ms`` after the last checkpoint's link, it
 emits a ``chainCheckpoint``: the Merkle root, tree size and head hash as a
-C2SP signed note. Both rules read only the data, never the clock, so replay
-emits the same checkpoints.
+C2SP signed note. Both rules read only the chain topic, never the clock, so
+a checkpointer replayed over the same chain topic emits the same checkpoints.
+
+**Which time.** The time rule reads each link record's Kafka timestamp --
+when the signer wrote the link, our own clock -- not the audited event's
+``ts``, which its producer chose. Comparing event times, one event stamped
+year 9999 made every later link look older than the last checkpoint and
+switched the time rule of its chain off for good (the input contract now
+refuses such a ``ts``, but a chain must not depend on that), and events
+stamped alternately now and an hour ahead would have forced a checkpoint per
+link. The link's own time is monotonic up to the signer's clock; should that
+clock step back by more than an interval (or a record carry no timestamp, when
+the event's ``ts`` stands in), the rule checkpoints and restarts from there
+rather than wait for the clock to catch up: an outlier costs at most one
+extra checkpoint, never a stall. A checkpoint carries that same time.
 
 An auditor holding a checkpoint checks one record's inclusion, or that a newer
 checkpoint extends an older one, in O(log n) hashes (``kernel audit-prove``,
@@ -31,7 +44,7 @@ from streams.chain.signer import record_id
 from streams.chain.signing import Signer
 from streams.processor import InputRecord, LogReader, OutputRecord
 
-__all__ = ["ChainState", "Checkpointer"]
+__all__ = ["ChainState", "Checkpointer", "link_time"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class ChainState:
     tree: CompactRange
     head_hash: str
     last_size: int  # tree size of the last checkpoint emitted
-    last_ts_ms: int
+    last_ts_ms: int  # the time-rule clock (link_time) of the last checkpoint
 
     @property
     def size(self) -> int:
@@ -47,6 +60,15 @@ class ChainState:
 
 
 States = Mapping[str, ChainState]
+
+
+def link_time(record: InputRecord) -> int:
+    """The time rule's clock for one chain link: when it was written to the chain topic.
+
+    The record's Kafka timestamp (the signer's clock at produce time); the
+    link's event ``ts`` only when the record has none (``-1``).
+    """
+    return record.timestamp_ms if record.timestamp_ms >= 0 else record.event.ts_ms
 
 
 @dataclass
@@ -67,7 +89,7 @@ class Checkpointer:
         for topic, partition in assigned:
             for rec in reader.read(topic, partition, 0, reader.committed(topic, partition)):
                 chain = rec.event.body["chain"]
-                states[chain], _ = self._advance(states.get(chain), rec.event)
+                states[chain], _ = self._advance(states.get(chain), rec.event, link_time(rec))
         return states
 
     def step(self, state: States, record: InputRecord) -> tuple[States, list[OutputRecord]]:
@@ -75,17 +97,20 @@ class Checkpointer:
         current = state.get(chain)
         if current is not None and record.event.body["seq"] < current.size:
             return state, []  # already folded in
-        new, due = self._advance(current, record.event)
+        now = link_time(record)
+        new, due = self._advance(current, record.event, now)
         new_states = dict(state)
         new_states[chain] = new
         if not due:
             return new_states, []
-        return new_states, [self._checkpoint(chain, new, record.event.ts_ms)]
+        return new_states, [self._checkpoint(chain, new, now)]
 
-    def _advance(self, current: ChainState | None, link: Event) -> tuple[ChainState, bool]:
+    def _advance(
+        self, current: ChainState | None, link: Event, now_ms: int
+    ) -> tuple[ChainState, bool]:
         body: Mapping[str, Any] = link.body
         if current is None:
-            current = ChainState(CompactRange(), "", 0, link.ts_ms)
+            current = ChainState(CompactRange(), "", 0, now_ms)
         if body["seq"] != current.size:
             raise ChainError(f"{body['chain']}: link {body['seq']} follows {current.size - 1}")
         if body["prevHash"] != current.head_hash:
@@ -93,9 +118,12 @@ class Checkpointer:
         tree = CompactRange(current.size, current.tree.subtrees)
         tree.append(bytes.fromhex(body["hash"]))
         state = replace(current, tree=tree, head_hash=body["hash"])
-        due = tree.size % self.every == 0 or link.ts_ms - current.last_ts_ms >= self.interval_ms
+        elapsed = now_ms - current.last_ts_ms
+        # a clock far behind the last checkpoint's restarts the rule (module docstring)
+        late = elapsed >= self.interval_ms or elapsed <= -self.interval_ms
+        due = tree.size % self.every == 0 or late
         if due:
-            state = replace(state, last_size=tree.size, last_ts_ms=link.ts_ms)
+            state = replace(state, last_size=tree.size, last_ts_ms=now_ms)
         return state, due
 
     def _checkpoint(self, chain: str, state: ChainState, ts_ms: int) -> OutputRecord:

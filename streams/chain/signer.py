@@ -11,6 +11,17 @@ are in one partition, in order. On start (``recover``) the signer finds each
 assigned chain's head by scanning that partition backwards in growing windows:
 the runner commits input offsets in the same transaction as the links, so the
 last committed link is exactly where the chain stands.
+
+What the signer refuses (the runner dead-letters the record, the chain goes
+on without it), and why the sentinel refuses the same actions
+(``docs/decisions/0008``):
+
+- a **duplicate** eventId within the dedup window of its partition
+  (:mod:`streams.dedup`), checked first, by the sentinel alike;
+- a **NUL** anywhere in the event, or a value with no JCS form: the codec's
+  input contract refuses both on decode, for every worker, so for a decoded
+  record these checks cannot fire. They stay as defence: a chain must never
+  hold what the projection cannot store.
 """
 
 from __future__ import annotations
@@ -26,14 +37,23 @@ from schemas.ids import uuid5_text
 from streams.chain.canonical import canonicalize
 from streams.chain.links import ChainHead, ChainStep, chain_id
 from streams.chain.signing import Signer
+from streams.dedup import DEFAULT_WINDOW, DuplicateCheck
 from streams.processor import InputRecord, LogReader, OutputRecord
 
-__all__ = ["ChainSigner", "chain_partition", "record_id"]
+__all__ = ["ChainSigner", "SignerState", "chain_partition", "record_id"]
 
 _NAMESPACE = uuid.UUID("5b1c7e56-58a4-4c6c-9a51-6f2f3c0c1d2e")
 _NUL_ESCAPED = b"\\u0000"  # how JCS writes U+0000 inside a string
 
 Heads = Mapping[str, ChainHead]
+
+
+@dataclass(frozen=True, slots=True)
+class SignerState:
+    """Each assigned chain's head, and the recent eventIds of each input partition."""
+
+    heads: Heads
+    seen: DuplicateCheck
 
 
 def chain_partition(chain: str, partitions: int) -> int:
@@ -52,11 +72,12 @@ class ChainSigner:
     chain_topic: str
     chain_partitions: int
     name: str = "chain-signer"
+    dedup_window: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
         self._step = ChainStep(self.signer)
 
-    def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> Heads:
+    def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> SignerState:
         wanted: dict[int, set[str]] = {}
         for topic, partition in assigned:
             chain = chain_id(topic, partition)
@@ -64,9 +85,16 @@ class ChainSigner:
         heads: dict[str, ChainHead] = {}
         for part, chains in wanted.items():
             heads.update(_find_heads(reader, self.chain_topic, part, chains))
-        return heads
+        return SignerState(heads, DuplicateCheck.recover(assigned, reader, self.dedup_window))
 
-    def step(self, state: Heads, record: InputRecord) -> tuple[Heads, list[OutputRecord]]:
+    def initial(self) -> SignerState:
+        """The state of a signer whose chains are all empty (pure drivers, tests)."""
+        return SignerState({}, DuplicateCheck(self.dedup_window))
+
+    def step(
+        self, state: SignerState, record: InputRecord
+    ) -> tuple[SignerState, list[OutputRecord]]:
+        state.seen.check(record)  # first: every record counts in the window (streams.dedup)
         chain = chain_id(record.topic, record.partition)
         payload = record.event.to_json()
         canonical = canonicalize(payload)
@@ -77,7 +105,7 @@ class ChainSigner:
             # A foreign producer can put on the log what `kernel publish` rejects; a NUL
             # cannot be stored by the projection, so it is dead-lettered, never chained.
             raise ValidationError("NUL (U+0000) in the event: it cannot be stored, so not chained")
-        head, body = self._step(state.get(chain), payload, record.position, canonical)
+        head, body = self._step(state.heads.get(chain), payload, record.position, canonical)
         link = Event(
             event_id=record_id(chain, head.seq),
             event_type="auditRecord",
@@ -86,15 +114,15 @@ class ChainSigner:
             subject=chain,
             body=body,
         )
-        new_state = dict(state)
-        new_state[chain] = head
+        heads = dict(state.heads)
+        heads[chain] = head
         out = OutputRecord(
             self.chain_topic,
             chain.encode(),
             link,
             partition=chain_partition(chain, self.chain_partitions),
         )
-        return new_state, [out]
+        return SignerState(heads, state.seen), [out]
 
 
 def _has_nul(value: object) -> bool:

@@ -39,32 +39,74 @@ entries they stand for. With 100 policies in scope this is the difference
 between a 30 KB record and 1-2 KB. A simulation view (``simMode`` with a
 ``test`` policy in scope) decides differently from the enforced evaluation the
 reasons were written against, so it carries its outranked entries in full.
+
+**Bounded.** A record quotes values of the action, and an action may be
+256 KiB (``schemas/contract.py``); quoted once per policy that read it, one
+such value made a decision record of several MiB, which Kafka refuses. So
+the record quotes a value only when its canonical JSON (RFC 8785) is at most
+:data:`VALUE_INLINE_BYTES` and fits in what is left of
+:data:`VALUES_INLINE_BUDGET` for the record (strings and containers count;
+numbers, booleans and null are always quoted); any other value is recorded
+as a reference::
+
+    {"truncated": true, "bytes": <its JCS length>, "sha256": "<hex of its JCS>"}
+
+and its path is listed in ``evidence.truncated`` (absent when none is), so a
+reader never mistakes an action's own value of that shape for a reference.
+A path has one form throughout a record -- in ``evidence.valuesRead``, in
+``evidence.deciding`` and in every entry -- so :func:`expand_path` rebuilds
+the entries exactly as recorded, and an auditor checks a reference against
+the action's payload on the audit chain (``evidence.event`` says where it
+is). Rule errors (the engine may quote a value in its message) are cut at
+:data:`ERROR_CHARS` characters and the rationale at :data:`RATIONALE_CHARS`,
+each with its full length and the SHA-256 of its UTF-8 text. With ``p``
+policies in full entries, each reading ``k`` paths, a record is then at most
+about ``p * (400 + 110 k + 6 ERROR_CHARS + VALUES_INLINE_BUDGET) + 6
+RATIONALE_CHARS`` bytes (6: the longest JSON escape of one character),
+whatever the action: 100 policies reading the values of a 256 KiB action
+make a record, and its chain link, of well under Kafka's 1,000,000 bytes
+(``tests/unit/sentinel/test_decision_bounds.py``). The policy count is the
+operator's; the action cannot grow the record past that.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from schemas.catalog import catalog
 from schemas.events import Event
 from schemas.ids import uuid5_text
 from schemas.positions import LogPosition
+from streams.chain.canonical import canonicalize
+from streams.chain.errors import CanonicalizationError
 from streams.sentinel.evaluator import Evaluation, PolicyResult, lost_reason, policy_paths
 from streams.sentinel.policy import Effect, Policy
 from streams.sentinel.rules import format_path
 
 __all__ = [
+    "ERROR_CHARS",
+    "RATIONALE_CHARS",
     "SENTINEL_ACTOR",
+    "VALUES_INLINE_BUDGET",
+    "VALUE_INLINE_BYTES",
     "EvaluatedEvent",
+    "RecordedValues",
     "build_policy_check",
     "build_policy_checks",
     "check_id_for",
+    "cut_text",
     "expand_path",
+    "record_path",
+    "record_values",
+    "value_reference",
 ]
 
 SENTINEL_ACTOR = "sentinelnet"
@@ -73,6 +115,11 @@ _NAMESPACE = uuid.UUID("5b0c3f0e-4f1d-4a43-9d55-6a2f6c1e0b44")
 _SCHEMA_VERSION = catalog().newest("policyCheck").version
 
 Mode = Literal["sync", "stream"]
+
+VALUE_INLINE_BYTES = 1024  # a value whose JCS is longer is recorded by reference
+VALUES_INLINE_BUDGET = 2048  # JCS bytes of strings and containers quoted per record
+ERROR_CHARS = 256  # a rule error's text, as recorded
+RATIONALE_CHARS = 2000  # the rendered rationale, as recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +156,18 @@ def build_policy_check(
     ts_ms: int | None = None,
     event_id: str | None = None,
     path: list[dict[str, Any]] | None = None,
+    recorded: RecordedValues | None = None,
 ) -> Event:
     """One policyCheck; ``sim_mode`` picks the simulation view when there is one.
 
     ``path`` is the enforced view's evaluations JSON when the caller already
-    built it; ``event_id`` the envelope id (default random).
+    built it; ``event_id`` the envelope id (default random); ``recorded`` the
+    evaluation's values as recorded (:func:`record_values`), if already known.
+    Every policyCheck -- stream, sync, a sync check's late completion -- is
+    built here, so every one is bounded the same way (module docstring).
     """
+    if recorded is None:
+        recorded = record_values(evaluation.values_read)
     outranked = evaluation.outranked
     if sim_mode and evaluation.sim_decision is not None:
         decision, deciding = evaluation.sim_decision, evaluation.sim_deciding
@@ -134,9 +187,9 @@ def build_policy_check(
         "allowed": decision is Effect.ALLOW,
         "policyId": None if deciding is None else deciding.policy_id,
         "policyVersion": None if deciding is None else deciding.version,
-        "rationale": rationale,
-        "evidence": _evidence(evaluation, evaluated, deciding),
-        "evaluations": evaluation.path_json() if path is None else path,
+        "rationale": cut_text(rationale, RATIONALE_CHARS),
+        "evidence": _evidence(evaluation, evaluated, deciding, recorded),
+        "evaluations": record_path(evaluation.path_json() if path is None else path, recorded),
         "notMatched": list(evaluation.not_matched),
         "outranked": list(outranked),
         "simMode": sim_mode,
@@ -173,6 +226,7 @@ def build_policy_checks(
     """
     views = [False] + ([True] if evaluation.sim_decision is not None else [])
     path = evaluation.path_json()
+    recorded = record_values(evaluation.values_read)
     out = []
     for sim in views:
         check_id = (
@@ -189,18 +243,128 @@ def build_policy_checks(
                 ts_ms=ts_ms,
                 event_id=None if event_id_for is None else event_id_for(check_id),
                 path=path,
+                recorded=recorded,
             )
         )
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedValues:
+    """The values an evaluation read, as a record quotes them.
+
+    ``values``: by path, each value itself or its :func:`value_reference`;
+    ``truncated``: the paths recorded by reference, in path order.
+    """
+
+    values: Mapping[str, Any]
+    truncated: tuple[str, ...] = ()
+
+
+def record_values(values: Mapping[str, Any]) -> RecordedValues:
+    """Which values a record quotes and which it references (module docstring).
+
+    ``values`` is the evaluation's evidence, every path any policy in scope
+    read, in the evaluator's order; the budget is spent in that order.
+    """
+    recorded: dict[str, Any] | None = None
+    truncated: list[str] = []
+    budget = VALUES_INLINE_BUDGET
+    for path, value in values.items():
+        kind = type(value)
+        if kind is str:
+            # printable ASCII without a quote or backslash is its own JSON, quoted
+            if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+                size = len(value) + 2
+                if size <= VALUE_INLINE_BYTES and size <= budget:
+                    budget -= size
+                    continue
+        elif value is None or kind is bool or kind is int or kind is float:
+            continue
+        data = _jcs(value)
+        if data is not None and len(data) <= VALUE_INLINE_BYTES and len(data) <= budget:
+            budget -= len(data)
+            continue
+        if recorded is None:
+            recorded = dict(values)  # the evaluator's dict is shared: never written to
+        recorded[path] = value_reference(value, data)
+        truncated.append(path)
+    if recorded is None:
+        return RecordedValues(values)
+    return RecordedValues(recorded, tuple(truncated))
+
+
+def value_reference(value: Any, data: bytes | None = None) -> dict[str, Any]:
+    """``{"truncated": true, "bytes": n, "sha256": hex}`` of ``value``'s canonical JSON.
+
+    ``data``: that JSON if the caller has it. A value with no canonical form
+    (not I-JSON; the input contract refuses those at every door) is hashed in
+    Python's sorted JSON instead, so the record is still written.
+    """
+    if data is None:
+        data = _jcs(value)
+    if data is None:
+        data = json.dumps(value, sort_keys=True, default=repr).encode("utf-8", "surrogatepass")
+    return {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _jcs(value: Any) -> bytes | None:
+    if type(value) is str:
+        try:
+            return orjson.dumps(value)  # a string's JCS form is orjson's
+        except orjson.JSONEncodeError:  # a lone surrogate
+            return None
+    try:
+        return canonicalize(value)
+    except CanonicalizationError:
+        return None
+
+
+def record_path(
+    entries: Sequence[dict[str, Any]], recorded: RecordedValues
+) -> list[dict[str, Any]]:
+    """Evaluation entries as recorded: referenced values swapped in, long errors cut.
+
+    An entry that needs neither is the evaluator's own dict (not copied).
+    """
+    truncated = set(recorded.truncated)
+    values = recorded.values
+    out = []
+    for entry in entries:
+        read = entry["valuesRead"]
+        error = entry["error"]
+        swap = bool(truncated) and read is not None and not truncated.isdisjoint(read)
+        cut = error is not None and len(error) > ERROR_CHARS
+        if not swap and not cut:
+            out.append(entry)
+            continue
+        copy = dict(entry)
+        if swap:
+            copy["valuesRead"] = {p: values[p] for p in read}
+        if cut:
+            copy["error"] = cut_text(error, ERROR_CHARS)
+        out.append(copy)
+    return out
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` if at most ``limit`` characters; else its head, its length and SHA-256."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[:limit]}... [cut: {len(text)} characters, sha256 {digest}]"
+
+
 def _evidence(
-    evaluation: Evaluation, evaluated: EvaluatedEvent, deciding: PolicyResult | None
+    evaluation: Evaluation,
+    evaluated: EvaluatedEvent,
+    deciding: PolicyResult | None,
+    recorded: RecordedValues,
 ) -> dict[str, Any]:
-    return {
+    evidence = {
         "event": evaluated.to_json(),
         "chain": None,
-        "valuesRead": evaluation.values_read,
+        "valuesRead": recorded.values,
         "missing": list(evaluation.missing),
         "deciding": None
         if deciding is None
@@ -208,10 +372,19 @@ def _evidence(
             "policyId": deciding.policy_id,
             "version": deciding.version,
             "result": deciding.outcome.value,
-            "error": deciding.error,
-            "valuesRead": deciding.values,
+            "error": None if deciding.error is None else cut_text(deciding.error, ERROR_CHARS),
+            "valuesRead": _recorded_subset(deciding.values, recorded),
         },
     }
+    if recorded.truncated:
+        evidence["truncated"] = list(recorded.truncated)
+    return evidence
+
+
+def _recorded_subset(read: Mapping[str, Any], recorded: RecordedValues) -> Mapping[str, Any]:
+    if not recorded.truncated or set(recorded.truncated).isdisjoint(read):
+        return read
+    return {p: recorded.values[p] for p in read}
 
 
 def expand_path(
@@ -225,7 +398,8 @@ def expand_path(
     projection); a version it lacks gets null ``severity``, ``valuesRead`` and
     ``missing`` (and, if outranked, null ``effect`` and ``reason``) rather than
     guesses. Entries come back in key order (policy id, version), the
-    evaluator's order.
+    evaluator's order. Values come from ``evidence.valuesRead`` as recorded, so
+    a value the record holds by reference is that reference here too.
     """
     evaluations: list[dict[str, Any]] = body["evaluations"]
     not_matched = _labels(body.get("notMatched"))

@@ -1,42 +1,56 @@
 """Streaming evaluation: a pure :class:`~streams.processor.Processor` over kernel actions.
 
-The processor consumes two topics. **Policies** (one partition, one ordered
-log) move the live policy set; **actions** are evaluated against the set as it
-stands when the action is read, and each yields its ``policyCheck`` events --
-the enforced one, plus a ``simMode`` one when a ``test`` policy was in scope --
-to the policy-checks topic keyed by the action's subject, so checks of one
-subject stay in order. The runner (``TransactionalRunner``) commits the checks
-and both input offsets in one Kafka transaction: exactly once.
+**Actions** (the input topic, split across instances by the consumer group)
+are evaluated against the live policy set as it stands when the action is
+read, and each yields its ``policyCheck`` events -- the enforced one, plus a
+``simMode`` one when a ``test`` policy was in scope -- to the policy-checks
+topic keyed by the action's subject, so checks of one subject stay in order.
+The runner (``TransactionalRunner``) commits the checks and the input offsets
+in one Kafka transaction: exactly once.
+
+**Policies** are a *broadcast* input (``broadcast_topics``): every instance
+needs the whole policy set, whichever action partitions it holds, so the
+runner reads every partition of the policies topic outside the consumer group
+-- from the beginning through :meth:`SentinelProcessor.absorb` after
+``recover``, then whatever arrives before each transaction. That is what lets
+several sentinel instances share the actions and still all see every policy
+change. A change that is illegal against the registry (two operators raced)
+is skipped, exactly as :func:`~streams.sentinel.lifecycle.fold` does, and
+counted in the state.
 
 Replay reproduces the records: the ``policyCheckId`` and the envelope's event
 id are derived from the action's event id (``check_id_for``), and a stream
 check carries the evaluated action's time rather than the clock (the decision
-is made *as of* the action), so re-running the same inputs in the same order
-yields byte-identical checks. Across the two topics the interleaving of a
-policy change with actions is the order the consumer read them, which is as
+is made *as of* the action), so re-running the same inputs against the same
+policy set yields byte-identical checks. The interleaving of a policy change
+with actions is when the runner drained the policies topic, which is as
 precise as a stream evaluator can be; the evidence says which policy versions
 decided.
 
-``recover`` folds the policies topic up to this group's committed offset on it:
-the records after that point will be consumed again by ``step``, and folding
-them twice would reject them as stale. A change that is illegal against the
-registry (two operators raced) is skipped, exactly as
-:func:`~streams.sentinel.lifecycle.fold` does, and counted in the state.
+**What is refused** (dead-lettered by the runner, never decided): a record of
+another type on the actions topic, and a duplicate eventId within the dedup
+window of its partition (:mod:`streams.dedup`) -- the same window, over the
+same records, as the chain signer's, so an action the signer refuses as a
+duplicate is refused here too and no decision lacks its audit link
+(``docs/decisions/0008``).
 
-The state is immutable: a policy change builds a new :class:`SentinelState`;
-an action leaves it untouched. A ``PolicyRegistry`` inside the state is never
-mutated after construction, so the runner's rewind-on-abort is free.
+The state is immutable apart from the dedup memo (whose answers a step never
+changes, see :mod:`streams.dedup`): a policy change builds a new
+:class:`SentinelState`; an action leaves it untouched. A ``PolicyRegistry``
+inside the state is never mutated after construction, so the runner's
+rewind-on-abort is free.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from schemas.errors import ValidationError
 from schemas.events import Event
 from schemas.ids import uuid5_text
+from streams.dedup import DEFAULT_WINDOW, DuplicateCheck
 from streams.processor import InputRecord, LogReader, OutputRecord
 from streams.sentinel.decision import EvaluatedEvent, build_policy_checks
 from streams.sentinel.errors import TransitionError
@@ -60,14 +74,17 @@ def check_event_id(policy_check_id: str) -> str:
 class SentinelState:
     registry: PolicyRegistry
     rejected_changes: int = 0
+    seen: DuplicateCheck = field(default_factory=DuplicateCheck)
 
     @classmethod
-    def of(cls, state: RegistryState, rejected: int = 0) -> SentinelState:
-        return cls(PolicyRegistry(state), rejected)
+    def of(
+        cls, state: RegistryState, rejected: int = 0, seen: DuplicateCheck | None = None
+    ) -> SentinelState:
+        return cls(PolicyRegistry(state), rejected, DuplicateCheck() if seen is None else seen)
 
 
 class SentinelProcessor:
-    """Evaluates every kernel action; follows the policies topic in the same stream."""
+    """Evaluates every kernel action; follows the policies topic as a broadcast input."""
 
     def __init__(
         self,
@@ -75,39 +92,45 @@ class SentinelProcessor:
         policies_topic: str,
         checks_topic: str,
         name: str = PROCESSOR_NAME,
+        dedup_window: int = DEFAULT_WINDOW,
     ) -> None:
         self.actions_topic = actions_topic
         self.policies_topic = policies_topic
         self.checks_topic = checks_topic
         self.name = name
-        self.input_topics: Sequence[str] = (actions_topic, policies_topic)
+        self.dedup_window = dedup_window
+        self.input_topics: Sequence[str] = (actions_topic,)
+        self.broadcast_topics: Sequence[str] = (policies_topic,)
 
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> SentinelState:
-        """The policy set as of this group's committed position on the policies topic.
+        """An empty policy set and the dedup windows of the assigned action partitions.
 
-        Every instance needs the whole policy set, whether or not the policies
-        partition is assigned to it, so this reads the topic directly.
+        The policies are not read here: the runner folds the broadcast topics
+        from their beginning through :meth:`absorb` right after this.
         """
-        state = RegistryState()
-        rejected = 0
-        for partition in reader.partitions(self.policies_topic):
-            end = reader.committed(self.policies_topic, partition)
-            for record in reader.read(self.policies_topic, partition, 0, end):
-                state, ok = _fold(state, record.event)
-                rejected += not ok
-        return SentinelState.of(state, rejected)
+        actions = [(t, p) for t, p in assigned if t == self.actions_topic]
+        seen = DuplicateCheck.recover(actions, reader, self.dedup_window)
+        return SentinelState.of(RegistryState(), 0, seen)
+
+    def initial(self) -> SentinelState:
+        """No policies, no actions seen (pure drivers, tests)."""
+        return SentinelState.of(RegistryState(), 0, DuplicateCheck(self.dedup_window))
+
+    def absorb(self, state: SentinelState, record: InputRecord) -> SentinelState:
+        """Fold one record of the policies topic into the live set (no outputs)."""
+        event = record.event
+        if event.event_type != "policyChange":
+            return state
+        new, ok = _fold(state.registry.state, event)
+        if not ok:
+            return replace(state, rejected_changes=state.rejected_changes + 1)
+        return SentinelState.of(new, state.rejected_changes, state.seen)
 
     def step(
         self, state: SentinelState, record: InputRecord
     ) -> tuple[SentinelState, Sequence[OutputRecord]]:
         event = record.event
-        if record.topic == self.policies_topic:
-            if event.event_type != "policyChange":
-                return state, ()
-            new, ok = _fold(state.registry.state, event)
-            if not ok:
-                return replace(state, rejected_changes=state.rejected_changes + 1), ()
-            return SentinelState.of(new, state.rejected_changes), ()
+        state.seen.check(record)  # first: every record counts in the window (streams.dedup)
         if event.event_type != "kernelAction":
             raise ValidationError(
                 f"the actions topic carries kernelAction, not {event.event_type}",

@@ -122,3 +122,11 @@ def test_subclasses_go_through_reference() -> None:
 
     value = {"k": Tag("v"), "n": True}
     assert canonicalize(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value", [{"\ud800": 1}, {"k": "\udfff"}, ["a\ud800"], 2**53, float("nan"), {"k": {1, 2}}]
+)
+def test_a_value_with_no_rfc8785_form_is_a_canonicalization_error(value: object) -> None:
+    with pytest.raises(CanonicalizationError):
+        canonicalize(value)

@@ -26,11 +26,11 @@ def _record(offset: int, partition: int = 0, **body: object) -> InputRecord:
 
 def test_links_continue_per_partition_and_are_deterministic() -> None:
     signer = ChainSigner(SIGNER, ["t.actions"], "t.chain", 3)
-    state: dict[str, object] = {}
+    state = signer.initial()
     records = [_record(0), _record(1), _record(0, partition=1), _record(5)]
     outs = []
     for rec in records:
-        state, out = signer.step(state, rec)  # type: ignore[arg-type]
+        state, out = signer.step(state, rec)
         outs += out
     bodies = [o.event.body for o in outs]
     assert [(b["chain"], b["seq"]) for b in bodies] == [
@@ -43,9 +43,9 @@ def test_links_continue_per_partition_and_are_deterministic() -> None:
     assert outs[0].partition == chain_partition("t.actions/0", 3)
     assert outs[0].event.event_id == record_id("t.actions/0", 0)
     # The same input gives byte-identical links (deterministic signatures and ids).
-    again: dict[str, object] = {}
+    again = signer.initial()
     for rec, out in zip(records, outs, strict=True):
-        again, (same,) = signer.step(again, rec)  # type: ignore[arg-type]
+        again, (same,) = signer.step(again, rec)
         assert same.event == out.event
     verifier = ChainVerifier({"unit-signer": Verifier(SIGNER.public_key)})
     rows = sorted(
@@ -75,7 +75,7 @@ def test_nul_from_a_foreign_producer_is_refused_not_chained() -> None:
     rec = _record(0)
     bad = replace(rec, event=replace(rec.event, actor="evil\x00actor"))
     with pytest.raises(ValidationError, match="NUL"):
-        signer.step({}, bad)
+        signer.step(signer.initial(), bad)
 
 
 _text = st.text(alphabet=st.sampled_from(["a", "\\", "u", "0", "\x00", "\x01", "é"]), max_size=8)
@@ -99,9 +99,9 @@ def test_nul_is_refused_exactly_when_one_is_in_the_event(
     bad = replace(rec, event=event)
     if has_nul:
         with pytest.raises(ValidationError, match="NUL"):
-            signer.step({}, bad)
+            signer.step(signer.initial(), bad)
     else:
-        _, (out,) = signer.step({}, bad)
+        _, (out,) = signer.step(signer.initial(), bad)
         assert out.event.body["payload"] == event.to_json()
 
 

@@ -1,4 +1,9 @@
-"""The streaming processor, driven with no broker: policies and actions in one stream."""
+"""The streaming processor, driven with no broker the way the runner drives it.
+
+``recover`` for the assigned action partitions, then every record of the
+policies topic (a broadcast input) through ``absorb``, then actions through
+``step`` with new policy records absorbed between them.
+"""
 
 from __future__ import annotations
 
@@ -81,8 +86,12 @@ class FakeReader:
 def run(
     proc: SentinelProcessor, state: SentinelState, records: list[InputRecord]
 ) -> tuple[SentinelState, list[OutputRecord]]:
+    """Records in order: a policies record is absorbed, an action stepped."""
     outs: list[OutputRecord] = []
     for r in records:
+        if r.topic in proc.broadcast_topics:
+            state = proc.absorb(state, r)
+            continue
         state, o = proc.step(state, r)
         outs.extend(o)
     return state, outs
@@ -95,7 +104,7 @@ def proc() -> SentinelProcessor:
 def test_policies_in_the_stream_decide_the_actions_after_them() -> None:
     rec = Records()
     p = proc()
-    empty = p.recover([(ACTIONS, 0), (POLICIES, 0)], FakeReader({}, {}))
+    empty = p.recover([(ACTIONS, 0)], FakeReader({}, {}))
     before = rec(ACTIONS, action(5000))
     stream = [before, *(rec(POLICIES, e) for e in policy_events(State.TEST, State.CANARY))]
     state, outs = run(p, empty, stream)
@@ -122,7 +131,7 @@ def test_checks_carry_the_position_and_deterministic_ids() -> None:
     p = proc()
     state, _ = run(
         p,
-        SentinelState.of(RegistryState()),
+        p.initial(),
         [rec(POLICIES, e) for e in policy_events(State.TEST, State.CANARY, State.ACTIVE)],
     )
     rec.offsets[ACTIONS] = 41
@@ -149,9 +158,7 @@ def test_checks_carry_the_position_and_deterministic_ids() -> None:
 def test_a_test_policy_adds_a_sim_mode_check() -> None:
     rec = Records()
     p = proc()
-    state, _ = run(
-        p, SentinelState.of(RegistryState()), [rec(POLICIES, e) for e in policy_events(State.TEST)]
-    )
+    state, _ = run(p, p.initial(), [rec(POLICIES, e) for e in policy_events(State.TEST)])
     _, outs = p.step(state, rec(ACTIONS, action(5000)))
     assert [(o.event.body["simMode"], o.event.body["decision"]) for o in outs] == [
         (False, "allow"),
@@ -160,26 +167,56 @@ def test_a_test_policy_adds_a_sim_mode_check() -> None:
     assert len({o.event.body["policyCheckId"] for o in outs}) == 2
 
 
-def test_recover_folds_the_policies_up_to_the_committed_offset() -> None:
+def test_policies_are_a_broadcast_input_folded_by_absorb_not_by_recover() -> None:
     rec = Records()
-    events = policy_events(State.TEST, State.CANARY, State.ACTIVE)
-    records = [rec(POLICIES, e) for e in events]
+    records = [rec(POLICIES, e) for e in policy_events(State.TEST, State.CANARY, State.ACTIVE)]
     p = proc()
-    # committed after 2 of 4: the last two will be consumed again by step
-    state = p.recover([(ACTIONS, 0)], FakeReader({POLICIES: records}, {POLICIES: 2}))
-    record = state.registry.state.get("big-transfer")
-    assert record is not None and record.latest.state is State.TEST
-    state, _ = run(p, state, records[2:])
-    assert state.rejected_changes == 0
-    assert [cp.policy.state for cp in state.registry.policy_set.policies] == [State.ACTIVE]
+    assert tuple(p.input_topics) == (ACTIONS,) and tuple(p.broadcast_topics) == (POLICIES,)
+    # recover reads no policies (the runner folds the broadcast topic after it), even
+    # with the policies committed: a group never commits a broadcast input
+    state = p.recover([(ACTIONS, 0)], FakeReader({POLICIES: records}, {POLICIES: 4}))
+    assert state.registry.state.get("big-transfer") is None
+    folded = state
+    for r in records:
+        folded = p.absorb(folded, r)
+    assert folded.rejected_changes == 0
+    assert [cp.policy.state for cp in folded.registry.policy_set.policies] == [State.ACTIVE]
+    assert state.registry.state.get("big-transfer") is None  # absorb did not mutate
+    # another event type on the policies topic is ignored, not counted
+    assert p.absorb(folded, rec(POLICIES, action(1))) is folded
+
+
+def test_every_instance_sees_every_policy_change_and_decides_alike() -> None:
+    """Two instances split the action partitions; each absorbs the whole policies topic."""
+    rec = Records()
+    changes = [rec(POLICIES, e) for e in policy_events(State.TEST, State.CANARY, State.ACTIVE)]
+    reader = FakeReader({POLICIES: changes}, {})
+    actions = [
+        InputRecord(ACTIONS, i % 2, i // 2, 0, b"s", action(500 * i, action_name="payments.x"))
+        for i in range(8)
+    ]
+    decided: dict[str, str] = {}
+    for partitions in ([0], [1]):
+        p = proc()
+        state = p.recover([(ACTIONS, q) for q in partitions], reader)
+        for r in reader.read(POLICIES, 0, 0):
+            state = p.absorb(state, r)
+        for r in actions:
+            if r.partition in partitions:
+                _, (out,) = p.step(state, r)
+                decided[out.event.body["subjectEventId"]] = out.event.body["decision"]
+    assert decided == {
+        r.event.event_id: ("deny" if r.event.body["context"]["amount"] > 1000 else "allow")
+        for r in actions
+    }
 
 
 def test_an_illegal_change_is_skipped_and_counted_and_state_is_not_mutated() -> None:
     rec = Records()
     events = policy_events(State.TEST)
     p = proc()
-    state, _ = run(p, SentinelState.of(RegistryState()), [rec(POLICIES, e) for e in events])
-    again, _ = p.step(state, rec(POLICIES, events[1]))  # the same transition twice: stale
+    state, _ = run(p, p.initial(), [rec(POLICIES, e) for e in events])
+    again = p.absorb(state, rec(POLICIES, events[1]))  # the same transition twice: stale
     assert again.rejected_changes == 1 and state.rejected_changes == 0
     assert again.registry.state == state.registry.state
 
@@ -188,7 +225,7 @@ def test_an_action_topic_record_of_another_type_is_refused() -> None:
     rec = Records()
     stray = policy_events()[0]
     with pytest.raises(ValidationError, match="kernelAction"):
-        proc().step(SentinelState.of(RegistryState()), rec(ACTIONS, stray))
+        proc().step(proc().initial(), rec(ACTIONS, stray))
 
 
 @settings(max_examples=40, deadline=None)
@@ -200,7 +237,7 @@ def test_every_action_gets_exactly_one_enforced_check_with_the_rule_decision(
     p = proc()
     state, _ = run(
         p,
-        SentinelState.of(RegistryState()),
+        p.initial(),
         [rec(POLICIES, e) for e in policy_events(State.TEST, State.CANARY, State.ACTIVE)],
     )
     records = [rec(ACTIONS, action(a, action_name="payments.x")) for a in amounts]

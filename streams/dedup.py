@@ -18,7 +18,7 @@ accepted" would depend on verdicts before the window, which a restarted
 worker cannot know without reading further back, and so on. The signer reads
 the actions topic among its inputs and the sentinel reads exactly the actions
 topic, with the same codec, so on each actions partition both see the same
-records and reach the same verdict (``docs/decisions/0008``).
+records and reach the same verdict (``docs/decisions/0010``).
 
 **Recovery.** ``recover`` reads the input partition from ``max(0, committed -
 N)`` to ``committed`` through the LogReader: the records the next step's

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from ops import metrics
 from ops.bootstrap import Kernel
-from ops.runner_metrics import TransactionalRunnerMetrics
+from ops.workers import drive
 from streams.kafka.transactional_runner import TransactionalRunner
 from streams.processor import InputRecord, LogReader, OutputRecord
 from streams.sentinel.stream import SentinelProcessor, SentinelState
@@ -66,19 +66,8 @@ def build_runner(
         names.policy_checks,
         dedup_window=kernel.settings.dedup_window,
     )
-    return TransactionalRunner(
-        MeteredSentinel(processor),
-        bootstrap=kernel.settings.kafka_bootstrap,
-        codec=kernel.codec,
-        names=names,
-        instance_id=kernel.settings.instance_id if instance_id is None else instance_id,
-        on_batch=TransactionalRunnerMetrics(processor.name),
-    )
+    return kernel.transactional(MeteredSentinel(processor), instance_id)
 
 
 def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
-    runner = build_runner(kernel)
-    try:
-        runner.run(should_stop)
-    finally:
-        runner.close()
+    drive(build_runner(kernel), should_stop)

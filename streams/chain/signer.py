@@ -14,7 +14,7 @@ last committed link is exactly where the chain stands.
 
 What the signer refuses (the runner dead-letters the record, the chain goes
 on without it), and why the sentinel refuses the same actions
-(``docs/decisions/0008``):
+(``docs/decisions/0010``):
 
 - a **duplicate** eventId within the dedup window of its partition
   (:mod:`streams.dedup`), checked first, by the sentinel alike;

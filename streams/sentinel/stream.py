@@ -32,7 +32,7 @@ another type on the actions topic, and a duplicate eventId within the dedup
 window of its partition (:mod:`streams.dedup`) -- the same window, over the
 same records, as the chain signer's, so an action the signer refuses as a
 duplicate is refused here too and no decision lacks its audit link
-(``docs/decisions/0008``).
+(``docs/decisions/0010``).
 
 The state is immutable apart from the dedup memo (whose answers a step never
 changes, see :mod:`streams.dedup`): a policy change builds a new

@@ -1,4 +1,4 @@
-"""The signer refuses no action the sentinel decides (``docs/decisions/0008``).
+"""The signer refuses no action the sentinel decides (``docs/decisions/0010``).
 
 Both workers decode with the same codec, which enforces the input contract,
 and both refuse duplicates with the same window (``tests/unit/test_dedup.py``).

@@ -268,7 +268,7 @@ class InputContract:
                 # Postgres jsonb keeps it as an exact integer, which has no RFC 8785
                 # form: the stored row could no longer be verified.
                 raise _ViolationError(
-                    f"number {value!r} is outside +/-(2^53-1); send it as a string"
+                    f"number {value!r} is outside the I-JSON range +/-(2^53-1); send it as a string"
                 )
         elif value is None or t is bool or t is bytes:
             return  # bytes: an Avro bytes field, base64 in the JSON mapping
@@ -350,6 +350,8 @@ class InputContract:
             except _ViolationError as v:
                 raise v.error("metadata") from None
         self._body(event, checked, derived, uuid_fields)
+        if event.event_type == "auditRecord":
+            _link_payload(event.body.get("payload"))
         limit = self.max_record_bytes if derived else self.max_event_bytes
         if encoded_bytes is None or _JSON_PER_AVRO_BYTE * encoded_bytes + _JSON_NAMES_BYTES > limit:
             self._size(event, limit, derived)
@@ -430,6 +432,37 @@ class InputContract:
                 f"{_show_ts(reference_ms)} (KERNEL_TS_FUTURE_SKEW_S)",
                 field="ts",
             )
+
+
+_PAYLOAD_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def _link_payload(payload: Any) -> None:
+    """A chain link's payload has what its ``audit_events`` row is made of.
+
+    The projector copies ``eventId`` (a uuid column), ``eventType``, ``ts`` (a
+    timestamptz) and ``metadata`` out of the payload; a link whose payload
+    cannot give them (a record forged onto the chain topic) is refused here, so
+    the projector dead-letters it and replay skips it by the same rule.
+    """
+    if type(payload) is not dict:
+        raise ValidationError("must be the audited event as a JSON object", field="body.payload")
+    event_id = payload.get("eventId")
+    if type(event_id) is not str or not _UUID.fullmatch(event_id):
+        raise ValidationError(
+            f"{event_id!r} is not a UUID in canonical lowercase form",
+            field="body.payload.eventId",
+        )
+    if type(payload.get("eventType")) is not str or not payload["eventType"]:
+        raise ValidationError("must be a non-empty string", field="body.payload.eventType")
+    ts = payload.get("ts")
+    if type(ts) is not str or not _PAYLOAD_TS.fullmatch(ts):
+        raise ValidationError(
+            "must be an RFC 3339 UTC timestamp with milliseconds", field="body.payload.ts"
+        )
+    metadata = payload.get("metadata", {})
+    if type(metadata) is not dict or not all(type(v) is str for v in metadata.values()):
+        raise ValidationError("must be an object of strings", field="body.payload.metadata")
 
 
 def _plain(value: Any) -> Any:

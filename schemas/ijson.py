@@ -186,7 +186,7 @@ def check_ijson(value: Any, path: str = "") -> None:
             raise ValidationError(f"{value} is not an I-JSON number", field=path or None)
         if abs(value) > MAX_SAFE_INTEGER:  # jsonb would store an integer with no RFC 8785 form
             raise ValidationError(
-                f"number {value!r} is outside +/-(2^53-1); send it as a string",
+                f"number {value!r} is outside the I-JSON range +/-(2^53-1); send it as a string",
                 field=path or None,
             )
         return

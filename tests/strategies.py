@@ -48,9 +48,10 @@ def _for_type(avro_type: Any, is_json: bool) -> st.SearchStrategy[Any]:
 
 def bodies(schema: EventSchema) -> st.SearchStrategy[dict[str, Any]]:
     fields = schema.raw["fields"][-1]["type"]["fields"]
-    return st.fixed_dictionaries(
-        {f["name"]: _for_type(f["type"], f["name"] in schema.json_fields) for f in fields}
-    )
+    shapes = {f["name"]: _for_type(f["type"], f["name"] in schema.json_fields) for f in fields}
+    if schema.event_type == "auditRecord":  # a link's payload is the audited event's JSON
+        shapes["payload"] = _events_of(catalog().newest("kernelAction")).map(Event.to_json)
+    return st.fixed_dictionaries(shapes)
 
 
 def events(event_type: str | None = None) -> st.SearchStrategy[Event]:

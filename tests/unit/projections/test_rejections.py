@@ -13,6 +13,7 @@ from projections.kafka_dead_letters import KafkaDeadLetters
 from projections.postgres import PostgresTimeouts
 from projections.rejections import Rejection, is_record_error
 from schemas.codec import EventCodec
+from schemas.contract import InputContract
 from schemas.errors import LogUnavailableError, StoreUnavailableError, ValidationError
 from schemas.topics import TopicNames
 
@@ -69,12 +70,13 @@ class _Producer:
 
 
 @given(
-    value=st.one_of(st.none(), st.binary(max_size=3000)),
+    value=st.one_of(st.none(), st.binary(max_size=30_000)),
     key=st.one_of(st.none(), st.binary(max_size=64)),
     reason=st.text(max_size=300),
 )
 def test_a_dead_letter_always_encodes(value: bytes | None, key: bytes | None, reason: str) -> None:
-    codec = EventCodec(max_bytes=2048)  # small, so large values must fall back
+    # small, so large values must fall back
+    codec = EventCodec(contract=InputContract(max_event_bytes=2000, max_record_bytes=20_000))
     producer = _Producer(codec)
     sink = KafkaDeadLetters(producer, "audit")  # type: ignore[arg-type]
     sink([Rejection("t.audit.chain", 1, 7, key, value, reason, "DataError")])

@@ -168,6 +168,38 @@ def test_derived_records_get_headroom_so_what_a_door_accepts_can_be_derived() ->
     assert CODEC.decode(CODEC.encode(dead)) == dead
 
 
+def _link(payload: Any) -> Event:
+    body = {"chain": "t/0", "seq": 0, "prevHash": "", "hash": "h", "signature": "s",
+            "signerId": "k", "sourceTopic": "t", "sourcePartition": 0, "sourceOffset": 0,
+            "payload": payload}  # fmt: skip
+    return replace(action(), event_type="auditRecord", body=body)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"eventId": "not-a-uuid"}, "body.payload.eventId"),
+        ({"eventId": ID.upper()}, "body.payload.eventId"),
+        ({"eventType": 7}, "body.payload.eventType"),
+        ({"ts": "yesterday"}, "body.payload.ts"),
+        ({"metadata": {"k": 1}}, "body.payload.metadata"),
+    ],
+)
+def test_a_link_whose_payload_cannot_make_its_audit_row_is_refused(
+    change: dict[str, Any], field: str
+) -> None:
+    # Found by the corpus: a link forged onto the chain topic with a non-UUID
+    # eventId was dead-lettered by the projector (Postgres refused the row) but
+    # verified by replay. The decoder now refuses it for both.
+    good = _link(action().to_json())
+    assert CODEC.decode(CODEC.encode(good)).body == good.body
+    with pytest.raises(ValidationError) as exc:
+        CODEC.decode(CODEC.encode(_link({**action().to_json(), **change})))
+    assert exc.value.field == field
+    with pytest.raises(ValidationError):
+        CODEC.decode(CODEC.encode(_link([1, 2])))
+
+
 @pytest.mark.parametrize(
     "value",
     [2**53, -(2**53), 2**64, 10**30],
@@ -179,9 +211,7 @@ def test_integers_outside_ijson_are_refused_even_when_orjson_reads_a_float(value
     assert exc.value.field == "body.context.n"
 
 
-@pytest.mark.parametrize(
-    "value", [-2.202225678814427e16, 9007199254740994.0, 1e300, -1.5e17]
-)
+@pytest.mark.parametrize("value", [-2.202225678814427e16, 9007199254740994.0, 1e300, -1.5e17])
 def test_floats_beyond_2_53_are_refused_since_jsonb_would_store_an_unverifiable_integer(
     value: float,
 ) -> None:

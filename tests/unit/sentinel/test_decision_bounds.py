@@ -102,7 +102,7 @@ values = st.one_of(
     nested(),
     st.lists(st.integers(-(2**53) + 1, 2**53 - 1), max_size=10).map(lambda xs: xs * 1000),
     st.integers(-(2**53) + 1, 2**53 - 1),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(-(2**53 - 1), 2**53 - 1, allow_nan=False),
     st.booleans(),
     st.none(),
 )

@@ -420,7 +420,6 @@ class TransactionalRunner(Generic[S]):
         dead: list[tuple[str, str]] = []  # (reason class, error type), counted on commit
         try:
             self._producer.begin_transaction()
-            headers = outgoing(start_new=False)  # propagate the input's trace, never start one
             for msg in msgs:
                 problem = self._poison.pop(_where(msg), None) if self._poison else None
                 record = None
@@ -433,6 +432,8 @@ class TransactionalRunner(Generic[S]):
                         except Exception as exc:  # no record may stop the worker
                             problem = ("step", f"{self.processor.name} rejected the record", exc)
                         else:
+                            # the input's trace, propagated (never a new one started)
+                            headers = outgoing(start_new=False)
                             problem = self._produce(msg, outs, headers)
                             if problem is None:
                                 state = new_state

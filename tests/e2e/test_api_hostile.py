@@ -136,6 +136,10 @@ def api(
 # -- hostile values -------------------------------------------------------------
 
 
+def _slash(value: str | bytes) -> bool:
+    return (b"/" if isinstance(value, bytes) else "/") in value  # type: ignore[operator]
+
+
 def _enc(value: str | bytes) -> str:
     """Percent-encoded as it travels: text as UTF-8 (lone surrogates too), bytes as they are."""
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
@@ -265,6 +269,8 @@ def test_policies_by_id(api: Api, value: str | bytes) -> None:
     if value in ("", b""):
         value = "x"
     status, body = _request(api, "GET", f"/policies/{_enc(value)}")
+    if status == 307 and _slash(value):
+        return  # "/policies/<a>/" is the collection's URL with a slash: a redirect, no error
     _assert_answered(status, body, "policyId")
     assert status in (404, 422), (status, body)
 
@@ -279,6 +285,8 @@ def test_explain(api: Api, check_id: str | bytes, wait_ms: str | bytes | None) -
         check_id = "x"
     query = "" if wait_ms is None else f"?wait_ms={_enc(wait_ms)}"
     status, body = _request(api, "GET", f"/sentinel/explain/{_enc(check_id)}{query}")
+    if status in (307, 404) and _slash(check_id):
+        return  # the decoded path has another segment: the router's redirect or not found
     assert status in (404, 422), (status, body)
     _assert_answered(status, body, None)
     if status == 422:
@@ -357,7 +365,7 @@ def test_known_500s_of_issue_9_are_4xx(api: Api) -> None:
         ("GET", "/policies/a%00b", None, (422, "policyId")),
         ("GET", "/sentinel/explain/%00", None, (422, "policyCheckId")),
         ("POST", "/sentinel/check", b'{"action": "\xff"}', (400, None)),
-        ("POST", "/sentinel/check", _deep(995, "array"), (400, None)),
+        ("POST", "/sentinel/check", _deep(995, "array"), (422, "context.x" + "[0]" * 29)),
         ("POST", "/sentinel/check", b'{"action": "a"}', (415, "content-type")),
     ]
     for method, path, body, (want, field) in cases:

@@ -24,8 +24,10 @@ from tests.integration.core.test_producer import _actions, read_all
 
 
 def _big(size: int) -> Event:
-    blob = base64.b64encode(os.urandom(size * 3 // 4)).decode()  # lz4 cannot shrink it
-    return new_event("kernelAction", "svc", "big", {"action": "big", "context": {"b": blob}})
+    # Strings within the input contract's 64 KiB each; random, so lz4 cannot shrink them.
+    parts = [base64.b64encode(os.urandom(30_000)).decode() for _ in range(size // 40_000 + 1)]
+    context = {f"b{i}": blob for i, blob in enumerate(parts)}
+    return new_event("kernelAction", "svc", "big", {"action": "big", "context": context})
 
 
 def _recurse(n: int) -> int:

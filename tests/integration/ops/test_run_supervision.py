@@ -188,19 +188,27 @@ def test_two_signer_instances_share_the_group_without_fencing_each_other(
     assert codes == [0, 0], [log.read_text() for _, log, _ in procs]
 
 
+# A worker whose body hangs and never polls (what a client call that ignores
+# its timeout looks like): the real `kernel run` process, signals and HTTP, with
+# only the worker's body replaced.
+_STUCK = (
+    "import sys, time\n"
+    "from ops.commands import run\n"
+    "from ops.workers import Worker\n"
+    "run.workers = lambda: {'signer': Worker('signer', 'hangs', lambda k, s: time.sleep(3600))}\n"
+    "from ops.cli import main\n"
+    "sys.exit(main(['run', 'signer']))\n"
+)
+
+
 def test_a_worker_stuck_past_sigterm_exits_1_naming_it_and_health_says_why(
     kernel: Kernel, tmp_path: Path
 ) -> None:
-    # No broker at this address: the signer blocks in init_transactions (30 s).
-    key = generate_key(tmp_path / "keys", "s1")
     port = _free_port()
-    env = _env(
-        kernel, tmp_path, KERNEL_SIGNING_KEY=str(key), KERNEL_SIGNER_ID="s1",
-        KERNEL_METRICS_PORT=str(port), KERNEL_BOOTSTRAP_SERVERS=f"127.0.0.1:{_free_port()}",
-    )  # fmt: skip
+    env = _env(kernel, tmp_path, KERNEL_METRICS_PORT=str(port))
     log = tmp_path / "stuck.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([KERNEL, "run", "signer"], env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen([sys.executable, "-c", _STUCK], env=env, stdout=out, stderr=out)
     try:
         deadline, status, body = time.monotonic() + 60, 0, ""
         while status == 0 and time.monotonic() < deadline:
@@ -214,6 +222,38 @@ def test_a_worker_stuck_past_sigterm_exits_1_naming_it_and_health_says_why(
         assert code == 1, log.read_text()
         assert time.monotonic() - signalled < 25  # the 10 s stop bound, with slack
         assert "worker(s) signer (instance 0) did not stop within 10s" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_signer_without_a_broker_keeps_beating_and_stops_at_once_on_sigterm(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    # No broker at this address: init_transactions retries under its deadline,
+    # ticking the heartbeat, and a SIGTERM ends it within the stop bound.
+    key = generate_key(tmp_path / "keys", "s1")
+    port = _free_port()
+    env = _env(
+        kernel, tmp_path, KERNEL_SIGNING_KEY=str(key), KERNEL_SIGNER_ID="s1",
+        KERNEL_METRICS_PORT=str(port), KERNEL_BOOTSTRAP_SERVERS=f"127.0.0.1:{_free_port()}",
+    )  # fmt: skip
+    log = tmp_path / "nobroker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([KERNEL, "run", "signer"], env=env, stdout=out, stderr=out)
+    try:
+        deadline, status, body = time.monotonic() + 60, 0, ""
+        while time.monotonic() < deadline:
+            status, body = _get(f"http://127.0.0.1:{port}/health")
+            if status == 200 and json.loads(body)["workers"][0].get("alive"):
+                break
+            time.sleep(0.3)
+        assert status == 200, (status, body, log.read_text())
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        assert proc.wait(timeout=60) == 0, log.read_text()
+        assert time.monotonic() - signalled < 25  # the 10 s stop bound, with slack
     finally:
         if proc.poll() is None:
             proc.kill()

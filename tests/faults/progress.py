@@ -1,0 +1,146 @@
+"""Where every worker stands, sampled from outside: "processing again" is its position moving.
+
+The transactional workers (signer, sentinel, checkpointer) commit their input
+offsets to their consumer group inside each transaction; the projectors keep
+theirs in ``projection_checkpoints`` in the same Postgres transaction as their
+rows. Both are read here every ``interval_s`` into a timeline, from which
+:meth:`Progress.served_again` answers "how long after t0 did every partition
+that had work move past where it stood at t0".
+
+The baseline is the first sample at or after t0 (a dead worker cannot commit,
+and a restarted one needs seconds to start), so a figure errs by at most one
+sampling interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+
+from ops.bootstrap import Kernel
+
+__all__ = ["Progress", "Sample"]
+
+Key = tuple[str, str, int]  # (worker, topic, partition)
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    positions: dict[Key, int]
+    ends: dict[tuple[str, int], int]
+
+
+@dataclass
+class Progress:
+    kernel: Kernel
+    interval_s: float = 0.5
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        n = self.kernel.names
+        prefix = n.prefix
+        # worker -> (its consumer group, the input topics that carry the run's traffic)
+        self.groups = {
+            "signer": (f"{prefix}chain-signer", [n.actions, n.policy_checks]),
+            "sentinel": (f"{prefix}sentinel", [n.actions]),
+            "checkpointer": (f"{prefix}chain-checkpointer", [n.chain]),
+        }
+        # worker -> (projection name, its input topic)
+        self.projections = {
+            "audit-projector": ("audit", n.chain),
+            "sentinel-projector": ("policy_checks", n.policy_checks),
+        }
+        self._topics = sorted({n.actions, n.policy_checks, n.chain})
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    # -- sampling -----------------------------------------------------------------
+    def _run(self) -> None:
+        bootstrap = self.kernel.settings.kafka_bootstrap
+        base = {"bootstrap.servers": bootstrap, "enable.auto.commit": False,
+                "socket.timeout.ms": 3000}  # fmt: skip
+        consumers = {w: Consumer({**base, "group.id": g}) for w, (g, _) in self.groups.items()}
+        ends = Consumer({**base, "group.id": f"faults-ends-{uuid.uuid4()}"})
+        parts: dict[str, list[int]] = {}
+        try:
+            while not self._stop.wait(self.interval_s):
+                positions: dict[Key, int] = {}
+                end_offsets: dict[tuple[str, int], int] = {}
+                with contextlib.suppress(Exception):  # broker down: no Kafka figures now
+                    if not parts:
+                        md = ends.list_topics(timeout=3)
+                        parts = {t: sorted(md.topics[t].partitions) for t in self._topics}
+                    for worker, (_group, topics) in self.groups.items():
+                        tps = [TopicPartition(t, p) for t in topics for p in parts[t]]
+                        for tp in consumers[worker].committed(tps, timeout=3):
+                            if tp.offset >= 0:
+                                positions[(worker, tp.topic, tp.partition)] = tp.offset
+                    for t in self._topics:
+                        for p in parts[t]:
+                            _lo, hi = ends.get_watermark_offsets(TopicPartition(t, p), timeout=3)
+                            end_offsets[(t, p)] = hi
+                with contextlib.suppress(psycopg.Error):  # Postgres down: none from it
+                    positions.update(self._projection_positions())
+                self.samples.append(Sample(time.monotonic(), positions, end_offsets))
+        except Exception as exc:
+            self.errors.append(f"progress: {exc!r}")
+        finally:
+            for c in [*consumers.values(), ends]:
+                with contextlib.suppress(Exception):
+                    c.close()
+
+    def _projection_positions(self) -> dict[Key, int]:
+        url = self.kernel.settings.database_url
+        out: dict[Key, int] = {}
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            rows = conn.execute(
+                "SELECT projection, topic, partition, next_offset FROM projection_checkpoints"
+            ).fetchall()
+        for worker, (projection, topic) in self.projections.items():
+            for name, t, p, off in rows:
+                if name == projection and t == topic:
+                    out[(worker, t, p)] = int(off)
+        return out
+
+    # -- questions ------------------------------------------------------------------
+    def served_again(self, worker: str, t0: float) -> float | None:
+        """Seconds from ``t0`` until every partition of ``worker`` with work moved; None: never."""
+        after = [s for s in list(self.samples) if s.at >= t0]
+        base = next((s for s in after if any(k[0] == worker for k in s.positions)), None)
+        if base is None:
+            return None
+        keys = [k for k in base.positions if k[0] == worker]
+        worst = 0.0
+        for key in keys:
+            moved = next(
+                (
+                    s.at
+                    for s in after
+                    if s.at > base.at and s.positions.get(key, -1) > base.positions[key]
+                ),
+                None,
+            )
+            if moved is None:
+                last = after[-1]
+                if last.ends.get((key[1], key[2]), 0) > base.positions[key] + 1:
+                    return None  # it had work and never moved
+                continue  # no work arrived on this partition: nothing to serve
+            worst = max(worst, moved - t0)
+        return worst

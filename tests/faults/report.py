@@ -1,0 +1,149 @@
+"""The run's figures as a table, and its verdict (the reasons it failed, or none)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from tests.faults.run import RunResult
+from tests.faults.schedule import WORKERS
+
+__all__ = ["table", "verdict"]
+
+_BOUND_BROKER_S = 30.0  # issue 9 item 4: every worker processing again after a broker restart
+_BOUND_KILL_S = 15.0  # and a killed worker's partitions served again
+
+
+def _s(v: float | None) -> str:
+    return "never" if v is None else f"{v:.1f}s"
+
+
+def _median(xs: list[float | None]) -> str:
+    got = [x for x in xs if x is not None]
+    never = len(xs) - len(got)
+    if not got:
+        return f"never (x{never})" if never else "-"
+    text = f"{statistics.median(got):.1f}s (n={len(got)}, max {max(got):.1f}s)"
+    return text + (f", never x{never}" if never else "")
+
+
+def verdict(r: RunResult) -> list[str]:
+    """Why the run failed; empty when every promise held."""
+    why: list[str] = []
+    led = r.ledger
+    if led is None:
+        why.append("the end checks did not run")
+    else:
+        if led.missing:
+            why.append(f"{led.missing} missing")
+        if led.duplicated:
+            why.append(f"{led.duplicated} duplicated")
+    for name, (code, tail) in r.verify.items():
+        if code != 0:
+            why.append(f"`kernel {name}` exited {code}: {tail}")
+    if r.aborts == 0:
+        why.append("the transactional runners' abort/rewind path never ran")
+    zero = [e for e in r.exits if not e.asked and e.code == 0]
+    if zero:
+        who = Counter(f"{e.worker}#{e.instance}" for e in zero)
+        why.append(f"{len(zero)} exits with code 0 nobody asked for ({dict(who)})")
+    for kind, v in r.broker_recovery.items():
+        if v is None or v > _BOUND_BROKER_S:
+            why.append(
+                f"{kind}: not every worker processing again within {_BOUND_BROKER_S:.0f}s ({_s(v)})"
+            )
+    for worker, xs in r.recovery.items():
+        got = [x for x in xs if x is not None]
+        if len(got) < len(xs):
+            why.append(
+                f"kill -9 of {worker}: partitions never served again ({len(xs) - len(got)}x)"
+            )
+        elif got and statistics.median(got) > _BOUND_KILL_S:
+            why.append(
+                f"kill -9 of {worker}: median {statistics.median(got):.1f}s > {_BOUND_KILL_S:.0f}s"
+            )
+    if r.final_drain_s is None:
+        why.append(f"not drained within {r.plan.drain_deadline_s:.0f}s after the last fault")
+    why += [f"harness: {e}" for e in r.harness_errors]
+    return why
+
+
+def table(r: RunResult) -> str:
+    kills = Counter(f.target for f in r.faults if f.fault.kind == "kill9" and f.done)
+    skipped = sum(1 for f in r.faults if f.fault.kind == "kill9" and not f.done)
+    broker = Counter(f.fault.kind for f in r.faults if f.fault.kind.startswith("broker"))
+    pg = [f for f in r.faults if f.fault.kind == "pg-outage"]
+    codes = Counter((e.code, "asked" if e.asked else "UNASKED") for e in r.exits)
+    unasked = [e for e in r.exits if not e.asked]
+    led = r.ledger
+    rows: list[tuple[str, str]] = [
+        (
+            "plan",
+            f"{r.plan.name}: {r.plan.events} events at {r.plan.rate:g}/s, "
+            f"sync checks at {r.plan.check_rate:g}/s, seed {r.plan.seed}, wall {r.wall_s:.0f}s",
+        ),
+        (
+            "instances",
+            "kernel run --instance N"
+            if r.instance_flag
+            else "KERNEL_INSTANCE_ID only (no --instance flag on this branch)",
+        ),
+        (
+            "kills done",
+            ", ".join(f"{w} {kills.get(w, 0)}" for w in WORKERS)
+            + f" (total {sum(kills.values())}; {skipped} found it already down)",
+        ),
+        (
+            "broker restarts",
+            f"kill -9 {broker.get('broker-kill9', 0)}, graceful {broker.get('broker-graceful', 0)}",
+        ),
+        ("postgres outage", ", ".join(f"{f.ended - f.started:.1f}s" for f in pg) or "none"),
+    ]
+    for kind in ("broker-kill9", "broker-graceful"):
+        if kind in r.broker_blame:
+            per = ", ".join(f"{w} {_s(v)}" for w, v in r.broker_blame[kind].items())
+            rows.append((f"{kind} -> all processing", f"{_s(r.broker_recovery[kind])} ({per})"))
+    for worker in [*WORKERS, "signer (scale-in)", "sentinel (scale-in)"]:
+        if worker in r.recovery:
+            rows.append((f"kill -9 {worker} -> served", _median(r.recovery[worker])))
+    drains: dict[str, list[float | None]] = {}
+    for f in r.faults:
+        label = f.fault.kind if f.fault.kind != "kill9" else f"kill9 {f.target}"
+        if f.probes_acked:
+            drains.setdefault(label, []).append(f.drain_s)
+    for label, xs in drains.items():
+        rows.append((f"drain after {label}", _median(xs)))
+    rows.append(("drain after last fault", _s(r.final_drain_s)))
+    if led is not None:
+        rows += [
+            ("missing / duplicated", f"{led.missing} / {led.duplicated}"),
+            ("ledger", ", ".join(f"{k}={v}" for k, v in led.summary().items())),
+        ]
+    if r.checks is not None:
+        c = r.checks
+        rows.append(
+            (
+                "sync checks",
+                f"200 x{len(c.ok)}, 503 x{c.unavailable}, "
+                f"other {c.other or 0}, connection errors x{c.connection_errors}",
+            )
+        )
+    rows.append(
+        ("publish failures", f"{r.publish_failures} batches (uncertain, never republished)")
+    )
+    for name, (code, tail) in r.verify.items():
+        rows.append((f"kernel {name}", f"exit {code}: {tail[:160]}"))
+    rows += [
+        ("abort/rewind path",
+         f"'aborting transaction' x{r.aborts}, projector retries x{r.projector_retries}"),
+        ("supervisor starts", ", ".join(f"{k} {v}" for k, v in sorted(r.starts.items()))),
+        ("exit codes seen",
+         ", ".join(f"{c} {a} x{n}" for (c, a), n in sorted(codes.items())) or "none"),
+        ("unasked exits", f"{len(unasked)} (code 0: {sum(1 for e in unasked if e.code == 0)})"),
+    ]  # fmt: skip
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    why = verdict(r)
+    lines.append("  VERDICT".ljust(width + 4) + ("PASS" if not why else "FAIL"))
+    lines += [f"    - {w}" for w in why]
+    return "fault suite figures\n" + "\n".join(lines)

@@ -1,0 +1,303 @@
+"""One fault run: workers under a supervisor, traffic, the schedule, drain, end checks.
+
+Everything a run measures lands in a :class:`RunResult`; :mod:`tests.faults.report`
+turns it into the table and the verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from ops.bootstrap import Kernel
+from tests.e2e.conftest import settings_env
+from tests.faults.fault_stack import FaultStack
+from tests.faults.ledger import Ledger, read_ledger
+from tests.faults.progress import Progress
+from tests.faults.schedule import Fault, Plan, schedule
+from tests.faults.supervisor import Exit, Supervisor, supports_instance_flag
+from tests.faults.traffic import CheckTraffic, Publisher, probe_subjects
+
+__all__ = ["FaultRecord", "RunResult", "run_plan"]
+
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE = ("signer", "checkpointer", "audit-projector", "sentinel", "sentinel-projector")
+SCALED = ("signer", "sentinel")  # the workers a second instance joins
+
+
+@dataclass
+class FaultRecord:
+    fault: Fault
+    started: float  # monotonic
+    ended: float  # the fault is over (killed and restarting / broker or Postgres back)
+    target: str = ""
+    instance: str = ""
+    drain_s: float | None = None  # probes after the fault on every partition, projected
+    probes_acked: bool = True
+    done: bool = True  # False: a kill found its target already down (restarting)
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    faults: list[FaultRecord] = field(default_factory=list)
+    exits: list[Exit] = field(default_factory=list)
+    starts: dict[str, int] = field(default_factory=dict)
+    ledger: Ledger | None = None
+    verify: dict[str, tuple[int, str]] = field(default_factory=dict)
+    aborts: int = 0  # "aborting transaction" lines of the transactional runners
+    projector_retries: int = 0  # "retrying in" lines of the projectors
+    recovery: dict[str, list[float | None]] = field(default_factory=dict)  # kill -9 -> served
+    broker_recovery: dict[str, float | None] = field(default_factory=dict)  # per fault kind
+    broker_blame: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    final_drain_s: float | None = None
+    harness_errors: list[str] = field(default_factory=list)
+    instance_flag: bool = False
+    wall_s: float = 0.0
+    publish_failures: int = 0
+    checks: CheckTraffic | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def worker_env(kernel: Kernel, api_port: int) -> dict[str, str]:
+    env = settings_env(kernel.settings)
+    path = os.environ.get("PYTHONPATH", "")
+    env.update(
+        PYTHONPATH=f"{REPO}{os.pathsep}{path}" if path else str(REPO),
+        KERNEL_SIGNING_KEY=str(kernel.settings.signing_key),
+        KERNEL_SIGNER_ID=kernel.settings.signer_id,
+        KERNEL_METRICS_PORT="0",
+        KERNEL_CHECKPOINT_EVERY="50",
+        KERNEL_CHECKPOINT_INTERVAL_S="5",
+        KERNEL_API_PORT=str(api_port),
+    )
+    return env
+
+
+class _Probes:
+    """One kernelAction per actions partition; drained when each is chained and decided."""
+
+    def __init__(self, kernel: Kernel, publisher: Publisher, deadline_s: float) -> None:
+        self.kernel = kernel
+        self.publisher = publisher
+        self.deadline_s = deadline_s
+        self.subjects = probe_subjects(3)
+        self.threads: list[threading.Thread] = []
+
+    def after(self, record: FaultRecord) -> None:
+        ids = self.publisher.publish_probes(self.subjects)
+        if not ids:
+            record.probes_acked = False
+            return
+        t = threading.Thread(target=self._wait, args=(record, ids, record.ended), daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def visible(self, ids: list[str]) -> bool:
+        with psycopg.connect(self.kernel.settings.database_url, connect_timeout=3) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM audit_events WHERE id = ANY(%s::uuid[])),"
+                " (SELECT count(DISTINCT subject_event_id) FROM policy_checks"
+                "  WHERE subject_event_id = ANY(%s) AND mode = 'stream' AND NOT sim_mode)",
+                (ids, ids),
+            ).fetchone()
+        return row is not None and row[0] >= len(ids) and row[1] >= len(ids)
+
+    def wait(self, ids: list[str], since: float) -> float | None:
+        while time.monotonic() - since < self.deadline_s:
+            try:
+                if self.visible(ids):
+                    return time.monotonic() - since
+            except psycopg.Error:
+                pass
+            time.sleep(0.5)
+        return None
+
+    def _wait(self, record: FaultRecord, ids: list[str], since: float) -> None:
+        record.drain_s = self.wait(ids, since)
+
+    def join(self) -> None:
+        for t in self.threads:
+            t.join(timeout=self.deadline_s + 5)
+
+
+class _Faults:
+    def __init__(self, stack: FaultStack, sup: Supervisor, plan: Plan) -> None:
+        self.stack, self.sup, self.plan = stack, sup, plan
+        self.rng = random.Random(plan.seed + 1)
+
+    def fire(self, fault: Fault) -> FaultRecord:
+        started = time.monotonic()
+        target, instance, done = fault.target, "", True
+        if fault.kind == "kill9":
+            instances = [i for w, i in self.sup.members() if w == target]
+            instance = self.rng.choice(instances)
+            done = self.sup.kill9(target, instance)
+        elif fault.kind == "broker-kill9":
+            self.stack.kill9_broker()
+            time.sleep(2)
+            self.stack.start_broker()
+        elif fault.kind == "broker-graceful":
+            self.stack.stop_broker()
+            time.sleep(2)
+            self.stack.start_broker()
+        elif fault.kind == "pg-outage":
+            self.stack.stop_postgres()
+            time.sleep(self.plan.pg_outage_s)
+            self.stack.start_postgres()
+        elif fault.kind == "scale-out":
+            for w in SCALED:
+                self.sup.add_worker(w, "1")
+        elif fault.kind == "scale-in":
+            for w in SCALED:  # one of the two instances leaves for good
+                self.sup.kill9(w, "1", restart=False)
+        return FaultRecord(fault, started, time.monotonic(), target, instance, done=done)
+
+
+def _count_lines(paths: list[Path], pattern: str) -> int:
+    rx = re.compile(pattern)
+    return sum(len(rx.findall(p.read_text(errors="replace"))) for p in paths)
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+    return done.returncode, " | ".join(tail)
+
+
+def _settled(kernel: Kernel, quiet_s: float, deadline: float) -> None:
+    """Wait until neither table grows for ``quiet_s`` (the policyChecks' chain links too)."""
+    last, since = (-1, -1), time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(kernel.settings.database_url, connect_timeout=3) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM audit_events),"
+                    " (SELECT count(*) FROM policy_checks)"
+                ).fetchone()
+            now = (int(row[0]), int(row[1])) if row else (-1, -1)
+        except psycopg.Error:
+            now = (-1, -1)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.5)
+
+
+def run_plan(
+    stack: FaultStack, kernel: Kernel, signers: Path, log_dir: Path, plan: Plan
+) -> RunResult:
+    wall = time.monotonic()
+    api_port = _free_port()
+    env = worker_env(kernel, api_port)
+    result = RunResult(plan, instance_flag=supports_instance_flag(env))
+    sup = Supervisor(env, log_dir, instance_flag=result.instance_flag)
+    for w in PIPELINE:
+        sup.add_worker(w)
+    sup.add_api(api_port)
+    sup.start()
+    publisher = Publisher(kernel, plan.events, plan.rate)
+    checks = CheckTraffic(api_port, plan.check_rate)
+    progress = Progress(kernel)
+    probes = _Probes(kernel, publisher, plan.drain_deadline_s)
+    faults = _Faults(stack, sup, plan)
+    try:
+        # Ready: one probe per partition all the way through before the clock starts.
+        progress.start()
+        warm = publisher.publish_probes(probes.subjects)
+        if probes.wait(warm, time.monotonic()) is None:
+            result.harness_errors.append("the pipeline never processed the warm-up probes")
+        checks.start()
+        publisher.start()
+        t_start = time.monotonic()
+        for fault in schedule(plan):
+            delay = t_start + fault.at_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            record = faults.fire(fault)
+            result.faults.append(record)
+            probes.after(record)
+        publisher.join(timeout=plan.traffic_s * 4 + 600)
+        checks.stop()
+        # Drain: the last probes through every partition, then both tables quiet.
+        final = publisher.publish_probes(probes.subjects)
+        t_final = time.monotonic()
+        result.final_drain_s = probes.wait(final, t_final) if final else None
+        _settled(kernel, 5.0, t_final + plan.drain_deadline_s)
+        probes.join()
+        progress.stop()
+        result.ledger = read_ledger(kernel, publisher.acked, publisher.uncertain, checks.ok)
+        result.verify["audit-verify"] = _cli(env, "audit-verify", "--signers", str(signers))
+        result.verify["replay audit --verify-only"] = _cli(
+            env, "replay", "audit", "--verify-only", "--signers", str(signers)
+        )
+    finally:
+        checks.stop()
+        progress.stop()
+        sup.stop_all()
+    result.exits = list(sup.exits)
+    result.starts = {f"{w}#{i}": sup.starts(w, i) for w, i in sup.all_members()}
+    result.checks = checks
+    result.publish_failures = publisher.failures
+    result.harness_errors += sup.errors + publisher.errors + checks.errors + progress.errors
+    runners = [p for w in ("signer", "sentinel", "checkpointer") for p in sup.logs(w)]
+    projectors = [p for w in ("audit-projector", "sentinel-projector") for p in sup.logs(w)]
+    result.aborts = _count_lines(runners, r"aborting transaction")
+    result.projector_retries = _count_lines(projectors, r"retrying in")
+    _figures(result, progress, checks)
+    result.wall_s = time.monotonic() - wall
+    return result
+
+
+def _figures(result: RunResult, progress: Progress, checks: CheckTraffic) -> None:
+    infra = [
+        r for r in result.faults if r.fault.kind in ("broker-kill9", "broker-graceful", "pg-outage")
+    ]
+    for r in result.faults:
+        if r.fault.kind == "kill9" and r.done:
+            # A kill right after an infrastructure fault measures that fault, not the kill.
+            if any(
+                0 <= r.started - i.ended < 20 or i.started <= r.started <= i.ended for i in infra
+            ):
+                continue
+            if r.target == "api":
+                ok = checks.first_ok_after(r.ended)
+                served = None if ok is None else ok - r.ended
+            else:
+                served = progress.served_again(r.target, r.ended)
+            result.recovery.setdefault(r.target, []).append(served)
+        elif r.fault.kind in ("broker-kill9", "broker-graceful"):
+            blame: dict[str, float | None] = {
+                w: progress.served_again(w, r.ended) for w in PIPELINE
+            }
+            ok = checks.first_ok_after(r.ended)
+            blame["api"] = None if ok is None else ok - r.ended
+            result.broker_blame[r.fault.kind] = blame
+            values = list(blame.values())
+            result.broker_recovery[r.fault.kind] = (
+                None if any(v is None for v in values) else max(v for v in values if v is not None)
+            )
+        elif r.fault.kind == "scale-in":
+            for w in SCALED:
+                result.recovery.setdefault(f"{w} (scale-in)", []).append(
+                    progress.served_again(w, r.ended)
+                )

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
 from ops.bootstrap import Kernel
 from streams.kafka.log_reader import KafkaLogReader
 
-__all__ = ["Ledger", "read_ledger"]
+__all__ = ["Ledger", "read_ledger", "tally"]
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Ledger:
         }  # fmt: skip
 
 
-def _read_topic(reader: KafkaLogReader, topic: str) -> list[tuple[str, dict[str, object]]]:
+def _read_topic(reader: KafkaLogReader, topic: str) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for p in reader.partitions(topic):
         for rec in reader.iter(topic, p, 0):
@@ -93,6 +94,19 @@ def read_ledger(
     with psycopg.connect(kernel.settings.database_url) as conn:
         audit = Counter(str(r[0]) for r in conn.execute("SELECT id FROM audit_events").fetchall())
         table = {str(r[0]) for r in conn.execute("SELECT policy_check_id FROM policy_checks")}
+    return tally(actions, checks, audit, table, acked, uncertain, sync_ok)
+
+
+def tally(
+    actions: Counter[str],
+    checks: list[tuple[str, dict[str, Any]]],
+    audit: Counter[str],
+    table: set[str],
+    acked: list[str],
+    uncertain: list[str],
+    sync_ok: dict[str, str],
+) -> Ledger:
+    """What the log and the tables hold, against what was published and answered."""
     led = Ledger(acked=len(acked), uncertain=len(uncertain), actions_on_log=len(actions))
     led.uncertain_on_log = sum(1 for e in uncertain if e in actions)
     led.producer_duplicates = sum(1 for n in actions.values() if n > 1)

@@ -15,6 +15,7 @@ sampling interval.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,12 @@ from ops.bootstrap import Kernel
 __all__ = ["Progress", "Sample"]
 
 Key = tuple[str, str, int]  # (worker, topic, partition)
+
+# The samplers' own clients are expected to fail while the broker is down; their
+# connection errors are noise in the run's output, not findings.
+_QUIET = logging.getLogger("tests.faults.librdkafka")
+_QUIET.propagate = False
+_QUIET.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class Progress:
     def _run(self) -> None:
         bootstrap = self.kernel.settings.kafka_bootstrap
         base = {"bootstrap.servers": bootstrap, "enable.auto.commit": False,
-                "socket.timeout.ms": 3000}  # fmt: skip
+                "socket.timeout.ms": 3000, "logger": _QUIET}  # fmt: skip
         consumers = {w: Consumer({**base, "group.id": g}) for w, (g, _) in self.groups.items()}
         ends = Consumer({**base, "group.id": f"faults-ends-{uuid.uuid4()}"})
         parts: dict[str, list[int]] = {}

@@ -10,9 +10,6 @@ from tests.faults.schedule import WORKERS
 
 __all__ = ["table", "verdict"]
 
-_BOUND_BROKER_S = 30.0  # issue 9 item 4: every worker processing again after a broker restart
-_BOUND_KILL_S = 15.0  # and a killed worker's partitions served again
-
 
 def _s(v: float | None) -> str:
     return "never" if v is None else f"{v:.1f}s"
@@ -47,10 +44,11 @@ def verdict(r: RunResult) -> list[str]:
     if zero:
         who = Counter(f"{e.worker}#{e.instance}" for e in zero)
         why.append(f"{len(zero)} exits with code 0 nobody asked for ({dict(who)})")
+    broker_bound, kill_bound = r.plan.broker_bound_s, r.plan.kill_bound_s
     for kind, v in r.broker_recovery.items():
-        if v is None or v > _BOUND_BROKER_S:
+        if v is None or v > broker_bound:
             why.append(
-                f"{kind}: not every worker processing again within {_BOUND_BROKER_S:.0f}s ({_s(v)})"
+                f"{kind}: not every worker processing again within {broker_bound:.0f}s ({_s(v)})"
             )
     for worker, xs in r.recovery.items():
         got = [x for x in xs if x is not None]
@@ -58,9 +56,9 @@ def verdict(r: RunResult) -> list[str]:
             why.append(
                 f"kill -9 of {worker}: partitions never served again ({len(xs) - len(got)}x)"
             )
-        elif got and statistics.median(got) > _BOUND_KILL_S:
+        elif got and statistics.median(got) > kill_bound:
             why.append(
-                f"kill -9 of {worker}: median {statistics.median(got):.1f}s > {_BOUND_KILL_S:.0f}s"
+                f"kill -9 of {worker}: median {statistics.median(got):.1f}s > {kill_bound:.0f}s"
             )
     if r.final_drain_s is None:
         why.append(f"not drained within {r.plan.drain_deadline_s:.0f}s after the last fault")
@@ -104,8 +102,10 @@ def table(r: RunResult) -> str:
             per = ", ".join(f"{w} {_s(v)}" for w, v in r.broker_blame[kind].items())
             rows.append((f"{kind} -> all processing", f"{_s(r.broker_recovery[kind])} ({per})"))
     for worker in [*WORKERS, "signer (scale-in)", "sentinel (scale-in)"]:
-        if worker in r.recovery:
-            rows.append((f"kill -9 {worker} -> served", _median(r.recovery[worker])))
+        xs, near = r.recovery.get(worker, []), r.not_counted.get(worker, 0)
+        if xs or near:
+            note = f"; {near} right after a broker/Postgres fault not counted" if near else ""
+            rows.append((f"kill -9 {worker} -> served", _median(xs) + note))
     drains: dict[str, list[float | None]] = {}
     for f in r.faults:
         label = f.fault.kind if f.fault.kind != "kill9" else f"kill9 {f.target}"
@@ -139,8 +139,16 @@ def table(r: RunResult) -> str:
         ("supervisor starts", ", ".join(f"{k} {v}" for k, v in sorted(r.starts.items()))),
         ("exit codes seen",
          ", ".join(f"{c} {a} x{n}" for (c, a), n in sorted(codes.items())) or "none"),
+        ("final SIGTERM", ", ".join(f"{k} exit {c} in {t:.1f}s" for k, (c, t) in
+                                    sorted(r.term.items())) or "-"),
         ("unasked exits", f"{len(unasked)} (code 0: {sum(1 for e in unasked if e.code == 0)})"),
     ]  # fmt: skip
+    seen: set[tuple[str, int]] = set()
+    for e in unasked:  # one line per worker and code: the cause as the worker logged it
+        if (e.worker, e.code) not in seen:
+            seen.add((e.worker, e.code))
+            rows.append((f"  {e.worker}#{e.instance} exit {e.code}",
+                         f"after {e.uptime_s:.1f}s: {e.last_line[:200]}"))  # fmt: skip
     width = max(len(k) for k, _ in rows)
     lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
     why = verdict(r)

@@ -6,6 +6,7 @@ turns it into the table and the verdict.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,12 +55,14 @@ class RunResult:
     plan: Plan
     faults: list[FaultRecord] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
+    term: dict[str, tuple[int, float]] = field(default_factory=dict)  # final SIGTERM: code, s
     starts: dict[str, int] = field(default_factory=dict)
     ledger: Ledger | None = None
     verify: dict[str, tuple[int, str]] = field(default_factory=dict)
     aborts: int = 0  # "aborting transaction" lines of the transactional runners
     projector_retries: int = 0  # "retrying in" lines of the projectors
     recovery: dict[str, list[float | None]] = field(default_factory=dict)  # kill -9 -> served
+    not_counted: dict[str, int] = field(default_factory=dict)  # kills inside an infra fault
     broker_recovery: dict[str, float | None] = field(default_factory=dict)  # per fault kind
     broker_blame: dict[str, dict[str, float | None]] = field(default_factory=dict)
     final_drain_s: float | None = None
@@ -203,6 +208,18 @@ def _settled(kernel: Kernel, quiet_s: float, deadline: float) -> None:
         time.sleep(0.5)
 
 
+@contextmanager
+def _quiet_sdk() -> Iterator[None]:
+    """The SDK producers' librdkafka log (connection refused while the broker is down)."""
+    sdk = logging.getLogger("kernel.librdkafka")
+    level = sdk.level
+    sdk.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        sdk.setLevel(level)
+
+
 def run_plan(
     stack: FaultStack, kernel: Kernel, signers: Path, log_dir: Path, plan: Plan
 ) -> RunResult:
@@ -255,6 +272,7 @@ def run_plan(
         progress.stop()
         sup.stop_all()
     result.exits = list(sup.exits)
+    result.term = dict(sup.term)
     result.starts = {f"{w}#{i}": sup.starts(w, i) for w, i in sup.all_members()}
     result.checks = checks
     result.publish_failures = publisher.failures

@@ -38,6 +38,18 @@ def supports_instance_flag(env: dict[str, str]) -> bool:
     return "--instance" in done.stdout
 
 
+def _last_line(log: Path) -> str:
+    """The last line that is not librdkafka chatter."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.strip() and "librdkafka" not in line and not line.startswith("%"):
+            return line.strip()[:300]
+    return ""
+
+
 @dataclass(frozen=True)
 class Exit:
     worker: str
@@ -46,6 +58,7 @@ class Exit:
     asked: bool  # the harness killed or stopped it
     uptime_s: float
     at: float  # monotonic
+    last_line: str = ""  # the log's last line: the cause, for an exit nobody asked for
 
 
 @dataclass
@@ -60,6 +73,7 @@ class _Member:
     wanted: bool = True
     asked: bool = False  # the next exit was requested
     start_times: list[float] = field(default_factory=list)
+    log: Path | None = None
 
 
 class Supervisor:
@@ -69,6 +83,7 @@ class Supervisor:
         self.instance_flag = instance_flag
         self.exits: list[Exit] = []
         self.errors: list[str] = []
+        self.term: dict[str, tuple[int, float]] = {}  # member -> (exit code, seconds to exit)
         self._members: dict[tuple[str, str], _Member] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -134,7 +149,8 @@ class Supervisor:
                 m.wanted, m.asked = False, True
                 assert m.proc is not None
                 m.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
+            sent = time.monotonic()
+            deadline = sent + timeout_s
             for m in live:
                 assert m.proc is not None
                 try:
@@ -143,6 +159,7 @@ class Supervisor:
                     self.errors.append(f"{m.worker}#{m.instance} ignored SIGTERM for {timeout_s}s")
                     m.proc.kill()
                     code = m.proc.wait(timeout=30)
+                self.term[f"{m.worker}#{m.instance}"] = (code, time.monotonic() - sent)
                 self._reap(m, code)
             for m in self._members.values():  # exited but not yet seen by the loop
                 if m.proc is not None and m.proc.poll() is not None:
@@ -151,8 +168,8 @@ class Supervisor:
     # -- internals --------------------------------------------------------------
     def _spawn(self, member: _Member) -> None:
         member.starts += 1
-        name = f"{member.worker}-{member.instance}-{member.starts:03d}.log"
-        with (self.log_dir / name).open("wb") as log:
+        member.log = self.log_dir / f"{member.worker}-{member.instance}-{member.starts:03d}.log"
+        with member.log.open("wb") as log:
             member.proc = subprocess.Popen(
                 member.argv, env=member.env, stdout=log, stderr=subprocess.STDOUT
             )
@@ -162,9 +179,13 @@ class Supervisor:
 
     def _reap(self, member: _Member, code: int) -> None:
         now = time.monotonic()
+        last = "" if member.asked or member.log is None else _last_line(member.log)
         self.exits.append(
-            Exit(member.worker, member.instance, code, member.asked, now - member.started_at, now)
-        )
+            Exit(
+                member.worker, member.instance, code, member.asked,
+                now - member.started_at, now, last,
+            )
+        )  # fmt: skip
         member.proc = None
 
     def _loop(self) -> None:

@@ -8,6 +8,7 @@ pytest with ``-s`` to see it on success; on failure it is the assertion message)
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,26 +26,23 @@ def _plan(plan: Plan) -> Plan:
     return replace(plan, seed=int(seed)) if seed else plan
 
 
-def _run(stack: FaultStack, kernel: Kernel, signers: Path, tmp_path: Path, plan: Plan) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
+def _run(stack: FaultStack, kernel: Kernel, signers: Path, plan: Plan) -> None:
+    # Kept after the run (pytest's tmp_path rotates away): the table and every worker's log.
+    base = Path(os.environ.get("KERNEL_FAULTS_RUNS", "/var/tmp/kernel-faults-runs"))
+    run_dir = base / f"{time.strftime('%Y%m%dT%H%M%S')}-{plan.name}"
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True)
     result = run_plan(stack, kernel, signers, logs, _plan(plan))
     text = table(result) + f"\n  worker logs: {logs}"
+    (run_dir / "report.txt").write_text(text + "\n")
     print("\n" + text)
-    out = os.environ.get("KERNEL_FAULTS_REPORT")
-    if out:
-        Path(out).write_text(text + "\n")
     assert not verdict(result), text
 
 
-def test_faults_ci_form(
-    fault_stack: FaultStack, fault_kernel: Kernel, signers: Path, tmp_path: Path
-) -> None:
-    _run(fault_stack, fault_kernel, signers, tmp_path, CI)
+def test_faults_ci_form(fault_stack: FaultStack, fault_kernel: Kernel, signers: Path) -> None:
+    _run(fault_stack, fault_kernel, signers, CI)
 
 
 @pytest.mark.slow
-def test_faults_full_run(
-    fault_stack: FaultStack, fault_kernel: Kernel, signers: Path, tmp_path: Path
-) -> None:
-    _run(fault_stack, fault_kernel, signers, tmp_path, FULL)
+def test_faults_full_run(fault_stack: FaultStack, fault_kernel: Kernel, signers: Path) -> None:
+    _run(fault_stack, fault_kernel, signers, FULL)

@@ -1,5 +1,5 @@
 # The two commands of README.md are `make demo` and `make test`.
-.PHONY: install demo test test-slow lint bench up down clean-state
+.PHONY: install demo test test-slow test-faults lint bench up down clean-state
 
 install:
 	@bash ops/install.sh
@@ -17,6 +17,11 @@ test: lint
 
 test-slow: install
 	.venv/bin/pytest -m slow
+
+# The fault suite's full run on its own Kafka + Postgres (docs/fault-suite.md);
+# its CI form runs in `make test`.
+test-faults: install
+	.venv/bin/pytest -s -m slow tests/faults
 
 bench: install
 	.venv/bin/python -m bench

@@ -39,7 +39,7 @@ def verdict(r: RunResult) -> list[str]:
         if code != 0:
             why.append(f"`kernel {name}` exited {code}: {tail}")
     if r.aborts == 0:
-        why.append("the transactional runners' abort/rewind path never ran")
+        why.append("no transactional runner completed an abort/rewind and went on")
     zero = [e for e in r.exits if not e.asked and e.code == 0]
     if zero:
         who = Counter(f"{e.worker}#{e.instance}" for e in zero)
@@ -135,7 +135,9 @@ def table(r: RunResult) -> str:
         rows.append((f"kernel {name}", f"exit {code}: {tail[:160]}"))
     rows += [
         ("abort/rewind path",
-         f"'aborting transaction' x{r.aborts}, projector retries x{r.projector_retries}"),
+         f"{r.aborts} aborts completed (kernel_transactions_total{{result=\"abort\"}}: "
+         f"{r.aborts_by or '-'}); log: 'aborting transaction' x{r.abort_lines}, "
+         f"'abort failed' x{r.abort_failed_lines}; projector retries x{r.projector_retries}"),
         ("supervisor starts", ", ".join(f"{k} {v}" for k, v in sorted(r.starts.items()))),
         ("exit codes seen",
          ", ".join(f"{c} {a} x{n}" for (c, a), n in sorted(codes.items())) or "none"),

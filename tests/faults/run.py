@@ -10,7 +10,6 @@ import logging
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -24,11 +23,12 @@ import psycopg
 
 from ops.bootstrap import Kernel
 from tests.e2e.conftest import settings_env
+from tests.faults.aborts import AbortScraper
 from tests.faults.fault_stack import FaultStack
 from tests.faults.ledger import Ledger, read_ledger
 from tests.faults.progress import Progress
 from tests.faults.schedule import Fault, Plan, schedule
-from tests.faults.supervisor import Exit, Supervisor, supports_instance_flag
+from tests.faults.supervisor import Exit, Supervisor, free_port, supports_instance_flag
 from tests.faults.traffic import CheckTraffic, Publisher, probe_subjects
 
 __all__ = ["FaultRecord", "RunResult", "run_plan"]
@@ -59,7 +59,10 @@ class RunResult:
     starts: dict[str, int] = field(default_factory=dict)
     ledger: Ledger | None = None
     verify: dict[str, tuple[int, str]] = field(default_factory=dict)
-    aborts: int = 0  # "aborting transaction" lines of the transactional runners
+    aborts: int = 0  # aborts the runners completed and went on from (their metric)
+    aborts_by: dict[str, int] = field(default_factory=dict)
+    abort_lines: int = 0  # "aborting transaction" log lines (also counts aborts that failed)
+    abort_failed_lines: int = 0  # "abort failed" log lines
     projector_retries: int = 0  # "retrying in" lines of the projectors
     recovery: dict[str, list[float | None]] = field(default_factory=dict)  # kill -9 -> served
     not_counted: dict[str, int] = field(default_factory=dict)  # kills inside an infra fault
@@ -71,12 +74,6 @@ class RunResult:
     wall_s: float = 0.0
     publish_failures: int = 0
     checks: CheckTraffic | None = None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_env(kernel: Kernel, api_port: int) -> dict[str, str]:
@@ -224,7 +221,7 @@ def run_plan(
     stack: FaultStack, kernel: Kernel, signers: Path, log_dir: Path, plan: Plan
 ) -> RunResult:
     wall = time.monotonic()
-    api_port = _free_port()
+    api_port = free_port()
     env = worker_env(kernel, api_port)
     result = RunResult(plan, instance_flag=supports_instance_flag(env))
     sup = Supervisor(env, log_dir, instance_flag=result.instance_flag)
@@ -235,11 +232,13 @@ def run_plan(
     publisher = Publisher(kernel, plan.events, plan.rate)
     checks = CheckTraffic(api_port, plan.check_rate)
     progress = Progress(kernel)
+    scraper = AbortScraper(sup.metrics_targets)
     probes = _Probes(kernel, publisher, plan.drain_deadline_s)
     faults = _Faults(stack, sup, plan)
     try:
         # Ready: one probe per partition all the way through before the clock starts.
         progress.start()
+        scraper.start()
         warm = publisher.publish_probes(probes.subjects)
         if probes.wait(warm, time.monotonic()) is None:
             result.harness_errors.append("the pipeline never processed the warm-up probes")
@@ -262,6 +261,7 @@ def run_plan(
         _settled(kernel, 5.0, t_final + plan.drain_deadline_s)
         probes.join()
         progress.stop()
+        scraper.scrape_once()  # the survivors' last counts, before the final SIGTERM
         result.ledger = read_ledger(kernel, publisher.acked, publisher.uncertain, checks.ok)
         result.verify["audit-verify"] = _cli(env, "audit-verify", "--signers", str(signers))
         result.verify["replay audit --verify-only"] = _cli(
@@ -270,16 +270,21 @@ def run_plan(
     finally:
         checks.stop()
         progress.stop()
+        scraper.stop()
         sup.stop_all()
     result.exits = list(sup.exits)
     result.term = dict(sup.term)
     result.starts = {f"{w}#{i}": sup.starts(w, i) for w, i in sup.all_members()}
     result.checks = checks
     result.publish_failures = publisher.failures
-    result.harness_errors += sup.errors + publisher.errors + checks.errors + progress.errors
+    result.harness_errors += (
+        sup.errors + publisher.errors + checks.errors + progress.errors + scraper.errors
+    )
     runners = [p for w in ("signer", "sentinel", "checkpointer") for p in sup.logs(w)]
     projectors = [p for w in ("audit-projector", "sentinel-projector") for p in sup.logs(w)]
-    result.aborts = _count_lines(runners, r"aborting transaction")
+    result.aborts, result.aborts_by = scraper.total(), scraper.by_processor()
+    result.abort_lines = _count_lines(runners, r"aborting transaction")
+    result.abort_failed_lines = _count_lines(runners, r"abort failed")
     result.projector_retries = _count_lines(projectors, r"retrying in")
     _figures(result, progress, checks)
     result.wall_s = time.monotonic() - wall

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,9 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Exit", "Supervisor", "supports_instance_flag"]
+__all__ = ["Exit", "Supervisor", "free_port", "supports_instance_flag"]
 
 _RESTART_DELAY_S = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def supports_instance_flag(env: dict[str, str]) -> bool:
@@ -74,6 +81,8 @@ class _Member:
     asked: bool = False  # the next exit was requested
     start_times: list[float] = field(default_factory=list)
     log: Path | None = None
+    metrics: bool = False  # pass a fresh --metrics-port to each start
+    port: int = 0
 
 
 class Supervisor:
@@ -94,14 +103,22 @@ class Supervisor:
         argv = [sys.executable, "-m", "ops.cli", "run", worker]
         if self.instance_flag:
             argv += ["--instance", instance]
-        self._add(worker, instance, argv, {"KERNEL_INSTANCE_ID": instance})
+        self._add(worker, instance, argv, {"KERNEL_INSTANCE_ID": instance}, metrics=True)
 
     def add_api(self, port: int) -> None:
         argv = [sys.executable, "-m", "ops.cli", "api", "--port", str(port)]
         self._add("api", "0", argv, {})
 
-    def _add(self, worker: str, instance: str, argv: list[str], extra: dict[str, str]) -> None:
-        member = _Member(worker, instance, argv, {**self.env, **extra})
+    def _add(
+        self,
+        worker: str,
+        instance: str,
+        argv: list[str],
+        extra: dict[str, str],
+        *,
+        metrics: bool = False,
+    ) -> None:
+        member = _Member(worker, instance, argv, {**self.env, **extra}, metrics=metrics)
         with self._lock:
             self._members[(worker, instance)] = member
             self._spawn(member)
@@ -116,6 +133,15 @@ class Supervisor:
     def all_members(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._members)
+
+    def metrics_targets(self) -> list[tuple[str, int]]:
+        """(process, metrics port) of every live ``kernel run`` process."""
+        with self._lock:
+            return [
+                (f"{m.worker}#{m.instance}/{m.starts}", m.port)
+                for m in self._members.values()
+                if m.metrics and m.proc is not None and m.proc.poll() is None
+            ]
 
     def starts(self, worker: str, instance: str = "0") -> int:
         with self._lock:
@@ -169,9 +195,13 @@ class Supervisor:
     def _spawn(self, member: _Member) -> None:
         member.starts += 1
         member.log = self.log_dir / f"{member.worker}-{member.instance}-{member.starts:03d}.log"
+        argv = list(member.argv)
+        if member.metrics:
+            member.port = free_port()
+            argv += ["--metrics-port", str(member.port)]
         with member.log.open("wb") as log:
             member.proc = subprocess.Popen(
-                member.argv, env=member.env, stdout=log, stderr=subprocess.STDOUT
+                argv, env=member.env, stdout=log, stderr=subprocess.STDOUT
             )
         member.started_at = time.monotonic()
         member.start_times.append(member.started_at)

@@ -39,10 +39,12 @@ def _run(stack: FaultStack, kernel: Kernel, signers: Path, plan: Plan) -> None:
     assert not verdict(result), text
 
 
+@pytest.mark.timeout(900)  # pyproject's 300 s is for ordinary tests; this one is a run
 def test_faults_ci_form(fault_stack: FaultStack, fault_kernel: Kernel, signers: Path) -> None:
     _run(fault_stack, fault_kernel, signers, CI)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_faults_full_run(fault_stack: FaultStack, fault_kernel: Kernel, signers: Path) -> None:
     _run(fault_stack, fault_kernel, signers, FULL)

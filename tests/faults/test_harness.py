@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, cast
 
+from prometheus_client import generate_latest
+
+from ops import metrics
 from ops.bootstrap import Kernel
 from schemas.topics import TopicNames
+from tests.faults.aborts import aborts_in
 from tests.faults.ledger import tally
 from tests.faults.progress import Progress, Sample
 from tests.faults.report import table, verdict
@@ -132,3 +136,10 @@ def test_every_worker_type_is_killed_and_the_full_run_kills_at_least_50() -> Non
         assert len(kills) >= least and set(kills) == set(WORKERS)
         kinds = {f.kind for f in schedule(plan)}
         assert {"broker-kill9", "broker-graceful", "pg-outage", "scale-out", "scale-in"} <= kinds
+
+
+def test_aborts_are_read_from_the_runners_own_metric() -> None:
+    before = aborts_in(generate_latest().decode()).get("faults-harness-test", 0.0)
+    metrics.TRANSACTIONS.labels("faults-harness-test", "commit").inc(5)
+    metrics.TRANSACTIONS.labels("faults-harness-test", "abort").inc(2)
+    assert aborts_in(generate_latest().decode())["faults-harness-test"] == before + 2

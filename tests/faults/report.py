@@ -62,6 +62,8 @@ def verdict(r: RunResult) -> list[str]:
             )
     if r.final_drain_s is None:
         why.append(f"not drained within {r.plan.drain_deadline_s:.0f}s after the last fault")
+    if r.ignored_sigterm:
+        why.append(f"still running 40s after SIGTERM (killed): {', '.join(r.ignored_sigterm)}")
     why += [f"harness: {e}" for e in r.harness_errors]
     return why
 

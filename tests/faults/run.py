@@ -70,6 +70,7 @@ class RunResult:
     broker_blame: dict[str, dict[str, float | None]] = field(default_factory=dict)
     final_drain_s: float | None = None
     harness_errors: list[str] = field(default_factory=list)
+    ignored_sigterm: list[str] = field(default_factory=list)
     instance_flag: bool = False
     wall_s: float = 0.0
     publish_failures: int = 0
@@ -274,6 +275,7 @@ def run_plan(
         sup.stop_all()
     result.exits = list(sup.exits)
     result.term = dict(sup.term)
+    result.ignored_sigterm = list(sup.ignored_sigterm)
     result.starts = {f"{w}#{i}": sup.starts(w, i) for w, i in sup.all_members()}
     result.checks = checks
     result.publish_failures = publisher.failures

@@ -92,6 +92,7 @@ class Supervisor:
         self.instance_flag = instance_flag
         self.exits: list[Exit] = []
         self.errors: list[str] = []
+        self.ignored_sigterm: list[str] = []  # still running ``timeout_s`` after SIGTERM
         self.term: dict[str, tuple[int, float]] = {}  # member -> (exit code, seconds to exit)
         self._members: dict[tuple[str, str], _Member] = {}
         self._lock = threading.Lock()
@@ -176,17 +177,23 @@ class Supervisor:
                 assert m.proc is not None
                 m.proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
-            deadline = sent + timeout_s
-            for m in live:
+            pending = list(live)
+            while pending and time.monotonic() - sent < timeout_s:
+                for m in [m for m in pending if m.proc is not None and m.proc.poll() is not None]:
+                    assert m.proc is not None
+                    self.term[f"{m.worker}#{m.instance}"] = (
+                        m.proc.returncode,
+                        time.monotonic() - sent,
+                    )
+                    self._reap(m, m.proc.returncode)
+                    pending.remove(m)
+                time.sleep(0.05)
+            for m in pending:
                 assert m.proc is not None
-                try:
-                    code = m.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    self.errors.append(f"{m.worker}#{m.instance} ignored SIGTERM for {timeout_s}s")
-                    m.proc.kill()
-                    code = m.proc.wait(timeout=30)
-                self.term[f"{m.worker}#{m.instance}"] = (code, time.monotonic() - sent)
-                self._reap(m, code)
+                self.ignored_sigterm.append(f"{m.worker}#{m.instance}")
+                m.proc.kill()
+                self.term[f"{m.worker}#{m.instance}"] = (m.proc.wait(timeout=30), timeout_s)
+                self._reap(m, m.proc.returncode)
             for m in self._members.values():  # exited but not yet seen by the loop
                 if m.proc is not None and m.proc.poll() is not None:
                     self._reap(m, m.proc.returncode)

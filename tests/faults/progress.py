@@ -14,19 +14,22 @@ sampling interval.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from ops.bootstrap import Kernel
+from streams.kafka.log_reader import committed_batches, reader_consumer
 
-__all__ = ["Progress", "Sample"]
+__all__ = ["Arrivals", "Progress", "Sample"]
 
 Key = tuple[str, str, int]  # (worker, topic, partition)
 
@@ -52,6 +55,7 @@ class Progress:
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _pg: psycopg.Connection[Any] | None = None
 
     def __post_init__(self) -> None:
         n = self.kernel.names
@@ -67,7 +71,7 @@ class Progress:
             "audit-projector": ("audit", n.chain),
             "sentinel-projector": ("policy_checks", n.policy_checks),
         }
-        self._topics = sorted({n.actions, n.policy_checks, n.chain})
+        self.topics = sorted({n.actions, n.policy_checks, n.chain})
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
@@ -93,18 +97,20 @@ class Progress:
                 with contextlib.suppress(Exception):  # broker down: no Kafka figures now
                     if not parts:
                         md = ends.list_topics(timeout=3)
-                        parts = {t: sorted(md.topics[t].partitions) for t in self._topics}
+                        parts = {t: sorted(md.topics[t].partitions) for t in self.topics}
                     for worker, (_group, topics) in self.groups.items():
                         tps = [TopicPartition(t, p) for t in topics for p in parts[t]]
                         for tp in consumers[worker].committed(tps, timeout=3):
                             if tp.offset >= 0:
                                 positions[(worker, tp.topic, tp.partition)] = tp.offset
-                    for t in self._topics:
+                    for t in self.topics:
                         for p in parts[t]:
                             _lo, hi = ends.get_watermark_offsets(TopicPartition(t, p), timeout=3)
                             end_offsets[(t, p)] = hi
-                with contextlib.suppress(psycopg.Error):  # Postgres down: none from it
+                try:
                     positions.update(self._projection_positions())
+                except psycopg.Error:  # Postgres down: none from it this round
+                    self._close_pg()
                 self.samples.append(Sample(time.monotonic(), positions, end_offsets))
         except Exception as exc:
             self.errors.append(f"progress: {exc!r}")
@@ -112,14 +118,22 @@ class Progress:
             for c in [*consumers.values(), ends]:
                 with contextlib.suppress(Exception):
                     c.close()
+            self._close_pg()
+
+    def _close_pg(self) -> None:
+        pg, self._pg = self._pg, None
+        if pg is not None:
+            with contextlib.suppress(Exception):
+                pg.close()
 
     def _projection_positions(self) -> dict[Key, int]:
-        url = self.kernel.settings.database_url
+        if self._pg is None or self._pg.closed:
+            url = self.kernel.settings.database_url
+            self._pg = psycopg.connect(url, connect_timeout=2, autocommit=True)
         out: dict[Key, int] = {}
-        with psycopg.connect(url, connect_timeout=2) as conn:
-            rows = conn.execute(
-                "SELECT projection, topic, partition, next_offset FROM projection_checkpoints"
-            ).fetchall()
+        rows = self._pg.execute(
+            "SELECT projection, topic, partition, next_offset FROM projection_checkpoints"
+        ).fetchall()
         for worker, (projection, topic) in self.projections.items():
             for name, t, p, off in rows:
                 if name == projection and t == topic:
@@ -127,27 +141,60 @@ class Progress:
         return out
 
     # -- questions ------------------------------------------------------------------
-    def served_again(self, worker: str, t0: float) -> float | None:
-        """Seconds from ``t0`` until every partition of ``worker`` with work moved; None: never."""
+    def served_again(self, worker: str, t0: float, arrivals: Arrivals) -> float | None:
+        """Seconds ``worker`` left available work unserved after ``t0``; None: never served.
+
+        For each of its partitions: from ``t0`` -- or from the arrival of the first
+        committed record past where it stood, if that came later (its upstream was
+        down too) -- until its position moved. Offsets alone cannot say whether a
+        partition had work: aborted transactions and commit markers take offsets
+        a read_committed consumer never sees, so the work is the committed records
+        themselves (``arrivals``, read from the log after the run).
+        """
         after = [s for s in list(self.samples) if s.at >= t0]
         base = next((s for s in after if any(k[0] == worker for k in s.positions)), None)
         if base is None:
             return None
-        keys = [k for k in base.positions if k[0] == worker]
         worst = 0.0
-        for key in keys:
-            moved = next(
-                (
-                    s.at
-                    for s in after
-                    if s.at > base.at and s.positions.get(key, -1) > base.positions[key]
-                ),
-                None,
-            )
+        for key in [k for k in base.positions if k[0] == worker]:
+            b = base.positions[key]
+            work = arrivals.first_at_or_after(key[1], key[2], b)
+            if work is None:
+                continue  # nothing committed past its position: nothing to serve
+            moved = next((s.at for s in after if s.positions.get(key, -1) > b), None)
             if moved is None:
-                last = after[-1]
-                if last.ends.get((key[1], key[2]), 0) > base.positions[key] + 1:
-                    return None  # it had work and never moved
-                continue  # no work arrived on this partition: nothing to serve
-            worst = max(worst, moved - t0)
+                return None  # it had work and never moved
+            worst = max(worst, moved - max(t0, work))
         return worst
+
+
+class Arrivals:
+    """Per partition, the committed records' offsets and when each was produced (monotonic)."""
+
+    def __init__(self, records: dict[tuple[str, int], list[tuple[int, float]]]) -> None:
+        self._records = {k: sorted(v) for k, v in records.items()}
+        self._offsets = {k: [o for o, _ in v] for k, v in self._records.items()}
+
+    def first_at_or_after(self, topic: str, partition: int, offset: int) -> float | None:
+        offsets = self._offsets.get((topic, partition), [])
+        i = bisect.bisect_left(offsets, offset)
+        return self._records[(topic, partition)][i][1] if i < len(offsets) else None
+
+    @classmethod
+    def read(cls, bootstrap: str, topics: list[str]) -> Arrivals:
+        """Every committed record's (offset, produce time) -- values are not decoded."""
+        skew = time.time() - time.monotonic()
+        consumer = reader_consumer(bootstrap, "faults-arrivals")
+        out: dict[tuple[str, int], list[tuple[int, float]]] = {}
+        try:
+            md = consumer.list_topics(timeout=10)
+            for topic in topics:
+                for p in sorted(md.topics[topic].partitions):
+                    _lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    got = out.setdefault((topic, p), [])
+                    for msgs in committed_batches(consumer, topic, p, 0, hi, timeout_s=30):
+                        for m in msgs:
+                            got.append((int(m.offset() or 0), m.timestamp()[1] / 1000 - skew))
+        finally:
+            consumer.close()
+        return cls(out)

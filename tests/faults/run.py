@@ -14,10 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -26,7 +27,7 @@ from tests.e2e.conftest import settings_env
 from tests.faults.aborts import AbortScraper
 from tests.faults.fault_stack import FaultStack
 from tests.faults.ledger import Ledger, read_ledger
-from tests.faults.progress import Progress
+from tests.faults.progress import Arrivals, Progress
 from tests.faults.schedule import Fault, Plan, schedule
 from tests.faults.supervisor import Exit, Supervisor, free_port, supports_instance_flag
 from tests.faults.traffic import CheckTraffic, Publisher, probe_subjects
@@ -93,50 +94,114 @@ def worker_env(kernel: Kernel, api_port: int) -> dict[str, str]:
 
 
 class _Probes:
-    """One kernelAction per actions partition; drained when each is chained and decided."""
+    """One kernelAction per actions partition; drained when each is chained and decided.
+
+    One watcher thread with one Postgres connection checks every pending probe
+    set each 0.5 s (a connection per check would load the server it measures).
+    """
 
     def __init__(self, kernel: Kernel, publisher: Publisher, deadline_s: float) -> None:
         self.kernel = kernel
         self.publisher = publisher
         self.deadline_s = deadline_s
         self.subjects = probe_subjects(3)
-        self.threads: list[threading.Thread] = []
+        self._pending: list[tuple[list[str], float, Callable[[float | None], None]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probes", daemon=True)
+        self._conn: psycopg.Connection[Any] | None = None
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._thread.start()
 
     def after(self, record: FaultRecord) -> None:
         ids = self.publisher.publish_probes(self.subjects)
         if not ids:
             record.probes_acked = False
             return
-        t = threading.Thread(target=self._wait, args=(record, ids, record.ended), daemon=True)
-        t.start()
-        self.threads.append(t)
 
-    def visible(self, ids: list[str]) -> bool:
-        with psycopg.connect(self.kernel.settings.database_url, connect_timeout=3) as conn:
-            row = conn.execute(
-                "SELECT (SELECT count(*) FROM audit_events WHERE id = ANY(%s::uuid[])),"
-                " (SELECT count(DISTINCT subject_event_id) FROM policy_checks"
-                "  WHERE subject_event_id = ANY(%s) AND mode = 'stream' AND NOT sim_mode)",
-                (ids, ids),
-            ).fetchone()
-        return row is not None and row[0] >= len(ids) and row[1] >= len(ids)
+        def done(v: float | None) -> None:
+            record.drain_s = v
+
+        with self._lock:
+            self._pending.append((ids, record.ended, done))
 
     def wait(self, ids: list[str], since: float) -> float | None:
-        while time.monotonic() - since < self.deadline_s:
-            try:
-                if self.visible(ids):
-                    return time.monotonic() - since
-            except psycopg.Error:
-                pass
-            time.sleep(0.5)
-        return None
+        got: list[float | None] = []
+        ended = threading.Event()
 
-    def _wait(self, record: FaultRecord, ids: list[str], since: float) -> None:
-        record.drain_s = self.wait(ids, since)
+        def done(v: float | None) -> None:
+            got.append(v)
+            ended.set()
+
+        with self._lock:
+            self._pending.append((ids, since, done))
+        ended.wait(self.deadline_s + 30)
+        return got[0] if got else None
 
     def join(self) -> None:
-        for t in self.threads:
-            t.join(timeout=self.deadline_s + 5)
+        """Until every pending probe set is seen or past its deadline."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _visible(self, ids: list[str]) -> tuple[set[str], set[str]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self.kernel.settings.database_url, connect_timeout=3, autocommit=True
+            )
+        chained = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT id FROM audit_events WHERE id = ANY(%s::uuid[])", (ids,)
+            )
+        }
+        decided = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT DISTINCT subject_event_id FROM policy_checks"
+                " WHERE subject_event_id = ANY(%s) AND mode = 'stream' AND NOT sim_mode",
+                (ids,),
+            )
+        }
+        return chained, decided
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(0.5):
+                with self._lock:
+                    pending = list(self._pending)
+                if not pending:
+                    continue
+                try:
+                    chained, decided = self._visible([i for ids, _, _ in pending for i in ids])
+                except psycopg.Error:
+                    self._conn = None  # Postgres is down: try again next round
+                    chained, decided = set(), set()
+                now = time.monotonic()
+                for item in pending:
+                    ids, since, done = item
+                    if all(i in chained and i in decided for i in ids):
+                        done(now - since)
+                    elif now - since > self.deadline_s:
+                        done(None)
+                    else:
+                        continue
+                    with self._lock:
+                        self._pending.remove(item)
+        except Exception as exc:
+            self.errors.append(f"probes: {exc!r}")
+        finally:
+            if self._conn is not None:
+                self._conn.close()
 
 
 class _Faults:
@@ -240,6 +305,7 @@ def run_plan(
         # Ready: one probe per partition all the way through before the clock starts.
         progress.start()
         scraper.start()
+        probes.start()
         warm = publisher.publish_probes(probes.subjects)
         if probes.wait(warm, time.monotonic()) is None:
             result.harness_errors.append("the pipeline never processed the warm-up probes")
@@ -272,6 +338,7 @@ def run_plan(
         checks.stop()
         progress.stop()
         scraper.stop()
+        probes.stop()
         sup.stop_all()
     result.exits = list(sup.exits)
     result.term = dict(sup.term)
@@ -280,7 +347,12 @@ def run_plan(
     result.checks = checks
     result.publish_failures = publisher.failures
     result.harness_errors += (
-        sup.errors + publisher.errors + checks.errors + progress.errors + scraper.errors
+        sup.errors
+        + publisher.errors
+        + checks.errors
+        + progress.errors
+        + scraper.errors
+        + probes.errors
     )
     runners = [p for w in ("signer", "sentinel", "checkpointer") for p in sup.logs(w)]
     projectors = [p for w in ("audit-projector", "sentinel-projector") for p in sup.logs(w)]
@@ -288,12 +360,15 @@ def run_plan(
     result.abort_lines = _count_lines(runners, r"aborting transaction")
     result.abort_failed_lines = _count_lines(runners, r"abort failed")
     result.projector_retries = _count_lines(projectors, r"retrying in")
-    _figures(result, progress, checks)
+    arrivals = Arrivals.read(kernel.settings.kafka_bootstrap, progress.topics)
+    _figures(result, progress, checks, arrivals)
     result.wall_s = time.monotonic() - wall
     return result
 
 
-def _figures(result: RunResult, progress: Progress, checks: CheckTraffic) -> None:
+def _figures(
+    result: RunResult, progress: Progress, checks: CheckTraffic, arrivals: Arrivals
+) -> None:
     infra = [
         r for r in result.faults if r.fault.kind in ("broker-kill9", "broker-graceful", "pg-outage")
     ]
@@ -308,11 +383,11 @@ def _figures(result: RunResult, progress: Progress, checks: CheckTraffic) -> Non
                 ok = checks.first_ok_after(r.ended)
                 served = None if ok is None else ok - r.ended
             else:
-                served = progress.served_again(r.target, r.ended)
+                served = progress.served_again(r.target, r.ended, arrivals)
             result.recovery.setdefault(r.target, []).append(served)
         elif r.fault.kind in ("broker-kill9", "broker-graceful"):
             blame: dict[str, float | None] = {
-                w: progress.served_again(w, r.ended) for w in PIPELINE
+                w: progress.served_again(w, r.ended, arrivals) for w in PIPELINE
             }
             ok = checks.first_ok_after(r.ended)
             blame["api"] = None if ok is None else ok - r.ended
@@ -324,5 +399,5 @@ def _figures(result: RunResult, progress: Progress, checks: CheckTraffic) -> Non
         elif r.fault.kind == "scale-in":
             for w in SCALED:
                 result.recovery.setdefault(f"{w} (scale-in)", []).append(
-                    progress.served_again(w, r.ended)
+                    progress.served_again(w, r.ended, arrivals)
                 )

@@ -17,7 +17,7 @@ from ops.bootstrap import Kernel
 from schemas.topics import TopicNames
 from tests.faults.aborts import aborts_in
 from tests.faults.ledger import tally
-from tests.faults.progress import Progress, Sample
+from tests.faults.progress import Arrivals, Progress, Sample
 from tests.faults.report import table, verdict
 from tests.faults.run import RunResult
 from tests.faults.schedule import CI, FULL, WORKERS, schedule
@@ -42,19 +42,29 @@ def _sample(at: float, a: int, b: int, end_a: int = 100, end_b: int = 100) -> Sa
     )
 
 
+def _work(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> Arrivals:
+    return Arrivals({("x.actions", 0): a, ("x.actions", 1): b})
+
+
 def test_served_again_waits_for_every_partition_with_work() -> None:
     p = _progress([_sample(9, 5, 5), _sample(10.2, 5, 5), _sample(14, 6, 5), _sample(17, 6, 8)])
-    assert p.served_again("signer", 10.0) == 7.0
+    assert p.served_again("signer", 10.0, _work([(5, 1.0)], [(5, 2.0), (6, 3.0)])) == 7.0
 
 
 def test_a_partition_with_work_that_never_moves_is_never_served() -> None:
     p = _progress([_sample(10.2, 5, 5), _sample(14, 6, 5), _sample(17, 7, 5)])
-    assert p.served_again("signer", 10.0) is None
+    assert p.served_again("signer", 10.0, _work([(6, 1.0)], [(5, 1.0)])) is None
 
 
-def test_a_partition_without_work_does_not_count() -> None:
-    p = _progress([_sample(10.2, 5, 5, end_b=6), _sample(14, 6, 5, end_b=6)])
-    assert p.served_again("signer", 10.0) == 4.0
+def test_offsets_without_committed_records_are_not_work() -> None:
+    # partition 1's end moved (aborted batches, markers) but no committed record is past 5
+    p = _progress([_sample(10.2, 5, 5, end_b=9), _sample(14, 6, 5, end_b=9)])
+    assert p.served_again("signer", 10.0, _work([(5, 1.0)], [(2, 1.0), (4, 1.0)])) == 4.0
+
+
+def test_work_that_arrives_late_is_timed_from_its_arrival() -> None:
+    p = _progress([_sample(10.2, 5, 5), _sample(30, 6, 5), _sample(31, 6, 6)])
+    assert p.served_again("signer", 10.0, _work([(5, 2.0)], [(5, 29.0)])) == 20.0
 
 
 def _check(eid: str, subject: str, *, sim: bool = False, cid: str | None = None) -> Any:

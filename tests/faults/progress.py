@@ -144,48 +144,52 @@ class Progress:
     def served_again(self, worker: str, t0: float, arrivals: Arrivals) -> float | None:
         """Seconds ``worker`` left available work unserved after ``t0``; None: never served.
 
-        For each of its partitions: from ``t0`` -- or from the arrival of the first
-        committed record past where it stood, if that came later (its upstream was
-        down too) -- until its position moved. Offsets alone cannot say whether a
-        partition had work: aborted transactions and commit markers take offsets
+        For each of its partitions: from ``t0`` -- or from when the first committed
+        record past where it stood became visible, if that was later (its upstream
+        was down too) -- until its position moved. Offsets alone cannot say whether
+        a partition had work: aborted transactions and commit markers take offsets
         a read_committed consumer never sees, so the work is the committed records
-        themselves (``arrivals``, read from the log after the run).
+        themselves (``arrivals``, read from the log after the run), and a record is
+        visible from the first sample whose last stable offset is past it.
         """
-        after = [s for s in list(self.samples) if s.at >= t0]
+        samples = list(self.samples)
+        after = [s for s in samples if s.at >= t0]
         base = next((s for s in after if any(k[0] == worker for k in s.positions)), None)
         if base is None:
             return None
         worst = 0.0
         for key in [k for k in base.positions if k[0] == worker]:
             b = base.positions[key]
-            work = arrivals.first_at_or_after(key[1], key[2], b)
-            if work is None:
+            first = arrivals.first_at_or_after(key[1], key[2], b)
+            if first is None:
                 continue  # nothing committed past its position: nothing to serve
+            tp = (key[1], key[2])
+            visible = next((s.at for s in samples if s.ends.get(tp, -1) > first), None)
+            if visible is None:
+                continue  # it became visible after the sampling ended
             moved = next((s.at for s in after if s.positions.get(key, -1) > b), None)
             if moved is None:
                 return None  # it had work and never moved
-            worst = max(worst, moved - max(t0, work))
+            worst = max(worst, moved - max(t0, visible))
         return worst
 
 
 class Arrivals:
-    """Per partition, the committed records' offsets and when each was produced (monotonic)."""
+    """Per partition, the offsets of its committed records (read after the run)."""
 
-    def __init__(self, records: dict[tuple[str, int], list[tuple[int, float]]]) -> None:
-        self._records = {k: sorted(v) for k, v in records.items()}
-        self._offsets = {k: [o for o, _ in v] for k, v in self._records.items()}
+    def __init__(self, offsets: dict[tuple[str, int], list[int]]) -> None:
+        self._offsets = {k: sorted(v) for k, v in offsets.items()}
 
-    def first_at_or_after(self, topic: str, partition: int, offset: int) -> float | None:
+    def first_at_or_after(self, topic: str, partition: int, offset: int) -> int | None:
         offsets = self._offsets.get((topic, partition), [])
         i = bisect.bisect_left(offsets, offset)
-        return self._records[(topic, partition)][i][1] if i < len(offsets) else None
+        return offsets[i] if i < len(offsets) else None
 
     @classmethod
     def read(cls, bootstrap: str, topics: list[str]) -> Arrivals:
-        """Every committed record's (offset, produce time) -- values are not decoded."""
-        skew = time.time() - time.monotonic()
+        """Every committed record's offset (values are not decoded)."""
         consumer = reader_consumer(bootstrap, "faults-arrivals")
-        out: dict[tuple[str, int], list[tuple[int, float]]] = {}
+        out: dict[tuple[str, int], list[int]] = {}
         try:
             md = consumer.list_topics(timeout=10)
             for topic in topics:
@@ -193,8 +197,7 @@ class Arrivals:
                     _lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
                     got = out.setdefault((topic, p), [])
                     for msgs in committed_batches(consumer, topic, p, 0, hi, timeout_s=30):
-                        for m in msgs:
-                            got.append((int(m.offset() or 0), m.timestamp()[1] / 1000 - skew))
+                        got.extend(int(m.offset() or 0) for m in msgs)
         finally:
             consumer.close()
         return cls(out)

@@ -76,6 +76,7 @@ class RunResult:
     wall_s: float = 0.0
     publish_failures: int = 0
     checks: CheckTraffic | None = None
+    timeline: dict[str, Any] = field(default_factory=dict)  # to audit the figures after a run
 
 
 def worker_env(kernel: Kernel, api_port: int) -> dict[str, str]:
@@ -362,8 +363,32 @@ def run_plan(
     result.projector_retries = _count_lines(projectors, r"retrying in")
     arrivals = Arrivals.read(kernel.settings.kafka_bootstrap, progress.topics)
     _figures(result, progress, checks, arrivals)
+    result.timeline = _timeline(result, progress, wall)
     result.wall_s = time.monotonic() - wall
     return result
+
+
+def _timeline(result: RunResult, progress: Progress, t0: float) -> dict[str, Any]:
+    """Faults and samples in seconds from the run's start (``timeline.json``)."""
+    return {
+        "faults": [
+            {"kind": r.fault.kind, "target": r.target, "instance": r.instance,
+             "started": round(r.started - t0, 2), "ended": round(r.ended - t0, 2),
+             "drain_s": r.drain_s, "done": r.done}
+            for r in result.faults
+        ],
+        "exits": [
+            {"worker": e.worker, "instance": e.instance, "code": e.code, "asked": e.asked,
+             "at": round(e.at - t0, 2), "uptime_s": round(e.uptime_s, 2), "cause": e.last_line}
+            for e in result.exits
+        ],
+        "samples": [
+            {"at": round(s.at - t0, 2),
+             "positions": {f"{w} {t}/{p}": v for (w, t, p), v in s.positions.items()},
+             "ends": {f"{t}/{p}": v for (t, p), v in s.ends.items()}}
+            for s in progress.samples
+        ],
+    }  # fmt: skip
 
 
 def _figures(

@@ -7,6 +7,7 @@ pytest with ``-s`` to see it on success; on failure it is the assertion message)
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import replace
@@ -35,6 +36,7 @@ def _run(stack: FaultStack, kernel: Kernel, signers: Path, plan: Plan) -> None:
     result = run_plan(stack, kernel, signers, logs, _plan(plan))
     text = table(result) + f"\n  worker logs: {logs}"
     (run_dir / "report.txt").write_text(text + "\n")
+    (run_dir / "timeline.json").write_text(json.dumps(result.timeline))
     print("\n" + text)
     assert not verdict(result), text
 

@@ -42,29 +42,33 @@ def _sample(at: float, a: int, b: int, end_a: int = 100, end_b: int = 100) -> Sa
     )
 
 
-def _work(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> Arrivals:
+def _work(a: list[int], b: list[int]) -> Arrivals:
     return Arrivals({("x.actions", 0): a, ("x.actions", 1): b})
 
 
 def test_served_again_waits_for_every_partition_with_work() -> None:
     p = _progress([_sample(9, 5, 5), _sample(10.2, 5, 5), _sample(14, 6, 5), _sample(17, 6, 8)])
-    assert p.served_again("signer", 10.0, _work([(5, 1.0)], [(5, 2.0), (6, 3.0)])) == 7.0
+    assert p.served_again("signer", 10.0, _work([5], [5, 6])) == 7.0
 
 
 def test_a_partition_with_work_that_never_moves_is_never_served() -> None:
     p = _progress([_sample(10.2, 5, 5), _sample(14, 6, 5), _sample(17, 7, 5)])
-    assert p.served_again("signer", 10.0, _work([(6, 1.0)], [(5, 1.0)])) is None
+    assert p.served_again("signer", 10.0, _work([6], [5])) is None
 
 
 def test_offsets_without_committed_records_are_not_work() -> None:
     # partition 1's end moved (aborted batches, markers) but no committed record is past 5
-    p = _progress([_sample(10.2, 5, 5, end_b=9), _sample(14, 6, 5, end_b=9)])
-    assert p.served_again("signer", 10.0, _work([(5, 1.0)], [(2, 1.0), (4, 1.0)])) == 4.0
+    p = _progress(
+        [_sample(9, 5, 5, end_b=9), _sample(10.2, 5, 5, end_b=9), _sample(14, 6, 5, end_b=9)]
+    )
+    assert p.served_again("signer", 10.0, _work([5], [2, 4])) == 4.0
 
 
-def test_work_that_arrives_late_is_timed_from_its_arrival() -> None:
-    p = _progress([_sample(10.2, 5, 5), _sample(30, 6, 5), _sample(31, 6, 6)])
-    assert p.served_again("signer", 10.0, _work([(5, 2.0)], [(5, 29.0)])) == 20.0
+def test_work_that_becomes_visible_late_is_timed_from_then() -> None:
+    samples = [_sample(9, 5, 5, end_b=5), _sample(29, 5, 5, end_b=7), _sample(31, 6, 6)]
+    p = _progress(samples)
+    assert p.served_again("signer", 10.0, _work([5], [5])) == 21.0  # a: visible before t0
+    assert p.served_again("signer", 10.0, _work([], [5])) == 2.0  # b: visible at 29, moved 31
 
 
 def _check(eid: str, subject: str, *, sim: bool = False, cid: str | None = None) -> Any:

@@ -91,7 +91,7 @@ def table(r: RunResult) -> str:
         (
             "kills done",
             ", ".join(f"{w} {kills.get(w, 0)}" for w in WORKERS)
-            + f" (total {sum(kills.values())}; {skipped} found it already down)",
+            + f" (total {sum(kills.values())}; {skipped} found it down for 20 s)",
         ),
         (
             "broker restarts",
@@ -118,7 +118,11 @@ def table(r: RunResult) -> str:
     rows.append(("drain after last fault", _s(r.final_drain_s)))
     if led is not None:
         rows += [
-            ("missing / duplicated", f"{led.missing} / {led.duplicated}"),
+            (
+                "missing / duplicated",
+                f"{led.missing} / {led.duplicated} (missing: not in the "
+                "tables or not on the log when checked, after the drain)",
+            ),
             ("ledger", ", ".join(f"{k}={v}" for k, v in led.summary().items())),
         ]
     if r.checks is not None:

@@ -214,9 +214,13 @@ class _Faults:
         started = time.monotonic()
         target, instance, done = fault.target, "", True
         if fault.kind == "kill9":
+            # A target that is down (restarting, crash-looping) is waited for, up to
+            # 20 s, so that the schedule's kills are kills and not no-ops.
             instances = [i for w, i in self.sup.members() if w == target]
             instance = self.rng.choice(instances)
-            done = self.sup.kill9(target, instance)
+            deadline = time.monotonic() + 20
+            while not (done := self.sup.kill9(target, instance)) and time.monotonic() < deadline:
+                time.sleep(0.5)
         elif fault.kind == "broker-kill9":
             self.stack.kill9_broker()
             time.sleep(2)

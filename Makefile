@@ -1,5 +1,5 @@
 # The two commands of README.md are `make demo` and `make test`.
-.PHONY: install demo test test-slow test-corpus lint bench up down clean-state
+.PHONY: install demo test test-slow test-corpus test-faults lint bench up down clean-state
 
 install:
 	@bash ops/install.sh
@@ -21,6 +21,11 @@ test-slow: install
 # The bad-input corpus in full (many hypothesis examples), with its counts table.
 test-corpus: install
 	.venv/bin/pytest -s -m slow tests/integration/corpus
+
+# The full runs of the fault suite (on its own Kafka + Postgres, docs/fault-suite.md)
+# and of the corpus, each printing its table; their short forms run in `make test`.
+test-faults: install
+	.venv/bin/pytest -s -m slow tests/faults tests/integration/corpus
 
 bench: install
 	.venv/bin/python -m bench

@@ -29,7 +29,10 @@ def find_kafka_home() -> Path | None:
     if os.environ.get("KAFKA_HOME"):
         return Path(os.environ["KAFKA_HOME"])
     base = default_state_dir()
-    for state in (base.with_name(base.name + "-test"), base):
+    states = [base.with_name(base.name + "-test"), base]
+    if os.environ.get("KERNEL_TEST_STATE_DIR"):  # CI's fresh test stack (.ci/run)
+        states.insert(0, Path(os.environ["KERNEL_TEST_STATE_DIR"]))
+    for state in states:
         for libs in sorted((state / "cache").glob("kafka-*/libs")):
             if (libs / ".complete").exists():
                 return libs.parent

@@ -101,7 +101,7 @@ def test_a_clean_ledger_is_zero() -> None:
 
 
 def _clean_result() -> RunResult:
-    r = RunResult(CI)
+    r = RunResult(FULL)  # the plan that holds recovery to its bounds
     r.ledger = tally(Counter({"a1": 1}), [_check("k1", "a1")], Counter({"a1": 1, "k1": 1}),
                      {"c-k1"}, ["a1"], [], {})  # fmt: skip
     r.verify = {"audit-verify": (0, "verified")}
@@ -157,3 +157,13 @@ def test_aborts_are_read_from_the_runners_own_metric() -> None:
     metrics.TRANSACTIONS.labels("faults-harness-test", "commit").inc(5)
     metrics.TRANSACTIONS.labels("faults-harness-test", "abort").inc(2)
     assert aborts_in(generate_latest().decode())["faults-harness-test"] == before + 2
+
+
+def test_the_ci_form_reports_recovery_past_its_bounds_without_failing_on_it() -> None:
+    r = _clean_result()
+    r.plan = CI
+    r.broker_recovery = {"broker-kill9": None}
+    assert verdict(r) == []
+    assert "broker-kill9: not every worker processing again" in table(r)
+    r.ledger = None
+    assert verdict(r) == ["the end checks did not run"]

@@ -68,9 +68,19 @@ _NAME_FIELDS = frozenset({"action", "resource", "requestId"})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _MAX_SAFE_INTEGER = 2**53 - 1
-# What could be a number past 2^53 in canonical text (an exponent, or 16 digits
-# in a row): only then is the walk needed (a match inside a string costs a walk).
-_BIG_NUMBER = re.compile(r"[0-9][eE]|[0-9]{16}")
+# What could be a number past 2^53 in canonical text: a number token (after
+# ':', ',' or '[') with an exponent, or with 16 digits before its point; only then
+# is the walk needed (the same text inside a string costs a walk, nothing more).
+# orjson writes such a float as "1e+16" or "9007199254740994.0": the substring
+# test ahead of the regex skips it for almost every record.
+_BIG_NUMBER = re.compile(r"[:,\[]-?[0-9]+(?:\.[0-9]+)?[eE]|[:,\[]-?[0-9]{16}")
+_BIG_HINTS = ("e+", "e-", ".0,", ".0]", ".0}")
+
+
+def _maybe_big_number(text: str) -> bool:
+    return any(h in text for h in _BIG_HINTS) and _BIG_NUMBER.search(text) is not None
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUL = "NUL (U+0000) is not accepted: Postgres text cannot store it; remove or escape it"
 
@@ -193,7 +203,7 @@ class InputContract:
             and n < self._flat_chars
             and depth + text.count("{") + text.count("[") - 1 <= max_depth
             and "\\u0000" not in text
-            and _BIG_NUMBER.search(text) is None
+            and not _maybe_big_number(text)
         ):
             return value
         try:

@@ -74,11 +74,11 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 # orjson writes such a float as "1e+16" or "9007199254740994.0": the substring
 # test ahead of the regex skips it for almost every record.
 _BIG_NUMBER = re.compile(r"[:,\[]-?[0-9]+(?:\.[0-9]+)?[eE]|[:,\[]-?[0-9]{16}")
-_BIG_HINTS = ("e+", "e-", ".0,", ".0]", ".0}")
 
 
 def _maybe_big_number(text: str) -> bool:
-    return any(h in text for h in _BIG_HINTS) and _BIG_NUMBER.search(text) is not None
+    hint = "e+" in text or "e-" in text or ".0," in text or ".0]" in text or ".0}" in text
+    return hint and _BIG_NUMBER.search(text) is not None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

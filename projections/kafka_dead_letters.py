@@ -8,8 +8,9 @@ which rolls back the Postgres transaction that would have skipped the records.
 
 A dead letter must itself always encode, or it would stop the projector it is
 meant to keep going: should the full one fail to encode (a value too large to
-copy, a reason the codec refuses), it is sent without the key and value --
-its source position still names the record -- and an ASCII-escaped reason.
+copy, a reason the codec refuses), it is sent without the key and with the
+value referenced by size and SHA-256 only -- its source position still names
+the record -- and an ASCII-escaped reason.
 """
 
 from __future__ import annotations
@@ -20,16 +21,12 @@ from collections.abc import Sequence
 from projections.rejections import Rejection
 from schemas.errors import KernelError
 from schemas.events import Event
-from streams.dead_letter import dead_letter
+from streams.dead_letter import MAX_COPY_BYTES, dead_letter
 from streams.kafka.producer import Producer
 
 __all__ = ["KafkaDeadLetters"]
 
 log = logging.getLogger(__name__)
-
-# What a dead letter copies of the source value, at most: far under Kafka's
-# record limit, whatever the codec's own maximum.
-_MAX_COPY_BYTES = 512 * 1024
 
 
 class KafkaDeadLetters:
@@ -44,19 +41,22 @@ class KafkaDeadLetters:
 
     def _record(self, r: Rejection) -> tuple[str, bytes, bytes]:
         topic = self.producer.names.dlq
-        copy = r.value is None or len(r.value) <= _MAX_COPY_BYTES
         try:
-            event = self._event(r, r.reason, key=r.key, value=r.value if copy else None)
+            event = self._event(r, r.reason, key=r.key)
             value = self.producer.codec.encode(event)
         except KernelError as exc:
             log.warning("%s: dead letter sent without the record: %s", self.processor, exc)
             why = ascii(r.reason)[1:-1] + f" (record not copied: {exc})"
-            event = self._event(r, ascii(why)[1:-1], key=None, value=None)
+            event = self._event(r, ascii(why)[1:-1], key=None, max_copy_bytes=0)
             value = self.producer.codec.encode(event)
         return topic, event.subject.encode(), value
 
-    def _event(self, r: Rejection, reason: str, *, key: bytes | None, value: bytes | None) -> Event:
+    def _event(
+        self, r: Rejection, reason: str, *, key: bytes | None, max_copy_bytes: int = MAX_COPY_BYTES
+    ) -> Event:
+        # dead_letter decides copy or reference (size + SHA-256) from the value itself.
         return dead_letter(
             processor=self.processor, reason=reason, error_type=r.error_type, topic=r.topic,
-            partition=r.partition, offset=r.offset, key=key, value=value,
+            partition=r.partition, offset=r.offset, key=key, value=r.value,
+            max_copy_bytes=max_copy_bytes,
         )  # fmt: skip

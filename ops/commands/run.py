@@ -15,11 +15,16 @@ Supervision, so that a supervisor restarting on failure sees every failure:
   ``STOP_TIMEOUT_S``: exit 0, otherwise exit 1 naming the ones that did not.
 
 Exit codes: 0 stopped as asked, 1 a worker died or did not stop, 2 bad usage.
+
+A worker that is alive but makes no progress can be asked where it is:
+``kill -USR1 PID`` writes every thread's Python stack to its stderr
+(:mod:`faulthandler`) and the worker goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -120,6 +125,7 @@ def _run(args: argparse.Namespace, kernel: Kernel) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
     threads = [_Supervised(known[n], kernel, stop, beats) for n in args.names]
     for t in threads:
         t.start()

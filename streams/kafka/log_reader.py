@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ def reader_consumer(bootstrap: str, group_prefix: str) -> Consumer:
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            "logger": logging.getLogger("kernel.librdkafka"),  # JSON lines, not raw stderr
         }
     )
 

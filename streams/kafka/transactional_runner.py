@@ -161,7 +161,7 @@ class TransactionalRunner(Generic[S]):
         call_timeout_s: float = 5.0,
         max_record_bytes: int = 1_000_000,
         session_timeout_ms: int = 6000,
-        transaction_timeout_ms: int = 10_000,
+        transaction_timeout_ms: int = 8_000,
         recovery_budget_s: float = 120.0,
         on_batch: Callable[[RunnerStats], None] | None = None,
         on_tick: Callable[[], None] | None = None,
@@ -199,6 +199,7 @@ class TransactionalRunner(Generic[S]):
             # Bound the read-ahead: a backlog must not grow the process (RSS flat
             # from 100k to 1M events); 16 MiB still keeps the fetcher ahead.
             "queued.max.messages.kbytes": 16384,
+            "logger": logging.getLogger("kernel.librdkafka"),  # JSON lines, not raw stderr
         }
         self._consumer = Consumer(self._consumer_conf)
         # The dead instance's open transaction holds back read_committed readers of
@@ -224,6 +225,7 @@ class TransactionalRunner(Generic[S]):
         )
         self._state: S | None = None
         self._recovered = False  # a processor's state may legitimately be None
+        self._assigned_at = 0.0
         self._produced = 0
         self._next_poll = 512
         self._assigned: list[tuple[str, int]] = []
@@ -255,6 +257,8 @@ class TransactionalRunner(Generic[S]):
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._ends.reset()
         self._assigned = sorted((p.topic, p.partition) for p in partitions)
+        self._assigned_at = time.monotonic()
+        log.info("%s: assigned %s", self.member, _partitions(self._assigned))
         self._needs_recover = True
         self._needs_rewind = False  # a fresh assignment starts at the committed offsets
         self._isolate.clear()
@@ -381,6 +385,7 @@ class TransactionalRunner(Generic[S]):
 
     def _recover(self) -> bool:
         """Rebuild the state for the assignment; False (retry later) while Kafka is away."""
+        started = time.monotonic()
         try:
             state = self.processor.recover(self._assigned, self._recovery_reader())
             if self._broadcast is not None:
@@ -399,6 +404,11 @@ class TransactionalRunner(Generic[S]):
         self._state = state
         self._needs_recover = False
         self._recovered = True
+        log.info(
+            "%s: state recovered for %d partitions in %.2fs (%.2fs after the assignment)",
+            self.member, len(self._assigned), time.monotonic() - started,
+            time.monotonic() - self._assigned_at,
+        )  # fmt: skip
         return True
 
     def _absorb(self, state: S, record: InputRecord) -> S:
@@ -724,6 +734,14 @@ class TransactionalRunner(Generic[S]):
         text = f"{self.group} (instance {self.instance_id}, partitions {partitions}): {message}"
         # Not logged here: the one who stops on it (``kernel run``) tells it, once.
         raise LogUnavailableError(text) from exc
+
+
+def _partitions(assigned: Sequence[tuple[str, int]]) -> str:
+    """``topic[0,2] other[1]``: an assignment in one short log field."""
+    by: dict[str, list[int]] = {}
+    for topic, partition in assigned:
+        by.setdefault(topic, []).append(partition)
+    return " ".join(f"{t}[{','.join(map(str, ps))}]" for t, ps in by.items()) or "nothing"
 
 
 def _where(msg: Message) -> tuple[str, int, int]:

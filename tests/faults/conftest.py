@@ -14,6 +14,8 @@ import pytest
 from ops.bootstrap import Kernel
 from projections.migrate import migrate
 from streams.chain.keys import generate_key, load_signer, signers_document
+from streams.chain.links import chain_id
+from streams.chain.signer import chain_partition
 from tests.conftest import fresh_database
 from tests.faults.fault_stack import FaultStack
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
@@ -32,10 +34,30 @@ def fault_stack() -> Iterator[FaultStack]:
         stack.down()
 
 
+def spread_prefix(chain_partitions: int = 3) -> str:
+    """A topic prefix whose busy chains (actions, policy-checks) use every chain partition.
+
+    A chain's partition is crc32(chain id) mod 3, and the chain id carries the
+    prefix: with a random prefix the six busy chains often hash onto two of the
+    three partitions, and the second instance of the checkpointer or the audit
+    projector (which read the chain topic) would have nothing to share. The run
+    proves that two instances share the load, so its input must have load to share.
+    """
+    while True:
+        prefix = f"f{uuid.uuid4().hex[:12]}."
+        used = {
+            chain_partition(chain_id(f"{prefix}{topic}", p), chain_partitions)
+            for topic in ("actions", "policy-checks")
+            for p in range(3)
+        }
+        if len(used) == chain_partitions:
+            return prefix
+
+
 @pytest.fixture
 def fault_kernel(fault_stack: FaultStack, tmp_path: Path) -> Iterator[Kernel]:
     """Topics, a migrated database, a signing key and one active deny policy."""
-    base = replace(fault_stack.settings, topic_prefix=f"f{uuid.uuid4().hex[:12]}.")
+    base = replace(fault_stack.settings, topic_prefix=spread_prefix())
     with fresh_database(base.database_url) as url:
         key = generate_key(tmp_path / "keys", "fault-signer")
         settings = replace(base, postgres_url=url, signing_key=key, signer_id="fault-signer")

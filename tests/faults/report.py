@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from tests.faults.run import RunResult
+from tests.faults.run import SCALED, RunResult
 from tests.faults.schedule import WORKERS
 
 __all__ = ["table", "verdict"]
@@ -46,11 +46,31 @@ def verdict(r: RunResult) -> list[str]:
         why.append(f"{len(zero)} exits with code 0 nobody asked for ({dict(who)})")
     if r.final_drain_s is None:
         why.append(f"not drained within {r.plan.drain_deadline_s:.0f}s after the last fault")
+    why += sharing_verdict(r)
     if r.ignored_sigterm:
         why.append(f"still running 40s after SIGTERM (killed): {', '.join(r.ignored_sigterm)}")
     why += [f"harness: {e}" for e in r.harness_errors]
     if r.plan.enforce_recovery:
         why += recovery_verdict(r)
+    return why
+
+
+def sharing_verdict(r: RunResult) -> list[str]:
+    """Both instances of every scaled worker did work; every auditor verified, none failed."""
+    why: list[str] = []
+    if r.ledger is None:
+        return why  # the run did not get that far; its first reason says why
+    for w in SCALED:
+        idle = [i for i in ("0", "1") if r.processed.get(f"{w}#{i}", 0) <= 0]
+        if idle:
+            why.append(f"{w}: instance {', '.join(idle)} finished no record (no load shared)")
+    if not r.verifications:
+        why.append("no auditor reported a verification round")
+    for who, counts in sorted(r.verifications.items()):
+        if counts.get("failed", 0):
+            why.append(f"{who} reported {counts['failed']} failed verification rounds")
+        elif not counts.get("ok", 0):
+            why.append(f"{who} never completed a verification round")
     return why
 
 
@@ -111,11 +131,21 @@ def table(r: RunResult) -> str:
         if kind in r.broker_blame:
             per = ", ".join(f"{w} {_s(v)}" for w, v in r.broker_blame[kind].items())
             rows.append((f"{kind} -> all processing", f"{_s(r.broker_recovery[kind])} ({per})"))
-    for worker in [*WORKERS, "signer (scale-in)", "sentinel (scale-in)"]:
+    for worker in [*WORKERS, *(f"{w} (scale-in)" for w in SCALED)]:
         xs, near = r.recovery.get(worker, []), r.not_counted.get(worker, 0)
         if xs or near:
             note = f"; {near} right after a broker/Postgres fault not counted" if near else ""
             rows.append((f"kill -9 {worker} -> served", _median(xs) + note))
+    if r.processed:
+        per = ", ".join(
+            f"{w} {r.processed.get(f'{w}#0', 0)}/{r.processed.get(f'{w}#1', 0)}" for w in SCALED
+        )
+        rows.append(("records finished #0/#1", per))
+    if r.verifications:
+        rows.append(("auditors (rounds)", ", ".join(
+            f"{k}: ok {v.get('ok', 0)}, failed {v.get('failed', 0)}"
+            for k, v in sorted(r.verifications.items())
+        )))  # fmt: skip
     drains: dict[str, list[float | None]] = {}
     for f in r.faults:
         label = f.fault.kind if f.fault.kind != "kill9" else f"kill9 {f.target}"

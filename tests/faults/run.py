@@ -24,11 +24,11 @@ import psycopg
 
 from ops.bootstrap import Kernel
 from tests.e2e.conftest import settings_env
-from tests.faults.aborts import AbortScraper
 from tests.faults.fault_stack import FaultStack
 from tests.faults.ledger import Ledger, read_ledger
 from tests.faults.progress import Arrivals, Progress
 from tests.faults.schedule import Fault, Plan, schedule
+from tests.faults.scrape import WorkerMetrics
 from tests.faults.supervisor import Exit, Supervisor, free_port, supports_instance_flag
 from tests.faults.traffic import CheckTraffic, Publisher, probe_subjects
 
@@ -36,7 +36,11 @@ __all__ = ["FaultRecord", "RunResult", "run_plan"]
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = ("signer", "checkpointer", "audit-projector", "sentinel", "sentinel-projector")
-SCALED = ("signer", "sentinel")  # the workers a second instance joins
+# A second instance of every pipeline worker joins (scale-out) and later leaves for
+# good (scale-in); both must have done work. Two auditors verify independently
+# (the auditor reads Postgres, not a partition: its instances are redundant, not shared).
+SCALED = PIPELINE
+AUDITORS = ("0", "1")
 
 
 @dataclass
@@ -65,6 +69,8 @@ class RunResult:
     abort_lines: int = 0  # "aborting transaction" log lines (also counts aborts that failed)
     abort_failed_lines: int = 0  # "abort failed" log lines
     projector_retries: int = 0  # "retrying in" lines of the projectors
+    processed: dict[str, int] = field(default_factory=dict)  # worker#instance -> records finished
+    verifications: dict[str, dict[str, int]] = field(default_factory=dict)  # auditor#i -> result
     recovery: dict[str, list[float | None]] = field(default_factory=dict)  # kill -9 -> served
     not_counted: dict[str, int] = field(default_factory=dict)  # kills inside an infra fault
     broker_recovery: dict[str, float | None] = field(default_factory=dict)  # per fault kind
@@ -79,7 +85,7 @@ class RunResult:
     timeline: dict[str, Any] = field(default_factory=dict)  # to audit the figures after a run
 
 
-def worker_env(kernel: Kernel, api_port: int) -> dict[str, str]:
+def worker_env(kernel: Kernel, api_port: int, signers: Path | None = None) -> dict[str, str]:
     env = settings_env(kernel.settings)
     path = os.environ.get("PYTHONPATH", "")
     env.update(
@@ -90,7 +96,11 @@ def worker_env(kernel: Kernel, api_port: int) -> dict[str, str]:
         KERNEL_CHECKPOINT_EVERY="50",
         KERNEL_CHECKPOINT_INTERVAL_S="5",
         KERNEL_API_PORT=str(api_port),
+        KERNEL_AUDITOR_INTERVAL_S="5",
+        KERNEL_AUDITOR_FULL_EVERY="12",
     )
+    if signers is not None:
+        env["KERNEL_SIGNERS_FILE"] = str(signers)
     return env
 
 
@@ -293,17 +303,19 @@ def run_plan(
 ) -> RunResult:
     wall = time.monotonic()
     api_port = free_port()
-    env = worker_env(kernel, api_port)
+    env = worker_env(kernel, api_port, signers)
     result = RunResult(plan, instance_flag=supports_instance_flag(env))
     sup = Supervisor(env, log_dir, instance_flag=result.instance_flag)
     for w in PIPELINE:
         sup.add_worker(w)
+    for i in AUDITORS:
+        sup.add_worker("auditor", i)
     sup.add_api(api_port)
     sup.start()
     publisher = Publisher(kernel, plan.events, plan.rate)
     checks = CheckTraffic(api_port, plan.check_rate)
     progress = Progress(kernel)
-    scraper = AbortScraper(sup.metrics_targets)
+    scraper = WorkerMetrics(sup.metrics_targets)
     probes = _Probes(kernel, publisher, plan.drain_deadline_s)
     faults = _Faults(stack, sup, plan)
     try:
@@ -362,6 +374,10 @@ def run_plan(
     runners = [p for w in ("signer", "sentinel", "checkpointer") for p in sup.logs(w)]
     projectors = [p for w in ("audit-projector", "sentinel-projector") for p in sup.logs(w)]
     result.aborts, result.aborts_by = scraper.total(), scraper.by_processor()
+    result.processed = scraper.processed_by_instance()
+    result.verifications = {
+        k: v for k, v in scraper.verifications_by_instance().items() if k.startswith("auditor#")
+    }
     result.abort_lines = _count_lines(runners, r"aborting transaction")
     result.abort_failed_lines = _count_lines(runners, r"abort failed")
     result.projector_retries = _count_lines(projectors, r"retrying in")

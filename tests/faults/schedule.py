@@ -60,8 +60,8 @@ def schedule(plan: Plan) -> list[Fault]:
 
     Every worker type is killed at least once (round robin first, then at
     random), so even the short form covers each one. Kills avoid the windows
-    of the broker and Postgres faults (their own duration plus 10 s) when there
-    is room, so that a kill's recovery figure measures the kill.
+    of the broker and Postgres faults (their own duration plus 10 s) and of the
+    scale-in when there is room, so that each recovery figure measures one fault.
     """
     rng = random.Random(plan.seed)
     t = plan.traffic_s
@@ -72,7 +72,11 @@ def schedule(plan: Plan) -> list[Fault]:
     ]
     busy = [(f.at_s - 2, f.at_s + _BROKER_S + 10) for f in infra[:2]]
     busy.append((infra[2].at_s - 2, infra[2].at_s + plan.pg_outage_s + 10))
-    faults = [Fault(0.05 * t, "scale-out"), *infra, Fault(0.35 * t, "scale-in")]
+    # The second instances join at once and leave well before the broker's kill, so
+    # that the takeover of their partitions (~10 s) is measured alone.
+    scale_in = Fault(0.25 * t, "scale-in")
+    busy.append((scale_in.at_s - 5, scale_in.at_s + 15))
+    faults = [Fault(0.02 * t, "scale-out"), *infra, scale_in]
     targets = list(WORKERS) + [rng.choice(WORKERS) for _ in range(plan.kills - len(WORKERS))]
     rng.shuffle(targets)
     times = []

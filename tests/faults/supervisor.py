@@ -166,12 +166,24 @@ class Supervisor:
         return True
 
     def stop_all(self, timeout_s: float = 40.0) -> None:
-        """SIGTERM every member (an asked exit), SIGKILL past ``timeout_s``."""
+        """SIGTERM every member (an asked exit), SIGKILL past ``timeout_s``.
+
+        Each ``kernel run`` worker gets SIGUSR1 first and writes its threads' stacks
+        to its log, so a stall that lasted to the end can be read after the run.
+        """
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         with self._lock:
             live = [m for m in self._members.values() if m.proc and m.proc.poll() is None]
+            # First every `kernel run` worker's thread stacks into its log (SIGUSR1,
+            # faulthandler): a worker stalled at the end shows where it is stuck.
+            for m in live:
+                if m.metrics and m.proc is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        m.proc.send_signal(signal.SIGUSR1)
+            if any(m.metrics for m in live):
+                time.sleep(0.5)
             for m in live:
                 m.wanted, m.asked = False, True
                 assert m.proc is not None

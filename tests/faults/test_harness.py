@@ -15,12 +15,15 @@ from prometheus_client import generate_latest
 from ops import metrics
 from ops.bootstrap import Kernel
 from schemas.topics import TopicNames
-from tests.faults.aborts import aborts_in
+from streams.chain.links import chain_id
+from streams.chain.signer import chain_partition
+from tests.faults.conftest import spread_prefix
 from tests.faults.ledger import tally
 from tests.faults.progress import Arrivals, Progress, Sample
 from tests.faults.report import table, verdict
-from tests.faults.run import RunResult
+from tests.faults.run import SCALED, RunResult
 from tests.faults.schedule import CI, FULL, WORKERS, schedule
+from tests.faults.scrape import WorkerMetrics, aborts_in
 from tests.faults.supervisor import Exit
 
 
@@ -109,6 +112,8 @@ def _clean_result() -> RunResult:
     r.final_drain_s = 3.0
     r.broker_recovery = {"broker-kill9": 12.0}
     r.recovery = {"signer": [5.0, 9.0]}
+    r.processed = {f"{w}#{i}": 10 for w in SCALED for i in ("0", "1")}
+    r.verifications = {"auditor#0": {"ok": 3}, "auditor#1": {"ok": 2}}
     return r
 
 
@@ -133,6 +138,15 @@ def test_a_clean_run_passes_and_each_broken_promise_fails_it() -> None:
     broken.append(r)
     r = _clean_result()
     r.final_drain_s = None
+    broken.append(r)
+    r = _clean_result()
+    r.processed["checkpointer#1"] = 0  # the second instance never got a partition
+    broken.append(r)
+    r = _clean_result()
+    r.verifications["auditor#1"] = {"ok": 5, "failed": 1}
+    broken.append(r)
+    r = _clean_result()
+    r.verifications = {}
     broken.append(r)
     for r in broken:
         assert len(verdict(r)) == 1, verdict(r)
@@ -167,3 +181,21 @@ def test_the_ci_form_reports_recovery_past_its_bounds_without_failing_on_it() ->
     assert "broker-kill9: not every worker processing again" in table(r)
     r.ledger = None
     assert verdict(r) == ["the end checks did not run"]
+
+
+def test_processed_and_verifications_are_summed_per_instance_over_its_starts() -> None:
+    m = WorkerMetrics(lambda: [])
+    m.processed = {"signer#1/1": 40.0, "signer#1/2": 2.0, "signer#0/1": 7.0}
+    m.verifications = {("auditor#0/1", "ok"): 3.0, ("auditor#0/2", "ok"): 1.0}
+    assert m.processed_by_instance() == {"signer#1": 42, "signer#0": 7}
+    assert m.verifications_by_instance() == {"auditor#0": {"ok": 4}}
+
+
+def test_the_runs_prefix_puts_a_busy_chain_on_every_chain_partition() -> None:
+    prefix = spread_prefix()
+    used = {
+        chain_partition(chain_id(f"{prefix}{topic}", p), 3)
+        for topic in ("actions", "policy-checks")
+        for p in range(3)
+    }
+    assert used == {0, 1, 2}

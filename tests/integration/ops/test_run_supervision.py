@@ -101,7 +101,9 @@ def _get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-def test_sigterm_stops_a_healthy_signer_with_exit_0(kernel: Kernel, tmp_path: Path) -> None:
+def test_sigterm_stops_a_healthy_signer_with_exit_0_and_sigusr1_dumps_its_threads(
+    kernel: Kernel, tmp_path: Path
+) -> None:
     key = generate_key(tmp_path / "keys", "s1")
     port = _free_port()
     env = _env(
@@ -128,6 +130,13 @@ def test_sigterm_stops_a_healthy_signer_with_exit_0(kernel: Kernel, tmp_path: Pa
         assert [w["worker"] for w in health["workers"]] == ["signer"]
         _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
         assert 'kernel_worker_heartbeat_timestamp_seconds{instance="7",worker="signer"}' in metrics
+        # SIGUSR1: every thread's stack on stderr, and the worker goes on (a stall's diagnosis)
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "(most recent call first)" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "(most recent call first)" in log.read_text() and proc.poll() is None
+        assert _get(f"http://127.0.0.1:{port}/health")[0] == 200
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
         assert code == 0, log.read_text()

@@ -7,13 +7,20 @@ variables: a runner sets them once per record with :func:`log_context` and
 every line logged inside, by any module, carries them. ``extra={...}`` on a
 single call adds fields to that line. Lines are ``orjson``-encoded; values
 that are not JSON types are written with ``str()`` rather than dropped.
+
+librdkafka repeats itself while a broker is away (a "Connection refused" line
+per reconnect, every few tens of milliseconds per client): :class:`RepeatFilter`
+on the ``kernel.librdkafka`` logger lets one line of a kind through per
+``window_s`` and notes on the next one how many it held back.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,7 +30,7 @@ import orjson
 
 from streams.tracing import current_trace_id
 
-__all__ = ["JsonLinesFormatter", "configure", "current_context", "log_context"]
+__all__ = ["JsonLinesFormatter", "RepeatFilter", "configure", "current_context", "log_context"]
 
 _CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("kernel_log_context")
 
@@ -79,6 +86,37 @@ class JsonLinesFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+_VARYING = re.compile(r"\d+")  # counters, millisecond figures and client numbers vary
+
+
+class RepeatFilter(logging.Filter):
+    """One record per kind (its message without digits) per ``window_s``.
+
+    The next record of a kind after the window carries ``repeated``: how many
+    like it were held back. Kinds are kept in a small table (oldest dropped).
+    """
+
+    def __init__(self, window_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # kind -> (last let through, held back)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = _VARYING.sub("#", record.getMessage())
+        now = self._clock()
+        last = self._seen.get(kind)
+        if last is not None and now - last[0] < self.window_s:
+            self._seen[kind] = (last[0], last[1] + 1)
+            return False
+        if last is not None and last[1]:
+            record.repeated = last[1]
+        if len(self._seen) >= 256:
+            self._seen.pop(next(iter(self._seen)))
+        self._seen[kind] = (now, 0)
+        return True
+
+
 def configure(service: str, *, level: int = logging.INFO, stream: IO[str] | None = None) -> None:
     """JSON lines on ``stream`` (stderr) for the whole process; replaces earlier handlers."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -88,3 +126,8 @@ def configure(service: str, *, level: int = logging.INFO, stream: IO[str] | None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    librdkafka = logging.getLogger("kernel.librdkafka")
+    for old_filter in list(librdkafka.filters):
+        if isinstance(old_filter, RepeatFilter):
+            librdkafka.removeFilter(old_filter)
+    librdkafka.addFilter(RepeatFilter())

@@ -54,6 +54,17 @@ class LogReader(Protocol):
         """Committed, decodable records from ``start`` to ``end`` (exclusive) or the end."""
         ...
 
+    def read_keyed(
+        self, topic: str, partition: int, start: int, end: int, keys: frozenset[bytes]
+    ) -> Sequence[InputRecord]:
+        """Like :meth:`read`, only the records whose Kafka key is in ``keys``.
+
+        A reader filters on the key *before* decoding, so scanning a long range
+        for a few keys costs a read of the range, not a decode of every record
+        (the chain signer looking for its chains' heads).
+        """
+        ...
+
     def end_offset(self, topic: str, partition: int) -> int: ...
 
     def committed(self, topic: str, partition: int) -> int:

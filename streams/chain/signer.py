@@ -144,8 +144,11 @@ def _find_heads(
     window, stop = 256, end
     while stop > 0 and len(found) < len(chains):
         start = max(0, stop - window)
+        # A link's Kafka key is its chain: only the chains still sought are decoded, so a
+        # chain with no recent link (or none at all) costs a read back, not a decode back.
+        wanted = frozenset(c.encode() for c in chains if c not in found)
         latest: dict[str, ChainHead] = {}  # within a window, later records overwrite earlier
-        for rec in reader.read(topic, partition, start, stop):
+        for rec in reader.read_keyed(topic, partition, start, stop, wanted):
             body = rec.event.body
             if body["chain"] in chains and body["chain"] not in found:
                 latest[body["chain"]] = ChainHead.of_record(body)

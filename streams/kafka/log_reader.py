@@ -27,6 +27,10 @@ def reader_consumer(bootstrap: str, group_prefix: str) -> Consumer:
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
             "logger": logging.getLogger("kernel.librdkafka"),  # JSON lines, not raw stderr
+            # A read that ends at the partition's end learns it from an empty fetch
+            # (partition EOF): the broker holds an empty fetch this long. 500 ms by
+            # default, paid once per partition per read: a signer's recover read 10.
+            "fetch.wait.max.ms": 10,
         }
     )
 
@@ -77,6 +81,8 @@ def committed_batches(
                     break
                 good.append(msg)
             if good:
+                # The range's last record seen: done, without a fetch to the end.
+                done = done or int(good[-1].offset() or 0) >= end - 1
                 yield good
             if done:
                 return
@@ -120,6 +126,11 @@ class KafkaLogReader:
     ) -> list[InputRecord]:
         return list(self.iter(topic, partition, start, end=end))
 
+    def read_keyed(
+        self, topic: str, partition: int, start: int, end: int, keys: frozenset[bytes]
+    ) -> list[InputRecord]:
+        return list(self.iter(topic, partition, start, end=end, keys=keys))
+
     def iter(
         self,
         topic: str,
@@ -128,14 +139,20 @@ class KafkaLogReader:
         *,
         end: int | None = None,
         skip_undecodable: bool = True,
+        keys: frozenset[bytes] | None = None,
     ) -> Iterator[InputRecord]:
-        """Committed records from ``start`` until ``end`` (exclusive) or the partition's end."""
+        """Committed records from ``start`` until ``end`` (exclusive) or the partition's end.
+
+        ``keys``: only records with one of these Kafka keys (filtered before decoding).
+        """
         stop = self.end_offset(topic, partition) if end is None else end
         batches = committed_batches(
             self._consumer, topic, partition, start, stop, timeout_s=self._timeout
         )
         for msgs in batches:
             for msg in msgs:
+                if keys is not None and msg.key() not in keys:
+                    continue
                 try:
                     event = self._codec.decode(msg.value() or b"", log_ts_ms=msg.timestamp()[1])
                 except KernelError:

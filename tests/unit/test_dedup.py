@@ -73,6 +73,11 @@ class Reader:
         self.reads.append((start, end))
         return [r for r in self.records if r.offset >= start and (end is None or r.offset < end)]
 
+    def read_keyed(
+        self, topic: str, partition: int, start: int, end: int, keys: frozenset[bytes]
+    ) -> Sequence[InputRecord]:
+        return [r for r in self.read(topic, partition, start, end) if r.key in keys]
+
     def end_offset(self, topic: str, partition: int) -> int:
         return self.records[-1].offset + 1 if self.records else 0
 

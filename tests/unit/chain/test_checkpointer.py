@@ -86,6 +86,11 @@ class Reader:
         stop = len(self.records) if end is None else end
         return [r for r in self.records if start <= r.offset < stop]
 
+    def read_keyed(
+        self, topic: str, partition: int, start: int, end: int, keys: frozenset[bytes]
+    ) -> Sequence[InputRecord]:
+        return [r for r in self.read(topic, partition, start, end) if r.key in keys]
+
     def end_offset(self, topic: str, partition: int) -> int:
         return len(self.records)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ops.logging import JsonLinesFormatter, configure, current_context, log_context
+from ops.logging import JsonLinesFormatter, RepeatFilter, configure, current_context, log_context
 
 
 @pytest.fixture
@@ -63,3 +63,23 @@ def test_formatter_is_usable_alone() -> None:
     record = logging.makeLogRecord({"msg": "hi", "levelname": "INFO", "name": "n"})
     doc = json.loads(JsonLinesFormatter("api").format(record))
     assert (doc["service"], doc["msg"]) == ("api", "hi")
+
+
+def test_librdkafka_repeats_are_held_back_and_counted_on_the_next_line() -> None:
+    now = [0.0]
+    f = RepeatFilter(window_s=10.0, clock=lambda: now[0])
+
+    def rec(msg: str) -> logging.LogRecord:
+        return logging.makeLogRecord({"msg": msg, "name": "kernel.librdkafka"})
+
+    refused = "FAIL [rdkafka#consumer-{}] Connect failed (after {}ms in state CONNECT)"
+    assert f.filter(rec(refused.format(1, 0)))
+    assert not f.filter(rec(refused.format(1, 12)))  # same kind: digits do not count
+    assert not f.filter(rec(refused.format(3, 0)))
+    assert f.filter(rec("GETPID another message"))  # another kind goes through
+    now[0] = 10.5
+    again = rec(refused.format(1, 0))
+    assert f.filter(again) and again.repeated == 2
+    fresh = rec(refused.format(1, 0))
+    now[0] = 21.0
+    assert f.filter(fresh) and not hasattr(fresh, "repeated")

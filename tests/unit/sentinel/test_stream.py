@@ -76,6 +76,11 @@ class FakeReader:
         rs = self.records.get(topic, [])
         return [r for r in rs if r.offset >= start and (end is None or r.offset < end)]
 
+    def read_keyed(
+        self, topic: str, partition: int, start: int, end: int, keys: frozenset[bytes]
+    ) -> Sequence[InputRecord]:
+        return [r for r in self.read(topic, partition, start, end) if r.key in keys]
+
     def end_offset(self, topic: str, partition: int) -> int:
         return len(self.records.get(topic, []))
 

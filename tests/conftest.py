@@ -4,6 +4,11 @@ The stack is started once per session under its own state directory and ports
 (so a developer's ``kernel up`` is untouched) and stopped at the end unless it
 was already running. Every test gets uuid-named topics and, when it asks, its
 own database, so tests never see each other's data.
+
+With pytest-xdist (``make test`` runs ``-n 2 --dist loadfile``) the controller
+starts the stack before its workers and stops it after them; each worker finds
+it running and leaves it be. Isolation by topic prefix and database is what
+lets two workers share one broker and one Postgres.
 """
 
 from __future__ import annotations
@@ -41,13 +46,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, tier))
 
 
-@pytest.fixture(scope="session")
-def base_settings() -> Settings:
+def _base_settings() -> Settings:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERNEL_", "POSTGRES_URL"))}
     env["KERNEL_STATE_DIR"] = str(_test_state_dir())
     env["KERNEL_KAFKA_PORT"] = str(TEST_KAFKA_PORT)
     env["KERNEL_PG_PORT"] = str(TEST_PG_PORT)
     return Settings.from_env(env)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """This process hands tests to xdist workers (``-n N``), running none itself."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
+
+
+_CONTROLLER_STACK: list[LocalStack] = []  # the stack the controller started (and stops)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _xdist_controller(session.config):
+        local = LocalStack(_base_settings(), durable=False)
+        if not local.status().healthy:
+            local.up()
+            if not os.environ.get("KERNEL_TEST_KEEP_STACK"):
+                _CONTROLLER_STACK.append(local)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _CONTROLLER_STACK:
+        _CONTROLLER_STACK.pop().down()
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return _base_settings()
 
 
 @pytest.fixture(scope="session")

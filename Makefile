@@ -12,8 +12,10 @@ lint: install
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# Two workers, one test file each at a time, on one shared Kafka + Postgres
+# (tests are isolated by topic prefix and database): ~7 min here instead of ~13.
 test: lint
-	.venv/bin/pytest
+	.venv/bin/pytest -n 2 --dist loadfile
 
 test-slow: install
 	.venv/bin/pytest -m slow

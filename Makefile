@@ -30,6 +30,7 @@ test-faults: install
 	.venv/bin/pytest -s -m slow tests/faults tests/integration/corpus
 
 bench: install
+	.venv/bin/python -m pip install -q -e '.[bench]'
 	.venv/bin/python -m bench
 
 up: install

@@ -1,7 +1,8 @@
 """Settings from the environment (12-factor), read once by the composition root.
 
-Every variable is documented in README.md and ``docs/configuration.md``; a test
-checks that compose.yaml names only variables that exist here.
+Every variable is documented in README.md and in ``docs/configuration.md``
+(rendered from :data:`ENV_VARS` by :mod:`ops.config_doc`; a test keeps it
+current); another test checks that compose.yaml names only variables that exist here.
 """
 
 from __future__ import annotations

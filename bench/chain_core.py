@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import rfc8785
 
-from replay.merkle import CompactRange
 from schemas.positions import LogPosition
 from streams.chain.canonical import canonicalize
 from streams.chain.links import ChainStep
+from streams.chain.merkle import CompactRange
 from streams.chain.signing import LocalEd25519Signer, Verifier
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import psycopg
 
-from replay.note import ChainCheckpoint
 from replay.verify import AuditRow
 from schemas.errors import StoreUnavailableError
+from streams.chain.note import ChainCheckpoint
 
 __all__ = [
     "chain_hashes",

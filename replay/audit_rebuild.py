@@ -34,7 +34,6 @@ import psycopg
 
 from projections.audit import AuditProjection
 from projections.projector import read_checkpoints
-from replay.note import ChainCheckpoint, NoteError
 from replay.raw_log import RawLogReader
 from replay.verify import (
     AuditRow,
@@ -45,6 +44,7 @@ from replay.verify import (
     VerificationReport,
 )
 from replay.verify_pool import COPY_COLUMNS, CheckedBatch, VerifyPool, audit_row
+from streams.chain.note import ChainCheckpoint, NoteError
 from streams.chain.signing import Verifier
 from streams.kafka.log_reader import KafkaLogReader
 from streams.processor import InputRecord

@@ -23,18 +23,18 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from replay.merkle import (
+from replay.verify import AuditRow
+from schemas.errors import KernelError
+from streams.chain.errors import ChainError
+from streams.chain.links import link_digest
+from streams.chain.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
     verify_consistency,
     verify_inclusion,
 )
-from replay.note import ChainCheckpoint, NoteError
-from replay.verify import AuditRow
-from schemas.errors import KernelError
-from streams.chain.errors import ChainError
-from streams.chain.links import link_digest
+from streams.chain.note import ChainCheckpoint, NoteError
 from streams.chain.signing import Verifier, unb64
 
 __all__ = [

@@ -26,12 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from replay.merkle import CompactRange
-from replay.note import ChainCheckpoint
 from schemas.errors import KernelError, ValidationError
 from schemas.events import parse_ts
 from streams.chain.errors import CanonicalizationError
 from streams.chain.links import link_digest
+from streams.chain.merkle import CompactRange
+from streams.chain.note import ChainCheckpoint
 from streams.chain.signing import Verifier, unb64
 
 __all__ = [

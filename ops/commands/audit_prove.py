@@ -13,9 +13,9 @@ import json
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from replay.note import ChainCheckpoint
 from streams.chain.errors import ChainError
 from streams.chain.keys import load_signers_file
+from streams.chain.note import ChainCheckpoint
 
 __all__ = ["register"]
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from replay.note import ChainCheckpoint, NoteError
 from replay.proofs import ProofError, verify_document
 from replay.verify import ChainVerifier, VerificationReport
 from schemas.errors import ValidationError
 from schemas.ijson import loads_ijson
 from streams.chain.keys import load_signers_file
+from streams.chain.note import ChainCheckpoint, NoteError
 from streams.chain.signing import Verifier
 
 __all__ = ["register"]

@@ -37,9 +37,9 @@ from typing import Any
 from ops import metrics
 from ops.bootstrap import Kernel
 from replay.audit_postgres import iter_rows
-from replay.note import ChainCheckpoint
 from replay.verify import ChainSummary, ChainVerifier, Failure
 from schemas.errors import KernelError, StoreUnavailableError
+from streams.chain.note import ChainCheckpoint
 from streams.chain.signing import Verifier
 
 __all__ = ["HELP", "NAME", "Auditor", "RoundResult", "run"]

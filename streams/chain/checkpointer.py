@@ -36,10 +36,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from replay.merkle import CompactRange
-from replay.note import ChainCheckpoint
 from schemas.events import Event
 from streams.chain.errors import ChainError
+from streams.chain.merkle import CompactRange
+from streams.chain.note import ChainCheckpoint
 from streams.chain.signer import record_id
 from streams.chain.signing import Signer
 from streams.processor import InputRecord, LogReader, OutputRecord

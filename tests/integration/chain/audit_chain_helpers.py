@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 
 from replay.audit_postgres import insert_checkpoint
-from replay.merkle import CompactRange
-from replay.note import ChainCheckpoint
 from schemas.positions import LogPosition
 from streams.chain.links import ChainStep
+from streams.chain.merkle import CompactRange
+from streams.chain.note import ChainCheckpoint
 from streams.chain.signing import LocalEd25519Signer
 
 SIGNER = LocalEd25519Signer(hashlib.sha256(b"integration signer").digest(), "kernel-signer")

@@ -28,8 +28,8 @@ from ops.bootstrap import Kernel
 from ops.workers.auditor import Auditor
 from projections.migrate import migrate
 from replay.audit_postgres import insert_checkpoint
-from replay.note import ChainCheckpoint
 from streams.chain.keys import generate_key
+from streams.chain.note import ChainCheckpoint
 from tests.e2e.conftest import settings_env
 from tests.integration.core.test_producer import _actions
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.merkle import (
+from streams.chain.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from replay.note import ChainCheckpoint, NoteError, key_hash, open_note, sign_note
+from streams.chain.note import ChainCheckpoint, NoteError, key_hash, open_note, sign_note
 from streams.chain.signing import LocalEd25519Signer, Verifier
 
 SIGNER = LocalEd25519Signer(hashlib.sha256(b"note signer").digest(), "kernel-signer")

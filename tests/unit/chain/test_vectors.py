@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from replay.merkle import CompactRange
 from replay.verify import AuditRow, ChainVerifier
 from schemas.events import parse_ts
 from schemas.positions import LogPosition
 from streams.chain.canonical import canonicalize, canonicalize_reference
 from streams.chain.links import ChainStep
+from streams.chain.merkle import CompactRange
 from streams.chain.signing import LocalEd25519Signer, Verifier
 
 VECTORS = json.loads(

@@ -9,10 +9,11 @@ import httpx
 import orjson
 from fastapi import APIRouter, FastAPI
 
-from ops.api import ARRIVED, FrontDoor, HotRoute, create_app
 from ops.bootstrap import Kernel
 from ops.config import Settings
-from projections.api.sentinel_check import CheckEndpoint, check_router
+from ops.http.app import create_app
+from ops.http.front_door import ARRIVED, FrontDoor, HotRoute
+from ops.http.sentinel_check import CheckEndpoint, check_router
 from streams.sentinel.check_request import MAX_REQUEST_BYTES, CheckRequest
 from streams.sentinel.check_service import CheckAnswer
 from tests.unit.sentinel.test_check_service import Log, service

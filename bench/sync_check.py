@@ -52,9 +52,9 @@ CONNECTIONS = 64
 
 def app() -> Any:
     """uvicorn factory: the check router on the composition root of the environment."""
-    from ops.api import create_app  # noqa: PLC0415
     from ops.bootstrap import bootstrap  # noqa: PLC0415
-    from projections.api.sentinel_check import check_router  # noqa: PLC0415
+    from ops.http.app import create_app  # noqa: PLC0415
+    from ops.http.sentinel_check import check_router  # noqa: PLC0415
 
     kernel = bootstrap()
     limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "8"))

@@ -1,7 +1,7 @@
 """Readiness of a service: consumer lag under threshold (the lag part of ``/ready``).
 
 ``/ready`` already checks Kafka metadata and Postgres migrations
-(:mod:`ops.api`); this module adds the lag check. One :class:`LagReadiness`
+(:mod:`ops.http.operations`); this module adds the lag check. One :class:`LagReadiness`
 lives as long as the app and keeps its :class:`~ops.lag.monitor.LagMonitor`,
 so successive probes (Kubernetes probes every few seconds) build the sliding
 window the Burrow-style status needs: a single sample can only judge lag in

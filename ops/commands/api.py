@@ -49,7 +49,7 @@ def register(sub: Subparsers) -> None:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``--workers``: each worker process builds its own app."""
-    from ops.api import build_app  # noqa: PLC0415
+    from ops.http.app import build_app  # noqa: PLC0415
 
     return build_app(bootstrap())
 
@@ -57,7 +57,7 @@ def app_from_env() -> FastAPI:
 def _serve(args: argparse.Namespace, kernel: Kernel) -> int:
     import uvicorn  # noqa: PLC0415
 
-    from ops.api import build_app  # noqa: PLC0415
+    from ops.http.app import build_app  # noqa: PLC0415
 
     host = args.host or kernel.settings.api_host
     port = args.port or kernel.settings.api_port

@@ -32,12 +32,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ops.api import create_app
 from ops.bootstrap import Kernel
 from ops.config import Settings
+from ops.http.app import create_app
+from ops.http.audit import audit_router
+from ops.http.sentinel_explain import explain_router
 from ops.stack import LocalStack
-from projections.api.audit import audit_router
-from projections.api.sentinel_explain import explain_router
 from projections.migrate import migrate
 from schemas.events import new_event
 from streams.chain.keys import generate_key

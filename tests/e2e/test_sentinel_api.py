@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ops.api import build_app
 from ops.bootstrap import Kernel
+from ops.http.app import build_app
 from ops.workers.sentinel import build_runner
 from ops.workers.sentinel_projector import build_runners
 from projections.migrate import migrate

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ops.api import build_app
 from ops.bootstrap import Kernel
+from ops.http.app import build_app
 from tests.integration.core.test_producer import _actions
 from tests.integration.sentinel.api_helpers import serve
 

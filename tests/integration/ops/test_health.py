@@ -10,9 +10,9 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ops.api import build_app
 from ops.bootstrap import Kernel
 from ops.config import Settings
+from ops.http.app import build_app
 from projections.migrate import migrate
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from ops.api import build_app
 from ops.bootstrap import Kernel
 from ops.health import judge_lag
+from ops.http.app import build_app
 from ops.lag.expected import ExpectedGroup
 from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor

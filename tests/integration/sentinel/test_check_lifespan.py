@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from ops.api import create_app
 from ops.bootstrap import Kernel
-from projections.api.sentinel_check import check_router
+from ops.http.app import create_app
+from ops.http.sentinel_check import check_router
 
 
 def test_the_heap_alive_at_startup_is_frozen_while_serving_and_released_after(

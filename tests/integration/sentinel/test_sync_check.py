@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from ops.api import create_app
 from ops.bootstrap import Kernel
-from projections.api.sentinel_check import check_router
+from ops.http.app import create_app
+from ops.http.sentinel_check import check_router
 from schemas.events import Event
 from streams.sentinel.evaluator import Evaluation, PolicySet, evaluate
 from streams.sentinel.policy import Effect

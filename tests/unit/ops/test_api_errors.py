@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import APIRouter, Query
 
-from ops.api import create_app
 from ops.bootstrap import Kernel
 from ops.config import Settings
+from ops.http.app import create_app
 from schemas.errors import ConfigError, LogUnavailableError, StoreUnavailableError, ValidationError
 
 
@@ -80,10 +80,10 @@ def test_a_dependency_down_is_503_with_retry_after_and_no_internals() -> None:
 
 
 def test_a_server_fault_is_500_logged_with_its_cause(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="projections.api.errors"):
+    with caplog.at_level(logging.ERROR, logger="ops.http.errors"):
         bug, config = get("/bug", "/config")
     assert (bug.status_code, config.status_code) == (500, 500)
     assert bug.json()["error"] == "internal error"
     assert "secret" not in bug.text  # the cause is in the log, not the answer
-    logged = [r for r in caplog.records if r.name == "projections.api.errors"]
+    logged = [r for r in caplog.records if r.name == "ops.http.errors"]
     assert any(r.exc_info and "a bug with a secret" in str(r.exc_info[1]) for r in logged)

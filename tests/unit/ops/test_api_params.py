@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.api.params import (
+from ops.http.params import (
     INT32_MAX,
     INT64_MAX,
     MAX_TS_MS,

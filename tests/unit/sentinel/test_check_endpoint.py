@@ -9,10 +9,11 @@ import httpx
 import orjson
 from fastapi import APIRouter, FastAPI
 
-from ops.api import ARRIVED, FrontDoor, HotRoute, create_app
 from ops.bootstrap import Kernel
 from ops.config import Settings
-from projections.api.sentinel_check import CheckEndpoint, check_router
+from ops.http.app import create_app
+from ops.http.front_door import ARRIVED, FrontDoor, HotRoute
+from ops.http.sentinel_check import CHECK_OPERATION, CheckEndpoint, check_router
 from streams.sentinel.check_request import MAX_REQUEST_BYTES, CheckRequest
 from streams.sentinel.check_service import CheckAnswer
 from tests.unit.sentinel.test_check_service import Log, service
@@ -91,6 +92,28 @@ def test_openapi_still_documents_the_operation_it_serves_raw() -> None:
             return (await c.get("/sentinel/check")).status_code
 
     assert asyncio.run(get()) == 405
+
+
+def test_the_check_is_one_route_documented_from_its_models() -> None:
+    kernel = Kernel(Settings.from_env({}))
+    (route,) = check_router(kernel).routes  # no second, documentation-only route
+    assert isinstance(route, HotRoute) and route.operation is CHECK_OPERATION
+    app = create_app(kernel, [check_router(kernel)])
+    spec = app.openapi()
+    op = spec["paths"]["/sentinel/check"]["post"]
+    request = op["requestBody"]["content"]["application/json"]["schema"]
+    assert request["title"] == "CheckRequestModel" and request["required"] == ["action"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/CheckResponseModel"}
+    assert {"CheckResponseModel", "ErrorModel"} <= set(spec["components"]["schemas"])
+    assert app.openapi() is spec  # cached, as FastAPI caches its own
+
+    async def served() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+            return (await c.get("/openapi.json")).json()
+
+    assert asyncio.run(served()) == spec
 
 
 class Recording:

@@ -13,7 +13,7 @@ parameter or body field as the caller spelled it, or is ``null``):
   answered 500 with a body that points at the log, never the exception text.
 
 The sync check's raw endpoint does not pass through these handlers (it maps
-its own errors, see :mod:`projections.api.sentinel_check`); the read routes do.
+its own errors, see :mod:`ops.http.sentinel_check`); the read routes do.
 """
 
 from __future__ import annotations

@@ -19,15 +19,15 @@ service and feed are exposed on ``app.state`` for tests and the demo.
 **Served as raw ASGI.** The check is the API's hot path, and FastAPI's request
 machinery (dependency solving, the ``Request`` object, ``Response`` rendering)
 was a third of its HTTP cost while doing nothing for it: the body is parsed
-and validated by ``parse_check_request`` anyway. So the router's first route
-is a :class:`~ops.api.HotRoute` to :class:`CheckEndpoint`, a bare ASGI app
-that reads the body, answers with orjson and nothing else; the API's front
-middleware hands it its requests before FastAPI's own layers. FastAPI still
-documents the operation -- a documented ``APIRoute`` on the same path and
-method follows it, which OpenAPI reads and routing never reaches, as the first
-full match wins. The check's clock starts at the request's arrival in the app
-(:data:`ops.api.ARRIVED`, stamped by the outermost middleware), so the budget
-covers the time it waited behind other requests on the event loop.
+and validated by ``parse_check_request`` anyway. So the router's one route is
+a :class:`~ops.http.front_door.HotRoute` to :class:`CheckEndpoint`, a bare
+ASGI app that reads the body, answers with orjson and nothing else; the API's
+front middleware hands it its requests before FastAPI's own layers. The
+OpenAPI document still has the operation: the route carries it as a
+:class:`~ops.http.openapi.HotOperation` built from the request and answer
+models below. The check's clock starts at the request's arrival in the app
+(:data:`ops.http.front_door.ARRIVED`, stamped by the outermost middleware), so
+the budget covers the time it waited behind other requests on the event loop.
 
 Once the policy feed is loaded, the lifespan freezes the objects alive then
 (``gc.freeze``): the long-lived heap is not walked again by the cyclic
@@ -45,14 +45,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 from starlette.types import Message, Receive, Scope, Send
 
 from ops import metrics
-from ops.api import ARRIVED, HotRoute
 from ops.bootstrap import Kernel
-from projections.api.errors import validation_status
+from ops.http.errors import validation_status
+from ops.http.front_door import ARRIVED, HotRoute
+from ops.http.openapi import HotOperation
 from schemas.errors import ValidationError
 from streams.sentinel.check_request import (
     MAX_REQUEST_BYTES,
@@ -65,7 +66,7 @@ from streams.sentinel.evaluator import evaluate
 from streams.sentinel.kafka_decision_log import KafkaDecisionLog
 from streams.sentinel.kafka_policy_feed import KafkaPolicyFeed
 
-__all__ = ["CheckEndpoint", "check_router"]
+__all__ = ["CHECK_OPERATION", "CheckEndpoint", "check_router"]
 
 
 class CheckRequestModel(BaseModel):
@@ -97,6 +98,23 @@ class ErrorModel(BaseModel):
     error: str
     field: str | None
     reason: str
+
+
+CHECK_OPERATION = HotOperation(
+    operation_id="check_sentinel_check_post",
+    summary="Decide an action now; answers once the decision is durably on the log",
+    tags=("sentinel",),
+    request=CheckRequestModel,
+    responses={
+        200: (CheckResponseModel, "the recorded decision"),
+        400: (ErrorModel, "malformed or non-I-JSON body"),
+        413: (ErrorModel, "body over the size limit"),
+        415: (ErrorModel, "Content-Type is not application/json"),
+        422: (ErrorModel, "a field is missing or of the wrong type"),
+        503: (CheckResponseModel, "log unavailable: deny, unrecorded"),
+    },
+)
+"""What the OpenAPI document says of ``POST /sentinel/check``."""
 
 
 def check_router(
@@ -145,31 +163,8 @@ def check_router(
             gc.unfreeze()  # an app's lifetime, not the process's (tests run many apps)
 
     router = APIRouter(tags=["sentinel"], lifespan=lifespan)
-    # Served: the raw endpoint -- by the front door, or else as the route that
-    # matches first.
-    router.routes.append(HotRoute("/sentinel/check", CheckEndpoint(), "POST"))
-
-    @router.post(
-        "/sentinel/check",
-        summary="Decide an action now; answers once the decision is durably on the log",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": CheckRequestModel.model_json_schema()}},
-            }
-        },
-        responses={
-            200: {"model": CheckResponseModel, "description": "the recorded decision"},
-            400: {"model": ErrorModel, "description": "malformed or non-I-JSON body"},
-            413: {"model": ErrorModel, "description": "body over the size limit"},
-            415: {"model": ErrorModel, "description": "Content-Type is not application/json"},
-            422: {"model": ErrorModel, "description": "a field is missing or of the wrong type"},
-            503: {"model": CheckResponseModel, "description": "log unavailable: deny, unrecorded"},
-        },
-    )
-    async def check() -> Response:  # pragma: no cover - documentation only, never routed
-        raise AssertionError("POST /sentinel/check is served by CheckEndpoint")
-
+    # Served by the front door, or else by routing (another method: 405).
+    router.routes.append(HotRoute("/sentinel/check", CheckEndpoint(), "POST", CHECK_OPERATION))
     return router
 
 

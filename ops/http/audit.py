@@ -6,7 +6,7 @@ passes ``after=<topic>/<partition>@<offset>`` and ``wait_ms=`` to wait until
 the audit projection holds that record — read your own write — instead of
 polling; past ``wait_ms`` the answer is 504 naming the position.
 
-Every parameter is checked before the query (:mod:`projections.api.params`):
+Every parameter is checked before the query (:mod:`ops.http.params`):
 a NUL, an out-of-range offset or timestamp, a forged cursor raise
 :class:`~schemas.errors.ValidationError`, which the API answers 422 naming it.
 """
@@ -20,9 +20,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ops.bootstrap import Kernel
+from ops.http.params import optional_text, parse_position, parse_time
 from projections import audit_queries as q
-from projections.api.params import optional_text, parse_position, parse_time
-from projections.api.store import read
+from projections.store import read
 
 __all__ = ["audit_router"]
 

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ops.bootstrap import Kernel
+from ops.http.params import check_text
 from projections import sentinel_queries as q
-from projections.api.params import check_text
-from projections.api.store import read
+from projections.store import read
 from schemas.errors import ValidationError
 
 __all__ = ["MAX_WAIT_MS", "explain_router"]

@@ -5,7 +5,7 @@ database that is down or restarting is :class:`~schemas.errors.StoreUnavailableE
 (the API answers 503 with ``Retry-After``), and a parameter Postgres refuses
 as data (``DataError``: a value out of range, text it cannot store) is the
 request's fault, :class:`~schemas.errors.ValidationError` (422). The routes
-check their parameters first (:mod:`projections.api.params`), so the second
+check their parameters first (:mod:`ops.http.params`, in the API), so the second
 is a guard for what those checks did not foresee; anything else is a real
 server fault and propagates.
 """

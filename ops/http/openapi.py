@@ -1,0 +1,106 @@
+"""The OpenAPI document of the routes FastAPI does not see: the hot routes.
+
+A :class:`~ops.http.front_door.HotRoute` is a bare ASGI endpoint, outside
+FastAPI's routing, so FastAPI's generator skips it. Rather than a second,
+never-routed FastAPI route on the same path (whose handler would have to
+exist and must never run), the route carries a :class:`HotOperation` built
+from the pydantic models of its request and answers, and
+:func:`document_hot_routes` adds it to the document FastAPI generates: the
+request schema inline, each answer's model a ``$ref`` into
+``components/schemas``, paths in routing order, as FastAPI would have
+written them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import OpenAPI
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+__all__ = ["HotOperation", "document_hot_routes"]
+
+_REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class HotOperation:
+    """One operation of a hot route, as the OpenAPI document shows it.
+
+    ``responses`` maps a status to the model of its JSON body and a description.
+    """
+
+    operation_id: str
+    summary: str
+    tags: tuple[str, ...]
+    request: type[BaseModel]
+    responses: Mapping[int, tuple[type[BaseModel], str]]
+
+    def render(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The operation object and the component schemas its ``$ref``\\s name."""
+        models = list(dict.fromkeys(model for model, _ in self.responses.values()))
+        refs, defs = models_json_schema(
+            [(model, "serialization") for model in models], ref_template=_REF
+        )
+        responses = {
+            str(status): {
+                "description": description,
+                "content": {"application/json": {"schema": refs[model, "serialization"]}},
+            }
+            for status, (model, description) in self.responses.items()
+        }
+        operation = {
+            "tags": list(self.tags),
+            "summary": self.summary,
+            "operationId": self.operation_id,
+            "requestBody": {
+                "content": {"application/json": {"schema": self.request.model_json_schema()}},
+                "required": True,
+            },
+            "responses": responses,
+        }
+        return operation, defs.get("$defs", {})
+
+
+def document_hot_routes(
+    app: FastAPI, hot: Sequence[tuple[str, str, HotOperation]], order: Sequence[str]
+) -> None:
+    """Make ``app.openapi()`` include each ``(path, method, operation)`` of ``hot``.
+
+    ``order`` is the app's paths in routing order, the order of the document's
+    paths. The result goes through the same encoding as FastAPI's own document
+    (``None`` left out), and is cached in ``app.openapi_schema`` as FastAPI's is.
+    """
+    if not hot:
+        return
+    rendered = [(path, method.lower(), *op.render()) for path, method, op in hot]
+    rank = {path: i for i, path in enumerate(dict.fromkeys(order))}
+    generate = app.openapi  # FastAPI's own: cached, regenerated when the routes change
+    done: list[dict[str, Any]] = []  # the last document made here
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        if done and spec is done[0]:
+            return spec
+        paths: dict[str, Any] = dict(spec.get("paths", {}))
+        schemas: dict[str, Any] = dict(spec.get("components", {}).get("schemas", {}))
+        for path, method, operation, defs in rendered:
+            paths[path] = {**paths.get(path, {}), method: operation}
+            schemas.update(defs)
+        ordered = sorted(paths.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+        components = {**spec.get("components", {}), "schemas": dict(sorted(schemas.items()))}
+        full = {**spec, "paths": dict(ordered), "components": components}
+        encoded: dict[str, Any] = jsonable_encoder(
+            OpenAPI(**full), by_alias=True, exclude_none=True
+        )
+        done[:] = [encoded]
+        app.openapi_schema = encoded
+        return encoded
+
+    # FastAPI's documented way to extend the document: replace the app's openapi().
+    app.openapi = openapi  # type: ignore[method-assign]

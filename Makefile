@@ -11,6 +11,7 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 # Two workers, one test file each at a time, on one shared Kafka + Postgres
 # (tests are isolated by topic prefix and database): ~7 min here instead of ~13.

@@ -182,7 +182,7 @@ def test_results_only_for_matches_equal_every_result_built(
     activation = Activation.of_event(action_event(a))
     fast = evaluate(pset, activation, key)
     positions = pset.select(activation.values)
-    general = evaluator._evaluate_each(
+    general = evaluator.evaluate_each(
         pset.selection(positions), pset.outcomes(positions, activation), activation, key
     )
     assert fast == general

@@ -283,7 +283,7 @@ class CheckService:
 
 
 def _fallback(why: str) -> Evaluation:
-    return Evaluation(FALLBACK, None, f"{FALLBACK.value}: {why}; failing closed", ())
+    return Evaluation(FALLBACK, None, f"{FALLBACK.value}: {why}; failing closed")
 
 
 def _answer(check: Event) -> dict[str, Any]:

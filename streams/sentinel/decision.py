@@ -1,4 +1,4 @@
-"""The ``policyCheck`` event, built from one :class:`~streams.sentinel.evaluator.Evaluation`.
+"""The ``policyCheck`` event, built from one :class:`~streams.sentinel.evaluation.Evaluation`.
 
 Pure: the caller supplies where the evaluated event sits on the log and, if it
 wants replay to reproduce ids, the ``policyCheckId``. Two views of the same
@@ -29,7 +29,7 @@ in three (schema v2; ``docs/decisions/0003`` has the measurements):
 - ``outranked``: ``["id@version", ...]``, the enforced active policies whose
   rule matched but did not decide. Their entries follow from the version and
   the record's decision -- result ``matched``, the version's effect, no error,
-  the reason :func:`~streams.sentinel.evaluator.lost_reason` renders against
+  the reason :func:`~streams.sentinel.verdict.lost_reason` renders against
   ``decision`` / ``policyId`` / ``policyVersion``.
 
 The values a named policy read are in ``evidence.valuesRead`` (every value any
@@ -87,9 +87,11 @@ from schemas.ids import uuid5_text
 from schemas.positions import LogPosition
 from streams.chain.canonical import canonicalize
 from streams.chain.errors import CanonicalizationError
-from streams.sentinel.evaluator import Evaluation, PolicyResult, lost_reason, policy_paths
+from streams.sentinel.evaluation import Evaluation, PolicyResult
 from streams.sentinel.policy import Effect, Policy
+from streams.sentinel.policy_index import policy_paths
 from streams.sentinel.rules import format_path
+from streams.sentinel.verdict import NOT_MATCHED, lost_reason
 
 __all__ = [
     "ERROR_CHARS",
@@ -439,7 +441,7 @@ def expand_path(
                     "error": None,
                     "valuesRead": values,
                     "missing": missing,
-                    "reason": reason if matched else "not matched",
+                    "reason": reason if matched else NOT_MATCHED,
                 }
             )
     out.sort(key=lambda e: (e["policyId"], e["version"]))

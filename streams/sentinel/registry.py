@@ -4,7 +4,7 @@ Pure: it folds events handed to it (by the Kafka adapter
 :mod:`streams.sentinel.kafka_registry`, a runner, or a test) through
 :func:`~streams.sentinel.lifecycle.apply_change` -- the same function that
 validated each change before it was published -- and rebuilds the indexed
-:class:`~streams.sentinel.evaluator.PolicySet` of live versions after each
+:class:`~streams.sentinel.policy_index.PolicySet` of live versions after each
 change. Changes are rare and rules are compiled once per source text (cached),
 so a rebuild costs little; the set is immutable, so an evaluation in flight
 keeps the set it started with.
@@ -26,9 +26,9 @@ from dataclasses import replace
 from schemas.errors import ValidationError
 from schemas.events import Event
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.evaluator import CompiledPolicy, PolicySet, compile_policy
 from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change
 from streams.sentinel.policy import Policy
+from streams.sentinel.policy_index import CompiledPolicy, PolicySet, compile_policy
 from streams.sentinel.rules import uncompilable_rule
 
 __all__ = ["PolicyRegistry"]

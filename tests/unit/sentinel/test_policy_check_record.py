@@ -174,24 +174,54 @@ def test_the_record_lists_every_policy_and_the_values_the_matched_ones_read(
 
 
 @settings(max_examples=250, deadline=None)
-@given(policies_st, action_st, st.text(min_size=1, max_size=6))
+@given(policies_st, action_st, st.text(min_size=1, max_size=6), st.sampled_from([None, 1, 2]))
 def test_results_only_for_matches_equal_every_result_built(
-    specs: list[tuple[Any, ...]], a: dict[str, Any], key: str
+    specs: list[tuple[Any, ...]], a: dict[str, Any], key: str, combine_after: int | None
 ) -> None:
-    pset = PolicySet(compile_policy(p) for p in build(specs))
+    policies = build(specs)
+    pset = PolicySet((compile_policy(p) for p in policies), combine_after=combine_after)
     activation = Activation.of_event(action_event(a))
-    fast = evaluate(pset, activation, key)
     positions = pset.select(activation.values)
-    general = evaluator._evaluate_each(
-        pset.selection(positions), pset.outcomes(positions, activation), activation, key
+    selection = pset.selection(positions)
+    # the index: in scope exactly as the scope globs say, in key order
+    assert [cp.policy for cp in selection.candidates] == sorted(
+        (
+            p
+            for p in policies
+            if not p.scope.actions
+            or any(fnmatch.fnmatchcase(a["action"], g) for g in p.scope.actions)
+        ),
+        key=lambda p: p.key,
     )
-    assert fast == general
-    assert fast.path == general.path
-    assert fast.not_matched == general.not_matched
-    assert fast.outranked == general.outranked
-    assert fast.values_read == general.values_read
-    assert fast.missing == general.missing
-    assert [r.to_json() for r in fast.results] == [r.to_json() for r in general.results]
+    # the reference: every rule run on its own, every result built and decided
+    alone = [cp.rule.evaluate(activation) for cp in selection.candidates]
+    general = evaluator.evaluate_each(selection, alone, activation, key)
+    for _ in range(3):  # batched from the combine_after-th run of this selection on
+        # the index's rule runs, batched or not, are the rules run alone
+        run = pset.run_rules(positions, activation)
+        assert run.outcomes == alone
+        assert run.clean == all(o.error is None for o in alone)
+        fast = evaluate(pset, activation, key)
+        assert fast == general
+        assert fast.path == general.path
+        assert fast.not_matched == general.not_matched
+        assert fast.outranked == general.outranked
+        assert fast.values_read == general.values_read
+        assert fast.missing == general.missing
+        assert [r.to_json() for r in fast.results] == [r.to_json() for r in general.results]
+    # the result builder, on both paths: each result contributes what its outcome says
+    by_id = {p.policy_id: p for p in policies}
+    for r, outcome in zip(fast.results, alone, strict=True):
+        p = by_id[r.policy_id]
+        if outcome.error is not None:
+            expected = (Outcome.ERROR, None if r.role is Role.SIMULATED else p.fallback)
+        elif outcome.matched:
+            expected = (Outcome.MATCHED, p.effect)
+        else:
+            expected = (Outcome.NOT_MATCHED, None)
+        assert (r.outcome, r.effect, r.error) == (*expected, outcome.error)
+        present, missing = read_values(policy_paths(p), activation)
+        assert (r.values, list(r.missing)) == (present, list(missing))
 
 
 def test_a_compact_entry_without_a_definition_says_so() -> None:

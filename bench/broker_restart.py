@@ -60,7 +60,7 @@ def main() -> None:
 
     runner: TransactionalRunner[int] = TransactionalRunner(
         Copy(out, [kernel.names.actions]),
-        bootstrap=settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         codec=kernel.codec,
         names=kernel.names,
         on_batch=on_batch,

@@ -25,9 +25,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from bench._table import table
 from ops.bootstrap import bootstrap
 from ops.lag.exporter import LagExporter
-from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor
 from ops.lag.status import LagPolicy, Status
+from streams.kafka.offsets import KafkaOffsets
 
 GROUPS, PARTITIONS, RECORDS, BEHIND, ROUNDS = 10, 50, 20, 5, 10
 

@@ -49,7 +49,7 @@ def main() -> None:
     encoded = [(e.subject.encode(), kernel.codec.encode(e)) for e in events]
     size = sum(len(v) for _, v in encoded) / N
     topic = kernel.names.actions
-    bare = KafkaProducer(producer_config(kernel.settings.kafka_bootstrap, 30))
+    bare = KafkaProducer(kernel.kafka.config(producer_config(30)))
     sdk = kernel.producer()
 
     def bare_loop() -> int:

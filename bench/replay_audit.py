@@ -46,7 +46,7 @@ def _replay(kernel: Kernel, signers: Path, workers: int) -> ReplayReport:
             database_url=kernel.settings.database_url,
             projection=AuditProjection(kernel.names.chain, kernel.names.checkpoints),
             verifiers=load_signers_file(signers),
-            bootstrap=kernel.settings.kafka_bootstrap,
+            kafka=kernel.kafka,
             workers=workers,
         ).run(verify_only=True)
     finally:

@@ -144,7 +144,7 @@ def _case(n: int, in_scope: int, typical: bool, actions: list[Event]) -> list[fl
 
     runner = TransactionalRunner(
         processor,
-        bootstrap=kernel.settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         codec=kernel.codec,
         names=kernel.names,
         on_batch=on_batch,

@@ -111,7 +111,7 @@ def _worker_runner(prefix: str, src: str, dst: str, group: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     runner = TransactionalRunner(
         Copy(group, [src], dst),
-        bootstrap=kernel.settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         codec=kernel.codec,
         names=kernel.names,
     )

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import socket
 import statistics
@@ -58,7 +59,7 @@ def app() -> Any:
 
     kernel = bootstrap()
     limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "8"))
-    return create_app(kernel, [check_router(kernel, max_in_flight=limit)])
+    return create_app([check_router(functools.partial(kernel.sync_check, max_in_flight=limit))])
 
 
 def _request(i: int, port: int) -> bytes:

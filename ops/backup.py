@@ -35,11 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from projections.postgres import open_connection
 from schemas.errors import KernelError
 from schemas.topics import TOPICS
 
 if TYPE_CHECKING:
-    from ops.bootstrap import Kernel
+    from schemas.topics import TopicNames
+    from streams.kafka.offsets import KafkaOffsets
 
 __all__ = [
     "DUMP",
@@ -170,41 +172,25 @@ def _migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     ]
 
 
-def _end_offsets(bootstrap: str, topics: set[str], timeout_s: float) -> Offsets:
+def _end_offsets(offsets: KafkaOffsets, topics: set[str]) -> Offsets:
     """High watermark of every partition of ``topics`` that exists on the broker."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
-    from ops.lag.kafka_offsets import KafkaOffsets  # noqa: PLC0415
-    from schemas.errors import LogUnavailableError  # noqa: PLC0415
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    try:
-        md = admin.list_topics(timeout=timeout_s)
-        wanted = [
-            (t, p)
-            for t in sorted(topics)
-            if t in md.topics
-            for p in sorted(md.topics[t].partitions)
-        ]
-        ends = KafkaOffsets(bootstrap, timeout_s).ends(wanted)
-    except KafkaException as exc:
-        raise LogUnavailableError(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+    counts = offsets.partitions(topics)
+    wanted = [(t, p) for t in sorted(counts) for p in range(counts[t])]
     out: Offsets = {}
-    for (topic, partition), end in ends.items():
+    for (topic, partition), end in offsets.ends(wanted).items():
         out.setdefault(topic, {})[partition] = end.high_watermark
     return out
 
 
-def backup(kernel: Kernel, out: Path) -> Manifest:
-    """Dump the projection database and write the manifest into ``out`` (new or empty)."""
+def backup(url: str, offsets: KafkaOffsets, names: TopicNames, out: Path) -> Manifest:
+    """Dump the projection database at ``url`` and write the manifest into ``out`` (new or
+    empty); the log ends are read through ``offsets``, of the topics ``names`` names."""
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty; back up into a new directory")
     out.mkdir(parents=True, exist_ok=True)
-    url = kernel.settings.database_url
     dump = out / DUMP
     try:
-        with psycopg.connect(url, connect_timeout=10) as conn:
+        with open_connection(url) as conn:
             # REPEATABLE READ + exported snapshot: pg_dump sees exactly what the
             # checkpoint query below sees, so the manifest matches the dump.
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -220,12 +206,12 @@ def backup(kernel: Kernel, out: Path) -> Manifest:
     except psycopg.Error as exc:
         raise BackupError(f"cannot read the projection database at {url}: {exc}") from exc
     # The log end is read after the snapshot, so it is at or beyond every checkpoint.
-    topics = {kernel.names.name(s.name) for s in TOPICS}
+    topics = {names.name(s.name) for s in TOPICS}
     topics |= {t for parts in checkpoints.values() for t in parts}
-    ends = _end_offsets(kernel.settings.kafka_bootstrap, topics, kernel.settings.publish_timeout_s)
+    ends = _end_offsets(offsets, topics)
     manifest = Manifest(
         created_at=time.time(),
-        topic_prefix=kernel.settings.topic_prefix,
+        topic_prefix=names.prefix,
         migrations=migrations,
         checkpoints=checkpoints,
         end_offsets=ends,
@@ -243,7 +229,7 @@ def read_manifest(src: Path) -> Manifest:
     return Manifest.from_json(path.read_text())
 
 
-def restore(kernel: Kernel, src: Path, database_url: str) -> RestoreReport:
+def restore(offsets: KafkaOffsets, src: Path, database_url: str) -> RestoreReport:
     """Restore ``src`` into the empty database at ``database_url`` and report the replay."""
     started = time.monotonic()
     manifest = read_manifest(src)
@@ -251,7 +237,7 @@ def restore(kernel: Kernel, src: Path, database_url: str) -> RestoreReport:
     if not dump.exists() or _sha256(dump) != manifest.dump_sha256:
         raise BackupError(f"{dump} is missing or does not match the manifest's SHA-256")
     try:
-        with psycopg.connect(database_url, connect_timeout=10, autocommit=True) as conn:
+        with open_connection(database_url, autocommit=True) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')"
@@ -277,7 +263,7 @@ def restore(kernel: Kernel, src: Path, database_url: str) -> RestoreReport:
         ],
         "pg_restore",
     )
-    with psycopg.connect(database_url, connect_timeout=10) as conn:
+    with open_connection(database_url) as conn:
         restored = _checkpoints(conn)
         tables = conn.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN "
@@ -296,14 +282,12 @@ def restore(kernel: Kernel, src: Path, database_url: str) -> RestoreReport:
     topics = {t for parts in restored.values() for t in parts}
     now: Offsets = {}
     try:
-        now = _end_offsets(
-            kernel.settings.kafka_bootstrap, topics, kernel.settings.publish_timeout_s
-        )
+        now = _end_offsets(offsets, topics)
     except KernelError as exc:
         report.log_unavailable = str(exc)
     for projection, parts in sorted(restored.items()):
-        for topic, offsets in sorted(parts.items()):
-            for partition, checkpoint in sorted(offsets.items()):
+        for topic, stored in sorted(parts.items()):
+            for partition, checkpoint in sorted(stored.items()):
                 report.behind.append(
                     PartitionBehind(
                         projection,

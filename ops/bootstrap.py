@@ -2,6 +2,14 @@
 
 The CLI, the HTTP API and the workers call :func:`bootstrap`; tests pass their
 own :class:`~ops.config.Settings` (uuid-named topic prefixes, the test stack).
+
+Every client is built from here: Kafka producers, consumers and admin clients
+from one :class:`~streams.kafka.clients.KafkaClients` (bootstrap servers and
+security), Postgres connections from one :class:`~projections.postgres.Database`
+per role (a pool, and dedicated connections for long holders). What the root
+builds receives narrow ports -- a pool, an offsets reader, a factory of the
+check's parts -- never the ``Kernel``: routers, workers and services cannot reach
+back up for a client of their own (``tests/unit/test_client_construction.py``).
 """
 
 from __future__ import annotations
@@ -16,14 +24,26 @@ from schemas.contract import InputContract
 from schemas.topics import TopicNames
 
 if TYPE_CHECKING:
-    import psycopg
+    from collections.abc import Callable
 
+    from fastapi import FastAPI
+
+    from ops.http.operations import ReadinessCheck
+    from ops.http.sentinel_check import SyncCheck
+    from ops.lag.monitor import CheckpointSource, LagMonitor
     from ops.stack import LocalStack
+    from ops.workers import Runnable
+    from projections.postgres import Conn, Database
     from projections.projector import ProjectorRunner
     from streams.chain.signing import Signer, Verifier
     from streams.kafka.admin import TopicAdmin
+    from streams.kafka.clients import KafkaClients
+    from streams.kafka.log_reader import KafkaLogReader
+    from streams.kafka.offsets import KafkaOffsets
     from streams.kafka.producer import Producer
     from streams.kafka.transactional_runner import TransactionalRunner
+    from streams.sentinel.check_service import Evaluator
+    from streams.sentinel.stream import SentinelState
 
 __all__ = ["Kernel", "bootstrap"]
 
@@ -32,9 +52,53 @@ __all__ = ["Kernel", "bootstrap"]
 class Kernel:
     settings: Settings
     names: TopicNames = field(init=False)
+    _databases: dict[str, Database] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.names = TopicNames(self.settings.topic_prefix)
+
+    # -- clients ----------------------------------------------------------------
+    @cached_property
+    def kafka(self) -> KafkaClients:
+        """How every Kafka client reaches the brokers."""
+        from streams.kafka.clients import KafkaClients  # noqa: PLC0415
+
+        return KafkaClients(self.settings.kafka_bootstrap)
+
+    def database(self, role: str = "kernel") -> Database:
+        """Postgres as ``role``: one pool per role, for the life of this root.
+
+        Every role connects with ``POSTGRES_URL`` until roles get URLs of their
+        own; the pool is already per role so a process connects as its role.
+        """
+        from projections.postgres import Database, PostgresTimeouts  # noqa: PLC0415
+
+        found = self._databases.get(role)
+        if found is None:
+            s = self.settings
+            timeouts = PostgresTimeouts(
+                s.pg_connect_timeout_s, s.pg_statement_timeout_s, s.pg_keepalive_s
+            )
+            found = self._databases[role] = Database(s.database_url, timeouts, role=role)
+        return found
+
+    def offsets(self, *, timeout_s: float | None = None, quiet: bool = False) -> KafkaOffsets:
+        """The Kafka admin/offsets adapter (topics, groups, offsets, heads)."""
+        from streams.kafka.offsets import KafkaOffsets  # noqa: PLC0415
+
+        timeout = self.settings.publish_timeout_s if timeout_s is None else timeout_s
+        return KafkaOffsets(self.kafka, timeout_s=timeout, quiet=quiet)
+
+    def log_reader(self, timeout_s: float = 10.0) -> KafkaLogReader:
+        from streams.kafka.log_reader import KafkaLogReader  # noqa: PLC0415
+
+        return KafkaLogReader(self.kafka, self.codec, timeout_s)
+
+    def close(self) -> None:
+        """Close the pools this root opened."""
+        while self._databases:
+            _, db = self._databases.popitem()
+            db.close()
 
     @cached_property
     def codec(self) -> EventCodec:
@@ -54,7 +118,7 @@ class Kernel:
         from streams.kafka.producer import Producer  # noqa: PLC0415
 
         return Producer(
-            self.settings.kafka_bootstrap,
+            self.kafka,
             codec=self.codec,
             names=self.names,
             timeout_s=self.settings.publish_timeout_s,
@@ -65,7 +129,7 @@ class Kernel:
     def topic_admin(self) -> TopicAdmin:
         from streams.kafka.admin import TopicAdmin  # noqa: PLC0415
 
-        return TopicAdmin(self.settings.kafka_bootstrap, self.names)
+        return TopicAdmin(self.kafka, self.names)
 
     def signer(self) -> Signer:
         """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""
@@ -138,7 +202,7 @@ class Kernel:
 
         return TransactionalRunner(
             processor,
-            bootstrap=self.settings.kafka_bootstrap,
+            kafka=self.kafka,
             codec=self.codec,
             names=self.names,
             instance_id=self.settings.instance_id if instance_id is None else instance_id,
@@ -157,21 +221,18 @@ class Kernel:
         """
         from ops.runner_metrics import ProjectorMetrics  # noqa: PLC0415
         from projections.kafka_dead_letters import KafkaDeadLetters  # noqa: PLC0415
-        from projections.postgres import PostgresTimeouts  # noqa: PLC0415
         from projections.projector import ProjectorRunner  # noqa: PLC0415
 
         s = self.settings
         return ProjectorRunner(
             projection,
-            bootstrap=s.kafka_bootstrap,
-            database_url=s.database_url,
+            kafka=self.kafka,
+            database_url=self.database("projector").url,
             codec=self.codec,
             group=f"{self.names.prefix}projector-{projection.name}",
             instance_id=s.instance_id if instance_id is None else instance_id,
             dead_letters=KafkaDeadLetters(producer or self.producer(), projection.name),
-            timeouts=PostgresTimeouts(
-                s.pg_connect_timeout_s, s.pg_statement_timeout_s, s.pg_keepalive_s
-            ),
+            timeouts=self.database("projector").timeouts,
             on_poll=ProjectorMetrics(projection.name),
         )
 
@@ -181,19 +242,120 @@ class Kernel:
         projection = AuditProjection(self.names.chain, self.names.checkpoints)
         return self.projector(projection, instance_id)
 
-    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
-        import psycopg  # noqa: PLC0415
+    def sentinel(self, instance_id: str | None = None) -> TransactionalRunner[SentinelState]:
+        """Streaming SentinelNet: every action evaluated, a policyCheck emitted, exactly once."""
+        from ops.workers.sentinel import MeteredSentinel  # noqa: PLC0415
+        from streams.sentinel.stream import SentinelProcessor  # noqa: PLC0415
 
-        from schemas.errors import StoreUnavailableError  # noqa: PLC0415
+        names = self.names
+        processor = SentinelProcessor(
+            names.actions,
+            names.policies,
+            names.policy_checks,
+            dedup_window=self.settings.dedup_window,
+        )
+        return self.transactional(MeteredSentinel(processor), instance_id)
 
-        try:
-            return psycopg.connect(
-                self.settings.database_url, autocommit=autocommit, connect_timeout=10
-            )
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"Postgres at {self.settings.database_url} did not answer: {exc}"
-            ) from exc
+    def sentinel_projectors(self, producer: Producer | None = None) -> list[ProjectorRunner]:
+        """The policy registry and explain projections, sharing one dead-letter producer."""
+        from projections.sentinel import (  # noqa: PLC0415
+            PolicyCheckProjection,
+            PolicyRegistryProjection,
+        )
+
+        dlq = producer or self.producer()
+        return [
+            self.projector(PolicyRegistryProjection(self.names.policies), producer=dlq),
+            self.projector(PolicyCheckProjection(self.names.policy_checks), producer=dlq),
+        ]
+
+    def sentinel_projector(self) -> Runnable:
+        from ops.workers.sentinel_projector import InTurn  # noqa: PLC0415
+
+        return InTurn(self.sentinel_projectors())
+
+    def auditor(self) -> Runnable:
+        """Continuous verification of the audit projection (it reads Postgres)."""
+        from ops.workers.auditor import Auditor, AuditorLoop  # noqa: PLC0415
+
+        s = self.settings
+        auditor = Auditor(self.verifiers(), full_every=s.auditor_full_every)
+        return AuditorLoop(auditor, self.database("auditor"), interval_s=s.auditor_interval_s)
+
+    # -- operations ---------------------------------------------------------------
+    def lag_monitor(
+        self,
+        *,
+        projections: bool = True,
+        wrap: Callable[[CheckpointSource], CheckpointSource] | None = None,
+    ) -> LagMonitor:
+        """The deployment's lag monitor: Kafka groups, and the projections' checkpoints
+        (read on a pooled connection per sample; ``wrap`` decorates that source)."""
+        from ops.lag.expected import pipeline_groups  # noqa: PLC0415
+        from ops.lag.monitor import LagConfig, LagMonitor  # noqa: PLC0415
+        from ops.lag.postgres_checkpoints import PostgresCheckpoints  # noqa: PLC0415
+
+        checkpoints: CheckpointSource | None = None
+        if projections:
+            checkpoints = PostgresCheckpoints(self.database())
+            if wrap is not None:
+                checkpoints = wrap(checkpoints)
+        return LagMonitor(
+            self.offsets(),
+            prefix=self.settings.topic_prefix,
+            config=LagConfig.from_env(),
+            checkpoints=checkpoints,
+            expected=pipeline_groups(self.names),
+        )
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        """What ``/ready`` checks: Kafka with the topics, Postgres migrated, lag."""
+        from ops.health import lag_check  # noqa: PLC0415
+        from ops.http.operations import kafka_ready, postgres_ready  # noqa: PLC0415
+
+        return {
+            "kafka": kafka_ready(self.topic_admin(), self.names.audited()),
+            "postgres": postgres_ready(self.database("api")),
+            "lag": lag_check(self.lag_monitor),
+        }
+
+    def sync_check(self, evaluator: Evaluator | None = None, max_in_flight: int = 8) -> SyncCheck:
+        """The synchronous check's service and the adapters it runs on (built when the
+        API starts, by the check router's lifespan)."""
+        from ops.http.sentinel_check import SyncCheck  # noqa: PLC0415
+        from streams.sentinel.check_service import CheckService  # noqa: PLC0415
+        from streams.sentinel.evaluator import evaluate  # noqa: PLC0415
+        from streams.sentinel.kafka_decision_log import KafkaDecisionLog  # noqa: PLC0415
+        from streams.sentinel.kafka_policy_feed import KafkaPolicyFeed  # noqa: PLC0415
+
+        s = self.settings
+        feed = KafkaPolicyFeed(self.kafka, self.codec, self.names.policies)
+        decision_log = KafkaDecisionLog(
+            self.kafka, self.codec, self.names.policy_checks, s.publish_timeout_s
+        )
+        service = CheckService(
+            feed,
+            decision_log,
+            budget_ms=s.check_budget_ms,
+            evaluator=evaluator or evaluate,
+            max_in_flight=max_in_flight,
+        )
+        return SyncCheck(service, feed, decision_log)
+
+    def api(self) -> FastAPI:
+        """The HTTP API: every area's routers over this root's ports."""
+        from ops.http.app import create_app  # noqa: PLC0415
+        from ops.http.audit import audit_router  # noqa: PLC0415
+        from ops.http.sentinel_check import check_router  # noqa: PLC0415
+        from ops.http.sentinel_explain import explain_router  # noqa: PLC0415
+
+        reads = self.database("api")
+        routers = [check_router(self.sync_check), explain_router(reads), audit_router(reads)]
+        return create_app(routers, self.readiness(), on_close=self.close)
+
+    def connect(self, *, autocommit: bool = False) -> Conn:
+        """A dedicated Postgres connection (a command's, a test's); the caller closes it."""
+        return self.database().connect(autocommit=autocommit)
 
 
 def _signer(kernel: Kernel) -> Signer:

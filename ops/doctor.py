@@ -28,13 +28,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ops.health import judge_lag
-from ops.lag.monitor import LagSnapshot
+from ops.lag.monitor import LagMonitor, LagSnapshot
 from ops.lag.status import Status
 from schemas.errors import KernelError
 from schemas.topics import TOPICS, TopicNames
 
 if TYPE_CHECKING:
-    from ops.bootstrap import Kernel
+    from projections.postgres import Database
+    from streams.kafka.offsets import KafkaOffsets
 
 __all__ = [
     "CHECKS",
@@ -254,78 +255,72 @@ def healthy(findings: list[Finding]) -> bool:
 
 
 # -- gathering (the only I/O) ------------------------------------------------------------
-def gather(kernel: Kernel, *, timeout_s: float = 5.0, lag_samples: int = 1) -> Facts:
-    """Every fact the checks need, each failure recorded rather than raised."""
-    from ops.health import build_monitor, max_lag_seconds  # noqa: PLC0415
+def gather(
+    offsets: KafkaOffsets,
+    db: Database,
+    monitor: Callable[[], LagMonitor],
+    names: TopicNames,
+    *,
+    lag_samples: int = 1,
+) -> Facts:
+    """Every fact the checks need, each failure recorded rather than raised.
 
-    s = kernel.settings
+    ``offsets`` reads Kafka (quiet: an unreachable broker is one finding, not a
+    log line per reconnect), ``db`` is Postgres, ``monitor`` builds the lag monitor.
+    """
+    from ops.health import max_lag_seconds  # noqa: PLC0415
+
     facts = Facts(
-        bootstrap=s.kafka_bootstrap,
-        database_url=_redacted(s.database_url),
-        prefix=s.topic_prefix,
+        bootstrap=offsets.bootstrap,
+        database_url=_redacted(db.url),
+        prefix=names.prefix,
         max_lag_s=max_lag_seconds(),
     )
-    facts = replace(facts, **_gather_kafka(s.kafka_bootstrap, kernel.names, timeout_s))
-    facts = replace(facts, **_gather_postgres(kernel))
+    facts = replace(facts, **_gather_kafka(offsets, names))
+    facts = replace(facts, **_gather_postgres(db))
     if facts.kafka_error is None and facts.lag_error is None:
         try:
-            monitor = build_monitor(kernel)
-            snapshot = monitor.sample()
+            lag = monitor()
+            snapshot = lag.sample()
             for _ in range(max(0, lag_samples - 1)):
-                time.sleep(monitor.config.interval_s)
-                snapshot = monitor.sample()
+                time.sleep(lag.config.interval_s)
+                snapshot = lag.sample()
             facts = replace(facts, lag=snapshot)
         except KernelError as exc:
             facts = replace(facts, lag_error=str(exc))
     return facts
 
 
-def _gather_kafka(bootstrap: str, names: TopicNames, timeout_s: float) -> dict[str, Any]:
-    from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
-    from confluent_kafka.admin import (  # type: ignore[attr-defined]  # noqa: PLC0415
-        AdminClient,
-        ConfigResource,
-        OffsetSpec,
-    )
-
-    # log_level 0: librdkafka would print a line per reconnect attempt to
-    # stderr; an unreachable broker is reported once, as a finding.
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+def _gather_kafka(offsets: KafkaOffsets, names: TopicNames) -> dict[str, Any]:
     try:
-        md = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        return {"kafka_error": str(exc)}
-    topics = {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
-    out: dict[str, Any] = {"brokers": len(md.brokers), "topics": topics}
+        md = offsets.metadata()
+    except KernelError as exc:
+        return {"kafka_error": str(exc.__cause__ or exc)}
+    topics = md.topics
+    out: dict[str, Any] = {"brokers": md.brokers, "topics": topics}
     ours = [names.name(s.name) for s in TOPICS if names.name(s.name) in topics]
     try:
-        if ours:
-            futures = admin.describe_configs(
-                [ConfigResource("topic", t) for t in ours], request_timeout=timeout_s
-            )
-            out["topic_configs"] = {
-                r.name: {k: v.value for k, v in fut.result().items()} for r, fut in futures.items()
-            }
+        out["topic_configs"] = offsets.topic_configs(ours)
         dlq = names.dlq
         if dlq in topics:
-            parts = [TopicPartition(dlq, p) for p in range(topics[dlq])]
-            totals = []
-            for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):  # type: ignore[no-untyped-call]
-                result = admin.list_offsets(dict.fromkeys(parts, spec), request_timeout=timeout_s)
-                totals.append(sum(f.result().offset for f in result.values()))
-            out["dead_letters"] = totals[1] - totals[0]
-    except KafkaException as exc:
+            parts = [(dlq, p) for p in range(topics[dlq])]
+            ends = offsets.ends(parts)
+            starts = offsets.starts(parts)
+            out["dead_letters"] = sum(e.high_watermark for e in ends.values()) - sum(
+                starts.values()
+            )
+    except KernelError as exc:
         return {**out, "lag_error": f"Kafka metadata answered but offsets did not: {exc}"}
     return out
 
 
-def _gather_postgres(kernel: Kernel) -> dict[str, Any]:
+def _gather_postgres(db: Database) -> dict[str, Any]:
     import psycopg  # noqa: PLC0415
 
     from projections.migrate import pending  # noqa: PLC0415
 
     try:
-        with kernel.connect(autocommit=True) as conn:
+        with db.connect(autocommit=True) as conn:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             in_recovery = bool(row and row[0])
             replicas: tuple[Replica, ...]

@@ -34,6 +34,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from projections.postgres import open_connection
 from schemas.errors import KernelError
 
 __all__ = [
@@ -234,7 +235,7 @@ def drop_and_recreate(url: str) -> None:
     if not name or name in ("postgres", "template0", "template1"):
         raise DrillError(f"refusing to drop database {name!r}")
     admin = make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with open_connection(admin, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
@@ -243,7 +244,7 @@ def drop_and_recreate(url: str) -> None:
 
 def run_drill(url: str, rebuild: Iterable[tuple[str, Callable[[], None]]]) -> DrillReport:
     """Digest, drop, then each ``(name, step)`` of the rebuild in order, then digest again."""
-    with psycopg.connect(url) as conn:
+    with open_connection(url) as conn:
         before, heads_before = projection_digests(conn), chain_heads(conn)
         saved: dict[str, IO[str]] = {}
         for table in before:
@@ -273,7 +274,7 @@ def _drop_and_rebuild(
         steps.append((name, time.monotonic() - t0))
     seconds = time.monotonic() - started
     firsts: dict[str, str] = {}
-    with psycopg.connect(url) as conn:
+    with open_connection(url) as conn:
         after, heads_after = projection_digests(conn), chain_heads(conn)
         for table in sorted(set(before) & set(after)):
             if before[table] != after[table]:

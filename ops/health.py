@@ -23,11 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 
-from ops.bootstrap import Kernel
-from ops.lag.expected import pipeline_groups
-from ops.lag.kafka_offsets import KafkaOffsets
-from ops.lag.monitor import LagConfig, LagMonitor, LagSnapshot
-from ops.lag.postgres_checkpoints import PostgresCheckpoints
+from ops.lag.monitor import LagMonitor, LagSnapshot
 from ops.lag.status import Status
 from schemas.errors import ConfigError, KernelError
 
@@ -71,35 +67,6 @@ def judge_lag(snapshot: LagSnapshot, max_lag_s: float) -> tuple[bool, str]:
     return True, detail + (f"; {'; '.join(notes)}" if notes else "")
 
 
-class _ShortLivedCheckpoints:
-    """Projection checkpoints on a connection opened and closed per sample.
-
-    A probe every few seconds does not need a connection held for the life of
-    the process, and an idle one would be cut by the server anyway.
-    """
-
-    def __init__(self, kernel: Kernel) -> None:
-        self._kernel = kernel
-
-    def checkpoints(self) -> dict[str, dict[tuple[str, int], int]]:
-        source = PostgresCheckpoints(self._kernel.connect)
-        try:
-            return source.checkpoints()
-        finally:
-            source.close()
-
-
-def build_monitor(kernel: Kernel) -> LagMonitor:
-    """A lag monitor that holds no open connection between samples."""
-    return LagMonitor(
-        KafkaOffsets(kernel.settings.kafka_bootstrap, timeout_s=kernel.settings.publish_timeout_s),
-        prefix=kernel.settings.topic_prefix,
-        config=LagConfig.from_env(),
-        checkpoints=_ShortLivedCheckpoints(kernel),
-        expected=pipeline_groups(kernel.names),
-    )
-
-
 class LagReadiness:
     """The ``lag`` readiness check; samples once per call, keeps the window."""
 
@@ -121,7 +88,7 @@ class LagReadiness:
         return judge_lag(snapshot, self.max_lag_s)
 
 
-def lag_check(kernel: Kernel, max_lag_s: float | None = None) -> LagReadiness:
-    """The readiness check ``build_app`` registers as ``lag``."""
+def lag_check(monitor: Callable[[], LagMonitor], max_lag_s: float | None = None) -> LagReadiness:
+    """The readiness check the API registers as ``lag``; ``monitor`` is built on first use."""
     limit = max_lag_seconds() if max_lag_s is None else max_lag_s
-    return LagReadiness(lambda: build_monitor(kernel), limit)
+    return LagReadiness(monitor, limit)

@@ -16,6 +16,7 @@ from importlib import resources
 
 import psycopg
 
+from projections.postgres import open_connection
 from schemas.errors import KernelError
 
 __all__ = ["Migration", "MigrationError", "applied", "migrate", "migrations", "pending"]
@@ -78,7 +79,7 @@ def pending(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
 def migrate(url: str, schema: str | None = None) -> list[Migration]:
     """Apply pending migrations; returns those applied. ``schema``: a search_path."""
     ran: list[Migration] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with open_connection(url, autocommit=True) as conn:
         if schema:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             conn.execute(f'SET search_path TO "{schema}", public')

@@ -52,6 +52,7 @@ from projections.postgres import PostgresTimeouts, connect
 from projections.rejections import DeadLetters, Projection, Rejection, write_isolating
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError, StoreUnavailableError
+from streams.kafka.clients import KafkaClients
 from streams.kafka.transactional_runner import is_eof
 from streams.processor import InputRecord
 
@@ -75,7 +76,7 @@ class ProjectorRunner:
         self,
         projection: Projection,
         *,
-        bootstrap: str,
+        kafka: KafkaClients | str,
         database_url: str,
         codec: EventCodec,
         group: str | None = None,
@@ -104,10 +105,10 @@ class ProjectorRunner:
         self.conflicts = 0
         self._dead_letters = dead_letters
         self._on_poll = on_poll
-        self._bootstrap = bootstrap
-        self._consumer = Consumer(
+        clients = KafkaClients.of(kafka)
+        self._bootstrap = clients.bootstrap
+        self._consumer = clients.consumer(
             {
-                "bootstrap.servers": bootstrap,
                 "group.id": self.group,
                 "group.instance.id": f"{self.group}-{instance_id}",
                 "session.timeout.ms": session_timeout_ms,
@@ -118,7 +119,6 @@ class ProjectorRunner:
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
                 "queued.max.messages.kbytes": 16384,  # bound the read-ahead (as the runners)
-                "logger": logging.getLogger("kernel.librdkafka"),  # JSON lines, not raw stderr
             }
         )
         # Partitions read to their end (partition-EOF seen, no record since): a

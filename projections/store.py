@@ -14,22 +14,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
 from schemas.errors import StoreUnavailableError, ValidationError
 
-__all__ = ["Connect", "read"]
+__all__ = ["Connections", "read"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
-Connect = Callable[[], Conn]
 
 
-def _call(connect: Connect, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+class Connections(Protocol):
+    """Where read routes get a connection: a pool (:class:`projections.postgres.Database`)."""
+
+    def connection(self) -> AbstractContextManager[Conn]: ...
+
+
+def _call(db: Connections, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     try:
-        with connect() as conn:
+        with db.connection() as conn:
             return fn(conn, *args)
     except psycopg.DataError as exc:
         raise ValidationError(
@@ -40,6 +46,6 @@ def _call(connect: Connect, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         raise StoreUnavailableError(f"Postgres failed during the query: {exc}") from exc
 
 
-async def read(connect: Connect, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(conn, *args)`` on a worker thread, with a connection from ``connect``."""
-    return await asyncio.to_thread(_call, connect, fn, args)
+async def read(db: Connections, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(conn, *args)`` on a worker thread, with a pooled connection from ``db``."""
+    return await asyncio.to_thread(_call, db, fn, args)

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import psycopg
 
+from projections.postgres import Database
 from replay.verify import AuditRow
-from schemas.errors import StoreUnavailableError
 from streams.chain.note import ChainCheckpoint
 
 __all__ = [
@@ -39,10 +39,8 @@ _COLUMNS = (
 
 
 def connect(url: str) -> Conn:
-    try:
-        return psycopg.connect(url, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailableError(f"Postgres at {url} did not answer: {exc}") from exc
+    """A dedicated connection to ``url`` (``kernel audit-verify --database-url``)."""
+    return Database(url).connect()
 
 
 def _json(text: str) -> Any:

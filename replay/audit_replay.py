@@ -43,6 +43,7 @@ import psycopg
 from psycopg import sql
 
 from projections.audit import AuditProjection
+from projections.postgres import Database
 from replay.audit_rebuild import ChainChecks, ShadowRebuild
 from replay.raw_log import RawLogReader
 from replay.shadow import (
@@ -58,9 +59,11 @@ from replay.shadow import (
 from replay.verify import VerificationReport
 from replay.verify_pool import VerifyPool
 from schemas.catalog import catalog
-from schemas.errors import ConfigError, KernelError, StoreUnavailableError
+from schemas.errors import ConfigError, KernelError
 from streams.chain.signing import Verifier
+from streams.kafka.clients import KafkaClients
 from streams.kafka.log_reader import KafkaLogReader
+from streams.kafka.offsets import KafkaOffsets
 
 __all__ = [
     "AUDIT_CHECKPOINTS",
@@ -158,7 +161,7 @@ class AuditReplay:
     """One verified rebuild of the audit projection (see the module docstring).
 
     ``reader`` reads checkpoints and odd records, decoded; chain links are read
-    raw from ``bootstrap`` and checked by ``workers`` processes (0 or 1: in
+    raw from ``kafka`` and checked by ``workers`` processes (0 or 1: in
     this process, same results) in batches of ``batch_size`` records, which
     are also the COPY batches. By default ``os.cpu_count()`` workers, or none
     for a log of fewer than ``MIN_POOLED_LINKS`` links, where starting the
@@ -172,7 +175,7 @@ class AuditReplay:
         database_url: str,
         projection: AuditProjection,
         verifiers: Mapping[str, Verifier],
-        bootstrap: str = "",
+        kafka: KafkaClients | str | None = None,
         batch_size: int = 5000,
         workers: int | None = None,
     ) -> None:
@@ -180,23 +183,18 @@ class AuditReplay:
         self.database_url = database_url
         self.projection = projection
         self.verifiers = dict(verifiers)
-        self.bootstrap = bootstrap
+        self.kafka = None if not kafka else KafkaClients.of(kafka)
         self.batch_size = batch_size
         self.workers = workers
 
     def _connect(self) -> Conn:
-        try:
-            return psycopg.connect(self.database_url, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"Postgres at {self.database_url} did not answer: {exc}"
-            ) from exc
+        return Database(self.database_url).connect()
 
     # -- the whole run ---------------------------------------------------
     def run(self, *, from_ts_ms: int | None = None, verify_only: bool = False) -> ReplayReport:
-        if not self.bootstrap:
+        if self.kafka is None:
             raise ConfigError(
-                "AuditReplay needs bootstrap= (the Kafka bootstrap servers): "
+                "AuditReplay needs kafka= (the Kafka bootstrap servers): "
                 "it reads the chain topic with its own consumer"
             )
         started = time.monotonic()
@@ -237,7 +235,8 @@ class AuditReplay:
         keep = False
         rebuild: ShadowRebuild | None = None
         try:
-            with RawLogReader(self.bootstrap) as log, self._connect() as writer:
+            assert self.kafka is not None  # checked by run()
+            with RawLogReader(self.kafka) as log, self._connect() as writer:
                 writer.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(shadow)))
                 # The shadow is dropped, or swapped in by a later synchronous commit
                 # (which flushes the WAL before it): its own commits need not wait.
@@ -303,12 +302,12 @@ class AuditReplay:
     ) -> dict[tuple[str, int], int]:
         if from_ts_ms is None:
             return dict.fromkeys(ends, 0)
-        from replay.log_offsets import offsets_for_time  # noqa: PLC0415
-
+        assert self.kafka is not None  # checked by run()
+        offsets = KafkaOffsets(self.kafka)
         out: dict[tuple[str, int], int] = {}
         for topic in {t for t, _ in ends}:
             parts = {p: e for (t, p), e in ends.items() if t == topic}
-            found = offsets_for_time(self.bootstrap, topic, list(parts), from_ts_ms, ends=parts)
+            found = offsets.offsets_for_time(topic, parts, from_ts_ms, ends=parts)
             out.update({(topic, p): min(o, parts[p]) for p, o in found.items()})
         return out
 

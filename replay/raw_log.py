@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from streams.kafka.clients import KafkaClients
 from streams.kafka.log_reader import committed_batches, reader_consumer
 
 __all__ = ["RawChunk", "RawLogReader"]
@@ -19,9 +20,9 @@ RawChunk = tuple[list[int], list[bytes]]
 
 
 class RawLogReader:
-    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, kafka: KafkaClients | str, timeout_s: float = 10.0) -> None:
         self._timeout = timeout_s
-        self._consumer = reader_consumer(bootstrap, "kernel-replay")
+        self._consumer = reader_consumer(kafka, "kernel-replay")
 
     def chunks(self, topic: str, partition: int, start: int, end: int) -> Iterator[RawChunk]:
         """Committed records with offsets in ``[start, end)``, in order."""

@@ -30,7 +30,9 @@ def register(sub: Subparsers) -> None:
 
 
 def _backup(args: argparse.Namespace, kernel: Kernel) -> int:
-    manifest = backup(kernel, args.out)
+    manifest = backup(
+        kernel.settings.database_url, kernel.offsets(quiet=True), kernel.names, args.out
+    )
     rows = sum(len(p) for t in manifest.checkpoints.values() for p in t.values())
     partitions = sum(len(p) for p in manifest.end_offsets.values())
     migrations = ", ".join(manifest.migrations) or "none"
@@ -62,7 +64,8 @@ def render_restore(report: RestoreReport) -> str:
 
 
 def _restore(args: argparse.Namespace, kernel: Kernel) -> int:
-    report = restore(kernel, args.src, args.database_url or kernel.settings.database_url)
+    url = args.database_url or kernel.settings.database_url
+    report = restore(kernel.offsets(quiet=True), args.src, url)
     if args.json:
         doc = asdict(report)
         doc["toReplay"] = report.to_replay()

@@ -7,6 +7,7 @@ import argparse
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
 from projections.migrate import migrate, migrations, pending
+from projections.postgres import open_connection
 
 __all__ = ["register"]
 
@@ -35,9 +36,8 @@ def _migrate(args: argparse.Namespace, kernel: Kernel) -> int:
 
 
 def _status(args: argparse.Namespace, kernel: Kernel) -> int:
-    import psycopg  # noqa: PLC0415
 
-    with psycopg.connect(args.database_url or kernel.settings.database_url) as conn:
+    with open_connection(args.database_url or kernel.settings.database_url) as conn:
         todo = {m.version for m in pending(conn)}
     for m in migrations():
         print(f"{m.version:04d}_{m.name:<40} {'pending' if m.version in todo else 'applied'}")

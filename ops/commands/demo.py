@@ -76,13 +76,12 @@ def _demo(_args: argparse.Namespace, kernel: Kernel) -> int:
 
 
 def _policies(kernel: Kernel) -> None:
-    from ops.workers.sentinel import build_runner  # noqa: PLC0415
     from streams.sentinel.kafka_registry import load_registry  # noqa: PLC0415
     from streams.sentinel.lifecycle import plan_create, plan_transition  # noqa: PLC0415
     from streams.sentinel.policy import State, loads_policy  # noqa: PLC0415
 
     _stage("SentinelNet policies (every change is an event on the log)")
-    registry = load_registry(kernel.settings.kafka_bootstrap, kernel.codec, kernel.names.policies)
+    registry = load_registry(kernel.kafka, kernel.codec, kernel.names.policies)
     producer = kernel.producer()
     for path in sorted(POLICIES.glob("*.json")):
         policy = loads_policy(path.read_text())
@@ -112,16 +111,14 @@ def _policies(kernel: Kernel) -> None:
             producer.publish(event)
             registry.apply_event(event)
         print(f"{policy.policy_id:<18} {policy.effect.value:<9} {policy.rule}")
-    _drain("sentinel", build_runner(kernel))  # the stream takes the new policy set in
+    _drain("sentinel", kernel.sentinel())  # the stream takes the new policy set in
 
 
 def _decisions(kernel: Kernel, events: list[Event]) -> str | None:
-    from ops.workers.sentinel import build_runner  # noqa: PLC0415
-    from ops.workers.sentinel_projector import build_runners  # noqa: PLC0415
 
     _stage("SentinelNet streaming evaluation (exactly-once) and the explain projection")
-    _drain("sentinel", build_runner(kernel))
-    for runner in build_runners(kernel):
+    _drain("sentinel", kernel.sentinel())
+    for runner in kernel.sentinel_projectors():
         _drain(f"{runner.projection.name}", runner)
     ids = [e.event_id for e in events]
     with kernel.connect() as conn:

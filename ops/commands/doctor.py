@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from ops.doctor import Finding, diagnose, gather, healthy
+from ops.doctor import Facts, Finding, diagnose, gather, healthy
 
 __all__ = ["register", "render"]
 
@@ -45,8 +45,16 @@ def render(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
+def facts(kernel: Kernel, *, timeout_s: float = 5.0, lag_samples: int = 1) -> Facts:
+    """The deployment's facts, read through the composition root's adapters."""
+    offsets = kernel.offsets(timeout_s=timeout_s, quiet=True)
+    return gather(
+        offsets, kernel.database(), kernel.lag_monitor, kernel.names, lag_samples=lag_samples
+    )
+
+
 def _doctor(args: argparse.Namespace, kernel: Kernel) -> int:
-    findings = diagnose(gather(kernel, timeout_s=args.timeout, lag_samples=args.lag_samples))
+    findings = diagnose(facts(kernel, timeout_s=args.timeout, lag_samples=args.lag_samples))
     ok = healthy(findings)
     if args.json:
         print(json.dumps({"healthy": ok, "findings": [asdict(f) for f in findings]}, indent=2))

@@ -35,7 +35,6 @@ def _drill(args: argparse.Namespace, kernel: Kernel) -> int:
 
     from ops.commands.replay import REBUILDERS  # noqa: PLC0415
     from ops.dr_drill import DrillError, run_drill  # noqa: PLC0415
-    from ops.workers.sentinel_projector import build_runners  # noqa: PLC0415
     from projections.migrate import migrate  # noqa: PLC0415
 
     if not args.yes:
@@ -59,7 +58,7 @@ def _drill(args: argparse.Namespace, kernel: Kernel) -> int:
         migrate(url)
 
     def sentinel() -> None:
-        for runner in build_runners(kernel):
+        for runner in kernel.sentinel_projectors():
             try:
                 runner.run_until_idle(idle_s=1.0, max_s=3600)
             finally:

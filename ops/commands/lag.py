@@ -19,11 +19,8 @@ from typing import Any
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from ops.lag.expected import pipeline_groups
 from ops.lag.exporter import LagExporter
-from ops.lag.kafka_offsets import KafkaOffsets
-from ops.lag.monitor import CheckpointSource, LagConfig, LagMonitor, LagSnapshot
-from ops.lag.postgres_checkpoints import PostgresCheckpoints
+from ops.lag.monitor import CheckpointSource, LagMonitor, LagSnapshot
 from ops.lag.status import Status
 from schemas.errors import KernelError
 
@@ -51,7 +48,7 @@ class _TolerantCheckpoints:
     """Projection checkpoints when Postgres answers; a warning when not (the monitor
     then leaves projections out of the sample instead of failing it)."""
 
-    def __init__(self, inner: PostgresCheckpoints) -> None:
+    def __init__(self, inner: CheckpointSource) -> None:
         self.inner = inner
 
     def checkpoints(self) -> dict[str, dict[tuple[str, int], int]]:
@@ -63,18 +60,9 @@ class _TolerantCheckpoints:
 
 
 def build_monitor(kernel: Kernel, *, projections: bool = True) -> LagMonitor:
-    """The lag monitor for this deployment (a candidate for the composition root)."""
-    config = LagConfig.from_env()
-    checkpoints: CheckpointSource | None = None
-    if projections:
-        checkpoints = _TolerantCheckpoints(PostgresCheckpoints(kernel.connect))
-    return LagMonitor(
-        KafkaOffsets(kernel.settings.kafka_bootstrap, timeout_s=kernel.settings.publish_timeout_s),
-        prefix=kernel.settings.topic_prefix,
-        config=config,
-        checkpoints=checkpoints,
-        expected=pipeline_groups(kernel.names),
-    )
+    """The deployment's lag monitor; a Postgres that does not answer leaves the
+    projections out of a sample, with a warning, instead of failing it."""
+    return kernel.lag_monitor(projections=projections, wrap=_TolerantCheckpoints)
 
 
 def snapshot_json(snapshot: LagSnapshot) -> dict[str, Any]:

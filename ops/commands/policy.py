@@ -61,7 +61,7 @@ def register(sub: Subparsers) -> None:
 
 def _registry(kernel: Kernel) -> PolicyRegistry:
     return load_registry(
-        kernel.settings.kafka_bootstrap,
+        kernel.kafka,
         kernel.codec,
         kernel.names.policies,
         timeout_s=kernel.settings.publish_timeout_s,

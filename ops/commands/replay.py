@@ -31,18 +31,17 @@ def _replay_audit(args: argparse.Namespace, kernel: Kernel) -> ReplayReport:
     from projections.audit import AuditProjection  # noqa: PLC0415
     from replay.audit_replay import AuditReplay  # noqa: PLC0415
     from streams.chain.keys import load_signers_file  # noqa: PLC0415
-    from streams.kafka.log_reader import KafkaLogReader  # noqa: PLC0415
 
     if args.signers is None:
         raise ConfigError("replay audit verifies every signature: pass --signers signers.json")
-    reader = KafkaLogReader(kernel.settings.kafka_bootstrap, kernel.codec)
+    reader = kernel.log_reader()
     try:
         return AuditReplay(
             reader=reader,
             database_url=args.database_url or kernel.settings.database_url,
             projection=AuditProjection(kernel.names.chain, kernel.names.checkpoints),
             verifiers=load_signers_file(args.signers),
-            bootstrap=kernel.settings.kafka_bootstrap,
+            kafka=kernel.kafka,
             workers=getattr(args, "workers", None),
         ).run(from_ts_ms=args.from_ts_ms, verify_only=args.verify_only)
     finally:

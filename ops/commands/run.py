@@ -37,7 +37,7 @@ from types import FrameType
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
 from ops.liveness import Heartbeats
-from ops.workers import Worker, workers
+from ops.workers import Worker, drive, workers
 from schemas.errors import ConfigError
 
 __all__ = ["STOP_TIMEOUT_S", "register"]
@@ -81,7 +81,7 @@ class _Supervised(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.worker.run(self._kernel, self._should_stop)
+            drive(self.worker.build(self._kernel), self._should_stop)
         except BaseException as exc:  # every end is reported
             self.cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.error = exc

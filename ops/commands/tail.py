@@ -8,7 +8,6 @@ import orjson
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from streams.kafka.log_reader import KafkaLogReader
 
 __all__ = ["register"]
 
@@ -24,7 +23,7 @@ def _tail(args: argparse.Namespace, kernel: Kernel) -> int:
     topic = (
         args.topic if args.topic.startswith(kernel.names.prefix) else kernel.names.name(args.topic)
     )
-    reader = KafkaLogReader(kernel.settings.kafka_bootstrap, kernel.codec)
+    reader = kernel.log_reader()
     try:
         for partition in reader.partitions(topic):
             start = max(0, reader.end_offset(topic, partition) - args.n)

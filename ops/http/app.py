@@ -1,7 +1,9 @@
 """The HTTP API: one FastAPI app, assembled from the routers of each area.
 
-Entry points stay thin: each area contributes an ``APIRouter`` built from the
-composition root's :class:`~ops.bootstrap.Kernel`; :func:`create_app` adds
+Entry points stay thin: each area contributes an ``APIRouter`` built over the
+narrow ports the composition root hands it (:meth:`ops.bootstrap.Kernel.api`:
+a Postgres pool for the read routes, a factory of the check's parts for the
+check); :func:`create_app` adds
 health, readiness and Prometheus metrics (:mod:`ops.http.operations`), the
 error handlers (:mod:`ops.http.errors`: a bad request is a 4xx naming the
 parameter, a dependency down a 503, only a fault of this server a 500) and
@@ -12,35 +14,40 @@ the hot routes included (:mod:`ops.http.openapi`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
-from ops.bootstrap import Kernel
-from ops.health import lag_check
-from ops.http.audit import audit_router
 from ops.http.errors import install_error_handlers
 from ops.http.front_door import FrontDoor, HotRoute
 from ops.http.openapi import document_hot_routes
 from ops.http.operations import ReadinessCheck, operations_router
-from ops.http.sentinel_check import check_router
-from ops.http.sentinel_explain import explain_router
+
+if TYPE_CHECKING:
+    from ops.bootstrap import Kernel
 
 __all__ = ["build_app", "create_app"]
 
 
 def create_app(
-    kernel: Kernel,
     routers: Sequence[APIRouter] = (),
-    checks: dict[str, ReadinessCheck] | None = None,
+    checks: Mapping[str, ReadinessCheck] | None = None,
+    on_close: Callable[[], None] | None = None,
 ) -> FastAPI:
+    """The app of ``routers``, with ``/health``, ``/metrics`` and ``/ready`` over ``checks``;
+    ``on_close`` runs when the app shuts down, after the routers' own lifespans
+    (the composition root closes its pools)."""
     app = FastAPI(
         title="Kernel",
         version="0.1.0",
         description="Policy enforcement, explain and signed audit queries.",
     )
     install_error_handlers(app)  # 4xx for bad requests, 503 for a dependency down
-    every = [operations_router(kernel, checks), *routers]
+    every = [operations_router(checks or {}), *routers]
+    if on_close is not None:
+        every.insert(0, _closing(on_close))
     for router in every:
         app.include_router(router)
     hot = [r for router in routers for r in router.routes if isinstance(r, HotRoute)]
@@ -53,11 +60,17 @@ def create_app(
     return app
 
 
+def _closing(close: Callable[[], None]) -> APIRouter:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            close()
+
+    return APIRouter(lifespan=lifespan)
+
+
 def build_app(kernel: Kernel) -> FastAPI:
-    """The full API of the composition root: every area's routers."""
-    routers: list[APIRouter] = [
-        check_router(kernel),
-        explain_router(kernel),
-        audit_router(kernel),
-    ]
-    return create_app(kernel, routers, checks={"lag": lag_check(kernel)})
+    """The full API of the composition root (:meth:`~ops.bootstrap.Kernel.api`)."""
+    return kernel.api()

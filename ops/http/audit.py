@@ -19,23 +19,23 @@ import time
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ops.bootstrap import Kernel
 from ops.http.params import optional_text, parse_position, parse_time
 from projections import audit_queries as q
-from projections.store import read
+from projections.store import Connections, read
 
 __all__ = ["audit_router"]
 
 _POLL_S = 0.02
 
 
-def audit_router(kernel: Kernel) -> APIRouter:
+def audit_router(db: Connections) -> APIRouter:
+    """The routes, reading through ``db`` (the API role's pool)."""
     router = APIRouter(tags=["audit"])
 
     async def wait_for(after: str, wait_ms: int) -> JSONResponse | None:
         topic, part, off = parse_position("after", after)
         deadline = time.monotonic() + wait_ms / 1000
-        while not await read(kernel.connect, q.reached, topic, part, off):
+        while not await read(db, q.reached, topic, part, off):
             if time.monotonic() >= deadline:
                 return JSONResponse(
                     {
@@ -76,10 +76,10 @@ def audit_router(kernel: Kernel) -> APIRouter:
             early = await wait_for(after, wait_ms)
             if early is not None:
                 return early
-        return JSONResponse(await read(kernel.connect, q.events, flt, limit, cursor))
+        return JSONResponse(await read(db, q.events, flt, limit, cursor))
 
     @router.get("/audit/chains", summary="Every chain's head and length")
     async def audit_chains() -> JSONResponse:
-        return JSONResponse({"chains": await read(kernel.connect, q.chains)})
+        return JSONResponse({"chains": await read(db, q.chains)})
 
     return router

@@ -1,34 +1,38 @@
 """``GET /health``, ``GET /ready``, ``GET /metrics``: the API process, for operators.
 
-``/ready`` runs each readiness check on a worker thread: Kafka metadata
-reachable with the audited topics, Postgres reachable with migrations current,
-and whatever the app adds (the lag check); 503 unless all pass.
+``/ready`` runs each readiness check on a worker thread -- the composition
+root's are Kafka metadata reachable with the audited topics
+(:func:`kafka_ready`), Postgres reachable with migrations current
+(:func:`postgres_ready`) and the lag check (:mod:`ops.health`); 503 unless all pass.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ops.bootstrap import Kernel
+from projections.store import Connections
+from streams.kafka.admin import TopicAdmin
 
-__all__ = ["ReadinessCheck", "operations_router"]
+__all__ = ["ReadinessCheck", "kafka_ready", "operations_router", "postgres_ready"]
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
 
-def _kafka_check(kernel: Kernel) -> ReadinessCheck:
+def kafka_ready(admin: TopicAdmin, topics: Sequence[str]) -> ReadinessCheck:
+    """Kafka metadata reachable, with every one of ``topics``."""
+
     def check() -> tuple[bool, str]:
         try:
-            topics = kernel.topic_admin().existing()
+            existing = admin.existing()
         except Exception as exc:
             return False, f"Kafka metadata unreachable: {exc}"
-        missing = [t for t in kernel.names.audited() if t not in topics]
+        missing = [t for t in topics if t not in existing]
         if missing:
             return False, f"topics missing: {', '.join(missing)} (run `kernel topics ensure`)"
         return True, "Kafka metadata reachable"
@@ -36,12 +40,14 @@ def _kafka_check(kernel: Kernel) -> ReadinessCheck:
     return check
 
 
-def _postgres_check(kernel: Kernel) -> ReadinessCheck:
+def postgres_ready(db: Connections) -> ReadinessCheck:
+    """Postgres reachable, with no migration pending."""
+
     def check() -> tuple[bool, str]:
         from projections.migrate import pending  # noqa: PLC0415
 
         try:
-            with kernel.connect() as conn:
+            with db.connection() as conn:
                 todo = pending(conn)
         except Exception as exc:
             return False, f"Postgres unreachable: {exc}"
@@ -52,13 +58,9 @@ def _postgres_check(kernel: Kernel) -> ReadinessCheck:
     return check
 
 
-def operations_router(
-    kernel: Kernel, checks: Mapping[str, ReadinessCheck] | None = None
-) -> APIRouter:
-    """``checks`` are added to the Kafka and Postgres ones (or replace one of the same name)."""
+def operations_router(readiness: Mapping[str, ReadinessCheck]) -> APIRouter:
+    """``/ready`` answers 200 only when every check of ``readiness`` passes."""
     router = APIRouter(tags=["operations"])
-    readiness = {"kafka": _kafka_check(kernel), "postgres": _postgres_check(kernel)}
-    readiness.update(checks or {})
 
     @router.get("/health")
     async def health() -> dict[str, str]:

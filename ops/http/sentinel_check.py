@@ -12,9 +12,11 @@ module maps them to HTTP and metrics:
 - 503: the log did not acknowledge the decision record -- the body is still a
   deny (``allowed=false``) with the reason, and ``Retry-After`` is set.
 
-The router's lifespan starts the policy feed (and waits, bounded, for it to
-read the policies topic once), the decision log producer and the service; the
-service and feed are exposed on ``app.state`` for tests and the demo.
+The router's lifespan asks the composition root for the check's parts
+(:class:`SyncCheck`: the service, the policy feed and the decision log, from
+:meth:`ops.bootstrap.Kernel.sync_check`), starts the feed and waits, bounded,
+for it to read the policies topic once; the service and feed are exposed on
+``app.state`` for tests and the demo.
 
 **Served as raw ASGI.** The check is the API's hot path, and FastAPI's request
 machinery (dependency solving, the ``Request`` object, ``Response`` rendering)
@@ -40,8 +42,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,7 +53,6 @@ from pydantic import BaseModel, Field
 from starlette.types import Message, Receive, Scope, Send
 
 from ops import metrics
-from ops.bootstrap import Kernel
 from ops.http.errors import validation_status
 from ops.http.front_door import ARRIVED, HotRoute
 from ops.http.openapi import HotOperation
@@ -61,12 +63,20 @@ from streams.sentinel.check_request import (
     MalformedRequestError,
     parse_check_request,
 )
-from streams.sentinel.check_service import CheckAnswer, CheckService, Evaluator
-from streams.sentinel.evaluator import evaluate
+from streams.sentinel.check_service import CheckAnswer, CheckService
 from streams.sentinel.kafka_decision_log import KafkaDecisionLog
 from streams.sentinel.kafka_policy_feed import KafkaPolicyFeed
 
-__all__ = ["CHECK_OPERATION", "CheckEndpoint", "check_router"]
+__all__ = ["CHECK_OPERATION", "CheckEndpoint", "SyncCheck", "check_router"]
+
+
+@dataclass(frozen=True)
+class SyncCheck:
+    """The check service and the adapters it runs on, for the life of one app."""
+
+    service: CheckService
+    feed: KafkaPolicyFeed
+    decision_log: KafkaDecisionLog
 
 
 class CheckRequestModel(BaseModel):
@@ -117,33 +127,15 @@ CHECK_OPERATION = HotOperation(
 """What the OpenAPI document says of ``POST /sentinel/check``."""
 
 
-def check_router(
-    kernel: Kernel,
-    *,
-    evaluator: Evaluator = evaluate,
-    ready_timeout_s: float = 5.0,
-    max_in_flight: int = 8,
-) -> APIRouter:
-    """``max_in_flight``: checks answered at once before the excess is shed (fallback)."""
-    settings = kernel.settings
+def check_router(build: Callable[[], SyncCheck], *, ready_timeout_s: float = 5.0) -> APIRouter:
+    """``build`` makes the check's parts when the app starts (the composition root's
+    :meth:`~ops.bootstrap.Kernel.sync_check`, with its evaluator and in-flight limit)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        feed = KafkaPolicyFeed(settings.kafka_bootstrap, kernel.codec, kernel.names.policies)
+        check = build()
+        service, feed, decision_log = check.service, check.feed, check.decision_log
         feed.start()
-        decision_log = KafkaDecisionLog(
-            settings.kafka_bootstrap,
-            kernel.codec,
-            kernel.names.policy_checks,
-            settings.publish_timeout_s,
-        )
-        service = CheckService(
-            feed,
-            decision_log,
-            budget_ms=settings.check_budget_ms,
-            evaluator=evaluator,
-            max_in_flight=max_in_flight,
-        )
         app.state.sentinel_check = service
         app.state.policy_feed = feed
         await asyncio.to_thread(feed.wait_ready, ready_timeout_s)

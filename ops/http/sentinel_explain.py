@@ -18,10 +18,9 @@ import uuid
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ops.bootstrap import Kernel
 from ops.http.params import check_text
 from projections import sentinel_queries as q
-from projections.store import read
+from projections.store import Connections, read
 from schemas.errors import ValidationError
 
 __all__ = ["MAX_WAIT_MS", "explain_router"]
@@ -34,7 +33,8 @@ def _not_found(message: str) -> JSONResponse:
     return JSONResponse({"error": "not found", "reason": message}, status_code=404)
 
 
-def explain_router(kernel: Kernel) -> APIRouter:
+def explain_router(db: Connections) -> APIRouter:
+    """The routes, reading through ``db`` (the API role's pool)."""
     router = APIRouter(tags=["sentinel"])
 
     @router.get("/sentinel/explain/{policy_check_id}", summary="Explain one decision")
@@ -50,7 +50,7 @@ def explain_router(kernel: Kernel) -> APIRouter:
             raise ValidationError("not a UUID", field="policyCheckId") from None
         deadline = time.monotonic() + wait_ms / 1000
         while True:
-            found = await read(kernel.connect, q.explain, check_id)
+            found = await read(db, q.explain, check_id)
             if found is not None:
                 return JSONResponse(found)
             if time.monotonic() >= deadline:
@@ -63,11 +63,11 @@ def explain_router(kernel: Kernel) -> APIRouter:
 
     @router.get("/policies", tags=["policies"], summary="Every policy and its versions' states")
     async def policies() -> JSONResponse:
-        return JSONResponse({"policies": await read(kernel.connect, q.list_policies)})
+        return JSONResponse({"policies": await read(db, q.list_policies)})
 
     @router.get("/policies/{policy_id}", tags=["policies"], summary="A policy with its history")
     async def policy(policy_id: str) -> JSONResponse:
-        found = await read(kernel.connect, q.get_policy, check_text("policyId", policy_id))
+        found = await read(db, q.get_policy, check_text("policyId", policy_id))
         if found is None:
             return _not_found(f"no policy {policy_id!r} in the registry projection")
         return JSONResponse(found)

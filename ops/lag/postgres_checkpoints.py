@@ -8,10 +8,9 @@ nothing to report, which is not an error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import psycopg
 
+from projections.store import Connections
 from schemas.errors import StoreUnavailableError
 
 __all__ = ["PROJECTION_GROUP_PREFIX", "PostgresCheckpoints"]
@@ -19,21 +18,17 @@ __all__ = ["PROJECTION_GROUP_PREFIX", "PostgresCheckpoints"]
 # Projections appear in the lag report as pseudo-groups with this prefix.
 PROJECTION_GROUP_PREFIX = "projection:"
 
-Connect = Callable[[], "psycopg.Connection[tuple[object, ...]]"]
-
 
 class PostgresCheckpoints:
-    def __init__(self, connect: Connect) -> None:
-        self._connect = connect
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+    """Reads on a pooled connection per sample: nothing is held between samples."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
 
     def checkpoints(self) -> dict[str, dict[tuple[str, int], int]]:
         """``{"projection:<name>": {(topic, partition): next_offset}}``."""
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = self._connect()
-            conn = self._conn
-            with conn.transaction():
+            with self._db.connection() as conn:
                 row = conn.execute("SELECT to_regclass('projection_checkpoints')").fetchone()
                 if row is None or row[0] is None:
                     return {}
@@ -41,7 +36,6 @@ class PostgresCheckpoints:
                     "SELECT projection, topic, partition, next_offset FROM projection_checkpoints"
                 ).fetchall()
         except psycopg.Error as exc:
-            self.close()
             raise StoreUnavailableError(f"cannot read projection checkpoints: {exc}") from exc
         out: dict[str, dict[tuple[str, int], int]] = {}
         for projection, topic, partition, offset in rows:
@@ -50,6 +44,4 @@ class PostgresCheckpoints:
         return out
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Nothing held: each sample returns its connection to the pool."""

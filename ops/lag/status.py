@@ -43,6 +43,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from streams.kafka.offsets import HeadProbe
+
 __all__ = [
     "HeadProbe",
     "LagPolicy",
@@ -82,18 +84,6 @@ class LagPolicy:
             raise ValueError("LagPolicy needs 0 < stall_after_s <= window_s")
         if self.allowed_lag < 0 or self.min_samples < 2:
             raise ValueError("LagPolicy needs allowed_lag >= 0 and min_samples >= 2")
-
-
-@dataclass(frozen=True)
-class HeadProbe:
-    """The first record a consumer at the committed offset would read.
-
-    ``offset is None`` means the probe reached the readable end without a
-    visible record (only transaction markers or aborted records were left).
-    """
-
-    offset: int | None
-    timestamp_s: float | None = None  # the record's timestamp, epoch seconds
 
 
 @dataclass(frozen=True)

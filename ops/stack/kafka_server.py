@@ -210,13 +210,12 @@ class KafkaServer:
             raise StackError(f"Kafka exited during start; see {self.log_file}")
         if not port_open("127.0.0.1", self.port):
             return False
-        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only when starting
+        from streams.kafka.offsets import KafkaOffsets  # noqa: PLC0415 - only when starting
 
         try:
-            md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=2)
+            return KafkaOffsets(self.bootstrap, timeout_s=2).metadata().brokers > 0
         except Exception:
             return False
-        return bool(md.brokers)
 
     def stop(self) -> bool:
         pid = self.pid()

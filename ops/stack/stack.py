@@ -13,6 +13,7 @@ from ops.config import Settings
 from ops.stack.errors import StackError
 from ops.stack.kafka_server import KafkaServer
 from ops.stack.postgres_server import PostgresServer
+from projections.postgres import open_connection
 
 __all__ = ["LocalStack", "ServiceStatus", "StackStatus"]
 
@@ -101,10 +102,10 @@ def _describe_unhealthy(status: StackStatus) -> str:
 
 
 def _kafka_answers(bootstrap: str) -> bool:
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+    from streams.kafka.offsets import KafkaOffsets  # noqa: PLC0415
 
     try:
-        return bool(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3).brokers)
+        return KafkaOffsets(bootstrap, timeout_s=3).metadata().brokers > 0
     except Exception:
         return False
 
@@ -113,7 +114,7 @@ def _postgres_answers(url: str) -> bool:
     import psycopg  # noqa: PLC0415
 
     try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
+        with open_connection(url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
         return True
     except psycopg.Error:

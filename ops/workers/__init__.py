@@ -1,10 +1,14 @@
-"""Long-running workers, one module each, started by ``kernel run NAME``.
+"""Long-running workers, started by ``kernel run NAME``.
 
-A worker module exposes ``NAME`` (its command name), ``HELP`` (one line) and
-``run(kernel, should_stop) -> None``, which builds its runner from the
-composition root and loops until ``should_stop()`` is true. ``kernel run``
-installs SIGTERM/SIGINT handlers that make ``should_stop`` true, configures
-JSON logging and serves ``/metrics`` and ``/health`` on KERNEL_METRICS_PORT.
+:func:`workers` is the table of them: a name, one line of help, and the
+composition root's method that builds the worker's :class:`Runnable` (a
+runner, or several polled in turn) from its narrow parts. The modules here hold
+what a worker adds around its runners and nothing that builds a client:
+decision metrics around the sentinel (:mod:`.sentinel`), the projectors polled
+in turn (:mod:`.sentinel_projector`), the auditor's loop (:mod:`.auditor`).
+``kernel run`` installs SIGTERM/SIGINT handlers that make ``should_stop`` true,
+configures JSON logging and serves ``/metrics`` and ``/health`` on
+KERNEL_METRICS_PORT, then :func:`drive` s each worker.
 
 Contract with ``kernel run``: ``run`` returns only when ``should_stop()`` said
 so, and it calls ``should_stop()`` at least once per poll (that call is the
@@ -16,9 +20,7 @@ return nobody asked for -- is a death, and the process exits non-zero.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -58,14 +60,43 @@ def drive(runner: Runnable, should_stop: Callable[[], bool]) -> None:
 class Worker:
     name: str
     help: str
-    run: Callable[[Kernel, Callable[[], bool]], None]
+    build: Callable[[Kernel], Runnable]
 
 
 def workers() -> dict[str, Worker]:
-    found = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        found[module.NAME] = Worker(module.NAME, module.HELP, module.run)
-    return dict(sorted(found.items()))
+    from ops.bootstrap import Kernel  # noqa: PLC0415 - the root imports this package too
+
+    table = [
+        Worker(
+            "audit-projector",
+            "project chain links and checkpoints into Postgres (rows + checkpoint per transaction)",
+            Kernel.audit_projector,
+        ),
+        Worker(
+            "auditor",
+            "verify new audit rows and checkpoints every KERNEL_AUDITOR_INTERVAL_S; "
+            "set audit metrics",
+            Kernel.auditor,
+        ),
+        Worker(
+            "checkpointer",
+            "publish signed RFC 6962 checkpoints of each chain (exactly-once)",
+            Kernel.checkpointer,
+        ),
+        Worker(
+            "sentinel",
+            "evaluate every kernel action against the live policies; emit policyCheck events",
+            Kernel.sentinel,
+        ),
+        Worker(
+            "sentinel-projector",
+            "project policyChange and policyCheck events into policy_registry and policy_checks",
+            Kernel.sentinel_projector,
+        ),
+        Worker(
+            "signer",
+            "chain and sign audited topics into the chain topic (exactly-once)",
+            Kernel.chain_signer,
+        ),
+    ]
+    return {w.name: w for w in table}

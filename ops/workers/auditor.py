@@ -32,20 +32,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import metrics
-from ops.bootstrap import Kernel
 from replay.audit_postgres import iter_rows
 from replay.verify import ChainSummary, ChainVerifier, Failure
 from schemas.errors import KernelError, StoreUnavailableError
 from streams.chain.note import ChainCheckpoint
 from streams.chain.signing import Verifier
 
-__all__ = ["HELP", "NAME", "Auditor", "RoundResult", "run"]
+if TYPE_CHECKING:
+    from projections.postgres import Database
 
-NAME = "auditor"
-HELP = "verify new audit rows and checkpoints every KERNEL_AUDITOR_INTERVAL_S; set audit metrics"
+__all__ = ["Auditor", "AuditorLoop", "RoundResult"]
+
 
 log = logging.getLogger(__name__)
 
@@ -197,37 +197,45 @@ class Auditor:
             metrics.CHAIN_CHECKPOINT_TIMESTAMP.labels(*_labels(chain)).set(created)
 
 
-def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
-    import psycopg  # noqa: PLC0415
+class AuditorLoop:
+    """``kernel run auditor``: an :class:`Auditor` round every ``interval_s``, on a
+    connection of its own from ``db``; Postgres away pauses it, never ends it."""
 
-    settings = kernel.settings
-    auditor = Auditor(kernel.verifiers(), full_every=settings.auditor_full_every)
-    conn: Conn | None = None
-    while not should_stop():
-        began = time.monotonic()
-        try:
-            if conn is None or conn.closed:
-                conn = kernel.connect()
-            result = auditor.round(conn, should_stop)
-            log.info(
-                "audit round: %d rows, %d checkpoints verified%s; %s",
-                result.rows, result.checkpoints, " (full)" if result.full else "",
-                "ok" if result.ok else f"{len(result.failures)} chain(s) FAILED",
-            )  # fmt: skip
-        except _StoppedError:
-            break
-        except (StoreUnavailableError, psycopg.OperationalError) as exc:
-            log.warning("auditor paused: Postgres unavailable: %s", exc)
-            if conn is not None:
-                conn.close()
-            conn = None
-        except psycopg.errors.UndefinedTable as exc:
-            log.warning(
-                "auditor waiting: the audit tables do not exist (kernel db migrate): %s", exc
-            )
-            if conn is not None:
-                conn.rollback()
-        while not should_stop() and time.monotonic() - began < settings.auditor_interval_s:
-            time.sleep(min(0.5, settings.auditor_interval_s))
-    if conn is not None:
-        conn.close()
+    def __init__(self, auditor: Auditor, db: Database, *, interval_s: float) -> None:
+        self.auditor = auditor
+        self._db = db
+        self._interval_s = interval_s
+        self._conn: Conn | None = None
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        import psycopg  # noqa: PLC0415
+
+        while not should_stop():
+            began = time.monotonic()
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._db.connect()
+                result = self.auditor.round(self._conn, should_stop)
+                log.info(
+                    "audit round: %d rows, %d checkpoints verified%s; %s",
+                    result.rows, result.checkpoints, " (full)" if result.full else "",
+                    "ok" if result.ok else f"{len(result.failures)} chain(s) FAILED",
+                )  # fmt: skip
+            except _StoppedError:
+                break
+            except (StoreUnavailableError, psycopg.OperationalError) as exc:
+                log.warning("auditor paused: Postgres unavailable: %s", exc)
+                self.close()
+            except psycopg.errors.UndefinedTable as exc:
+                log.warning(
+                    "auditor waiting: the audit tables do not exist (kernel db migrate): %s", exc
+                )
+                if self._conn is not None:
+                    self._conn.rollback()
+            while not should_stop() and time.monotonic() - began < self._interval_s:
+                time.sleep(min(0.5, self._interval_s))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,6 +1,8 @@
 """``kernel run sentinel``: streaming SentinelNet evaluation of every kernel action.
 
-Wires :class:`~streams.sentinel.stream.SentinelProcessor` into the exactly-once
+The composition root (:meth:`ops.bootstrap.Kernel.sentinel`) wires
+:class:`~streams.sentinel.stream.SentinelProcessor`, inside :class:`MeteredSentinel`,
+into the exactly-once
 :class:`~streams.kafka.transactional_runner.TransactionalRunner`. The runner's
 counters go to Prometheus through ``TransactionalRunnerMetrics``; decisions are
 counted by a thin wrapper around ``step`` (the processor itself stays free of
@@ -15,19 +17,13 @@ each instance sees every policy change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ops import metrics
-from ops.bootstrap import Kernel
-from ops.workers import drive
-from streams.kafka.transactional_runner import TransactionalRunner
 from streams.processor import InputRecord, LogReader, OutputRecord
 from streams.sentinel.stream import SentinelProcessor, SentinelState
 
-__all__ = ["HELP", "NAME", "build_runner", "run"]
-
-NAME = "sentinel"
-HELP = "evaluate every kernel action against the live policies; emit policyCheck events"
+__all__ = ["MeteredSentinel"]
 
 
 class MeteredSentinel:
@@ -54,20 +50,3 @@ class MeteredSentinel:
             mode = "simulated" if body["simMode"] else "enforced"
             metrics.DECISIONS.labels(body["decision"], body["policyId"] or "none", mode).inc()
         return state, outs
-
-
-def build_runner(
-    kernel: Kernel, *, instance_id: str | None = None
-) -> TransactionalRunner[SentinelState]:
-    names = kernel.names
-    processor = SentinelProcessor(
-        names.actions,
-        names.policies,
-        names.policy_checks,
-        dedup_window=kernel.settings.dedup_window,
-    )
-    return kernel.transactional(MeteredSentinel(processor), instance_id)
-
-
-def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
-    drive(build_runner(kernel), should_stop)

@@ -1,6 +1,7 @@
 """``kernel run sentinel-projector``: the policy registry and explain tables in Postgres.
 
-Two :class:`~projections.projector.ProjectorRunner` s -- ``policy_registry``
+Two :class:`~projections.projector.ProjectorRunner` s
+(:meth:`ops.bootstrap.Kernel.sentinel_projectors`) -- ``policy_registry``
 over the policies topic and ``policy_checks`` over the policy-checks topic --
 polled in turn on one thread (policy changes are rare; the checks carry the
 load), each a member of its own consumer group, sharing one dead-letter
@@ -12,25 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ops.bootstrap import Kernel
-from ops.workers import drive
-from projections.projector import Projection, ProjectorRunner
-from projections.sentinel import PolicyCheckProjection, PolicyRegistryProjection
-from streams.kafka.producer import Producer
+from projections.projector import ProjectorRunner
 
-__all__ = ["HELP", "NAME", "build_runners", "run"]
-
-NAME = "sentinel-projector"
-HELP = "project policyChange and policyCheck events into policy_registry and policy_checks"
-
-
-def build_runners(kernel: Kernel, producer: Producer | None = None) -> list[ProjectorRunner]:
-    dlq = producer or kernel.producer()
-    projections: list[Projection] = [
-        PolicyRegistryProjection(kernel.names.policies),
-        PolicyCheckProjection(kernel.names.policy_checks),
-    ]
-    return [kernel.projector(p, producer=dlq) for p in projections]
+__all__ = ["InTurn"]
 
 
 class InTurn:
@@ -47,7 +32,3 @@ class InTurn:
     def close(self) -> None:
         for runner in self.runners:
             runner.close()
-
-
-def run(kernel: Kernel, should_stop: Callable[[], bool]) -> None:
-    drive(InTurn(build_runners(kernel)), should_stop)

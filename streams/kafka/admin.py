@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
     ConfigResource,
     NewTopic,
 )
 
 from schemas.errors import LogUnavailableError
 from schemas.topics import TOPICS, TopicNames, TopicSpec
+from streams.kafka.clients import KafkaClients
 
 __all__ = ["TopicAdmin", "TopicReport"]
 
@@ -26,11 +26,13 @@ class TopicReport:
 
 
 class TopicAdmin:
-    def __init__(self, bootstrap: str, names: TopicNames, timeout_s: float = 15.0) -> None:
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+    def __init__(
+        self, kafka: KafkaClients | str, names: TopicNames, timeout_s: float = 15.0
+    ) -> None:
+        self._admin = KafkaClients.of(kafka).admin()
         self._names = names
         self._timeout = timeout_s
-        self._bootstrap = bootstrap
+        self._bootstrap = KafkaClients.of(kafka).bootstrap
 
     def existing(self) -> dict[str, int]:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schemas.codec import EventCodec
@@ -17,6 +16,7 @@ from schemas.errors import LogUnavailableError
 from schemas.events import Event
 from schemas.positions import LogPosition
 from schemas.topics import TopicNames
+from streams.kafka.clients import KafkaClients
 
 __all__ = ["AsyncProducer"]
 
@@ -24,7 +24,7 @@ __all__ = ["AsyncProducer"]
 class AsyncProducer:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClients | str,
         *,
         codec: EventCodec | None = None,
         names: TopicNames | None = None,
@@ -33,9 +33,8 @@ class AsyncProducer:
         self.codec = codec or EventCodec()
         self.names = names or TopicNames()
         self.timeout_s = timeout_s
-        self._bootstrap = bootstrap
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._bootstrap = KafkaClients.of(kafka).bootstrap
+        self._producer = KafkaClients.of(kafka).aio_producer(
             enable_idempotence=True,
             acks="all",
             linger_ms=5,

@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Messag
 
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError
+from streams.kafka.clients import KafkaClients
 from streams.kafka.log_reader import reader_consumer
 from streams.processor import InputRecord
 
@@ -37,13 +38,18 @@ log = logging.getLogger(__name__)
 
 class BroadcastInput:
     def __init__(
-        self, bootstrap: str, codec: EventCodec, topics: Sequence[str], *, timeout_s: float
+        self,
+        kafka: KafkaClients | str,
+        codec: EventCodec,
+        topics: Sequence[str],
+        *,
+        timeout_s: float,
     ) -> None:
         self.topics = list(topics)
         self.skipped = 0
         self._codec = codec
         self._timeout = timeout_s
-        self._consumer = reader_consumer(bootstrap, "kernel-broadcast")
+        self._consumer = reader_consumer(kafka, "kernel-broadcast")
 
     def fold(self, state: S, absorb: Callable[[S, InputRecord], S]) -> S:
         """``state`` with every committed broadcast record absorbed, from the beginning."""

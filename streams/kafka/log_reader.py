@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,22 +10,21 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from schemas.codec import EventCodec
 from schemas.errors import KernelError, LogUnavailableError
+from streams.kafka.clients import KafkaClients
 from streams.processor import InputRecord
 
 __all__ = ["KafkaLogReader", "committed_batches", "reader_consumer"]
 
 
-def reader_consumer(bootstrap: str, group_prefix: str) -> Consumer:
+def reader_consumer(kafka: KafkaClients | str, group_prefix: str) -> Consumer:
     """A consumer for reading partitions by assignment: committed records only, no commits."""
-    return Consumer(
+    return KafkaClients.of(kafka).consumer(
         {
-            "bootstrap.servers": bootstrap,
             "group.id": f"{group_prefix}-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
-            "logger": logging.getLogger("kernel.librdkafka"),  # JSON lines, not raw stderr
             # A read that ends at the partition's end learns it from an empty fetch
             # (partition EOF): the broker holds an empty fetch this long. 500 ms by
             # default, paid once per partition per read: a signer's recover read 10.
@@ -91,12 +89,14 @@ def committed_batches(
 
 
 class KafkaLogReader:
-    def __init__(self, bootstrap: str, codec: EventCodec, timeout_s: float = 10.0) -> None:
-        self._bootstrap = bootstrap
+    def __init__(
+        self, kafka: KafkaClients | str, codec: EventCodec, timeout_s: float = 10.0
+    ) -> None:
+        self._bootstrap = KafkaClients.of(kafka).bootstrap
         self._codec = codec
         self._timeout = timeout_s
         self._committed: dict[tuple[str, int], int] = {}
-        self._consumer = reader_consumer(bootstrap, "kernel-reader")
+        self._consumer = reader_consumer(kafka, "kernel-reader")
 
     def set_committed(self, committed: dict[tuple[str, int], int]) -> None:
         """The owning runner's committed input positions, for :meth:`committed`."""

@@ -12,30 +12,27 @@ visible to ``read_committed`` consumers, or none of it.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
-from confluent_kafka import Producer as _KafkaProducer
 
 from schemas.codec import EventCodec
 from schemas.errors import KernelError, LogUnavailableError
 from schemas.events import Event
 from schemas.positions import LogPosition
 from schemas.topics import TopicNames
+from streams.kafka.clients import KafkaClients
 from streams.tracing import outgoing
 
 __all__ = ["Producer", "producer_config"]
 
-_LIBRDKAFKA_LOG = logging.getLogger("kernel.librdkafka")
 
-
-def producer_config(bootstrap: str, timeout_s: float, **extra: Any) -> dict[str, Any]:
+def producer_config(timeout_s: float, **extra: Any) -> dict[str, Any]:
+    """A durable producer's settings (the connection's come from :class:`KafkaClients`)."""
     ms = int(timeout_s * 1000)
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -43,9 +40,6 @@ def producer_config(bootstrap: str, timeout_s: float, **extra: Any) -> dict[str,
         "message.timeout.ms": ms,
         "socket.connection.setup.timeout.ms": min(ms, 10_000),
         "transaction.timeout.ms": max(ms, 60_000),
-        # librdkafka's own log lines go through Python logging (JSON in workers),
-        # served by poll/flush, instead of raw stderr from its threads.
-        "logger": _LIBRDKAFKA_LOG,
     }
     config.update(extra)
     return config
@@ -54,7 +48,7 @@ def producer_config(bootstrap: str, timeout_s: float, **extra: Any) -> dict[str,
 class Producer:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClients | str,
         *,
         codec: EventCodec | None = None,
         names: TopicNames | None = None,
@@ -69,8 +63,9 @@ class Producer:
         extra = dict(config or {})
         if transactional_id:
             extra["transactional.id"] = transactional_id
-        self._producer = _KafkaProducer(producer_config(bootstrap, timeout_s, **extra))
-        self._bootstrap = bootstrap
+        clients = KafkaClients.of(kafka)
+        self._producer = clients.producer(producer_config(timeout_s, **extra))
+        self._bootstrap = clients.bootstrap
         self._tx_ready = False
         self._tracing = tracing
         self._lock = threading.Lock()

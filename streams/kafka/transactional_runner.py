@@ -40,13 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka import Producer as _KafkaProducer
 
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError
 from schemas.topics import TopicNames
 from streams.dead_letter import MAX_COPY_BYTES, dead_letter
 from streams.kafka.broadcast import BroadcastInput
+from streams.kafka.clients import KafkaClients
 from streams.kafka.deadline import CallCancelled, CallDeadline, CallTimedOut
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
@@ -151,7 +151,7 @@ class TransactionalRunner(Generic[S]):
         self,
         processor: Processor[S],
         *,
-        bootstrap: str,
+        kafka: KafkaClients | str,
         codec: EventCodec,
         names: TopicNames,
         instance_id: str = "0",
@@ -182,9 +182,9 @@ class TransactionalRunner(Generic[S]):
         self.stats = RunnerStats()
         self._on_batch = on_batch
         self._on_tick = on_tick
-        self._bootstrap = bootstrap
+        self._kafka = KafkaClients.of(kafka)
+        self._bootstrap = self._kafka.bootstrap
         self._consumer_conf: dict[str, object] = {
-            "bootstrap.servers": bootstrap,
             "group.id": self.group,
             "group.instance.id": self.member,
             "enable.auto.commit": False,
@@ -199,13 +199,11 @@ class TransactionalRunner(Generic[S]):
             # Bound the read-ahead: a backlog must not grow the process (RSS flat
             # from 100k to 1M events); 16 MiB still keeps the fetcher ahead.
             "queued.max.messages.kbytes": 16384,
-            "logger": logging.getLogger("kernel.librdkafka"),  # JSON lines, not raw stderr
         }
-        self._consumer = Consumer(self._consumer_conf)
+        self._consumer = self._kafka.consumer(self._consumer_conf)
         # The dead instance's open transaction holds back read_committed readers of
         # its outputs until it times out: keep that short (see ADR 0009).
         self._producer_conf = producer_config(
-            bootstrap,
             call_timeout_s,
             **{
                 "transactional.id": self.member,
@@ -216,12 +214,12 @@ class TransactionalRunner(Generic[S]):
                 "reconnect.backoff.max.ms": 1000,
             },
         )
-        self._producer = _KafkaProducer(self._producer_conf)
+        self._producer = self._kafka.producer(self._producer_conf)
         self._calls = CallDeadline(self.member)
-        self._reader = KafkaLogReader(bootstrap, codec, timeout_s)
+        self._reader = KafkaLogReader(kafka, codec, timeout_s)
         topics = list(getattr(processor, "broadcast_topics", ()) or ())
         self._broadcast = (
-            BroadcastInput(bootstrap, codec, topics, timeout_s=timeout_s) if topics else None
+            BroadcastInput(kafka, codec, topics, timeout_s=timeout_s) if topics else None
         )
         self._state: S | None = None
         self._recovered = False  # a processor's state may legitimately be None
@@ -378,7 +376,7 @@ class TransactionalRunner(Generic[S]):
         self._needs_rewind = False
         self._isolate.clear()
         self._ends.reset()
-        self._consumer = Consumer(self._consumer_conf)
+        self._consumer = self._kafka.consumer(self._consumer_conf)
         self._consumer.subscribe(
             list(self.processor.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -624,7 +622,7 @@ class TransactionalRunner(Generic[S]):
                 if self._on_tick is not None:
                     self._on_tick()  # alive and retrying
                 if isinstance(exc, CallTimedOut):
-                    self._producer = _KafkaProducer(self._producer_conf)
+                    self._producer = self._kafka.producer(self._producer_conf)
                 time.sleep(1.0)
 
     def _recover_from(self, exc: KafkaException, before: S, msgs: list[Message]) -> None:
@@ -703,7 +701,7 @@ class TransactionalRunner(Generic[S]):
         )  # fmt: skip
         self.stats.rebuilds += 1
         self.stats.aborts += 1
-        self._producer = _KafkaProducer(self._producer_conf)
+        self._producer = self._kafka.producer(self._producer_conf)
         self._init_producer(time.monotonic() + self.recovery_budget_s)
         self._state = before
         self._needs_rewind = True

@@ -26,24 +26,28 @@ import threading
 from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, Message
-from confluent_kafka import Producer as _KafkaProducer
 
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError
 from schemas.events import Event
 from schemas.positions import LogPosition
+from streams.kafka.clients import KafkaClients
 from streams.kafka.producer import producer_config
 
 __all__ = ["KafkaDecisionLog"]
 
 
 class KafkaDecisionLog:
-    def __init__(self, bootstrap: str, codec: EventCodec, topic: str, timeout_s: float) -> None:
+    def __init__(
+        self, kafka: KafkaClients | str, codec: EventCodec, topic: str, timeout_s: float
+    ) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
         self._codec = codec
-        self._bootstrap = bootstrap
-        self._producer = _KafkaProducer(producer_config(bootstrap, timeout_s, **{"linger.ms": 0}))
+        self._bootstrap = KafkaClients.of(kafka).bootstrap
+        self._producer = KafkaClients.of(kafka).producer(
+            producer_config(timeout_s, **{"linger.ms": 0})
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="decision-log", daemon=True)
         self._thread.start()

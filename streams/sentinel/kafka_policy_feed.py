@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from schemas.codec import EventCodec
 from schemas.errors import KernelError
+from streams.kafka.clients import KafkaClients
 from streams.kafka.log_reader import reader_consumer
 from streams.sentinel.registry import PolicyRegistry
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 class KafkaPolicyFeed:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClients | str,
         codec: EventCodec,
         topic: str,
         registry: PolicyRegistry | None = None,
@@ -45,7 +46,7 @@ class KafkaPolicyFeed:
         self.topic = topic
         self._codec = codec
         self._poll_s = poll_s
-        self._consumer = reader_consumer(bootstrap, "kernel-policy-feed")
+        self._consumer = reader_consumer(kafka, "kernel-policy-feed")
         self._next: dict[int, int] = {}
         self._eof: set[int] = set()
         self._partitions: list[int] = []

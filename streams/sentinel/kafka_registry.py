@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError
 from schemas.events import Event
+from streams.kafka.clients import KafkaClients
 from streams.kafka.log_reader import KafkaLogReader
 from streams.sentinel.registry import PolicyRegistry
 
@@ -21,10 +22,10 @@ __all__ = ["load_registry", "read_policy_changes"]
 
 
 def read_policy_changes(
-    bootstrap: str, codec: EventCodec, topic: str, timeout_s: float = 10.0
+    kafka: KafkaClients | str, codec: EventCodec, topic: str, timeout_s: float = 10.0
 ) -> list[Event]:
     """Every committed policyChange event of ``topic``, partition by partition."""
-    reader = KafkaLogReader(bootstrap, codec, timeout_s)
+    reader = KafkaLogReader(kafka, codec, timeout_s)
     try:
         parts = reader.partitions(topic)
         if not parts:
@@ -36,15 +37,15 @@ def read_policy_changes(
             if record.event.event_type == "policyChange"
         ]
     except KafkaException as exc:
-        raise LogUnavailableError(f"Kafka at {bootstrap}: {exc}") from exc
+        raise LogUnavailableError(f"Kafka at {KafkaClients.of(kafka).bootstrap}: {exc}") from exc
     finally:
         reader.close()
 
 
 def load_registry(
-    bootstrap: str, codec: EventCodec, topic: str, timeout_s: float = 10.0
+    kafka: KafkaClients | str, codec: EventCodec, topic: str, timeout_s: float = 10.0
 ) -> PolicyRegistry:
     """The registry as of the end of ``topic`` at call time."""
     registry = PolicyRegistry()
-    registry.apply_events(read_policy_changes(bootstrap, codec, topic, timeout_s))
+    registry.apply_events(read_policy_changes(kafka, codec, topic, timeout_s))
     return registry

@@ -91,7 +91,7 @@ def _deploy(kernel: Kernel, tmp: Path) -> tuple[Kernel, str, str]:
             runner.run_until_idle(idle_s=1.0)
         finally:
             runner.close()
-    app = create_app(kernel, [audit_router(kernel)])
+    app = create_app([audit_router(kernel.database())])
 
     async def first_page() -> dict[str, Any]:
         transport = httpx.ASGITransport(app=app)
@@ -379,7 +379,7 @@ def test_known_500s_of_issue_9_are_4xx(api: Api) -> None:
 
 def test_a_database_that_is_down_is_503_not_500(kernel: Kernel) -> None:
     down = Kernel(replace(kernel.settings, postgres_url="postgresql://kernel@127.0.0.1:1/none"))
-    app = create_app(down, [audit_router(down), explain_router(down)])
+    app = create_app([audit_router(down.database()), explain_router(down.database())])
 
     async def go() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)

@@ -12,8 +12,6 @@ from typing import Any
 
 from ops.bootstrap import Kernel
 from ops.http.app import build_app
-from ops.workers.sentinel import build_runner
-from ops.workers.sentinel_projector import build_runners
 from projections.migrate import migrate
 from schemas.events import new_event
 from streams.sentinel.decision import check_id_for
@@ -32,7 +30,7 @@ POLICY = {
 
 
 def project(kernel: Kernel) -> None:
-    for runner in build_runners(kernel):
+    for runner in kernel.sentinel_projectors():
         runner.run_until_idle(idle_s=0.5)
         runner.close()
 
@@ -55,7 +53,7 @@ def test_sentinel_end_to_end(db_kernel: Kernel, db_cli: KernelCLI, tmp_path: Pat
         "kernelAction", "agent:1", "acct-1", {"action": "payments.send", "context": {"amount": 7}}
     )
     (position,) = db_kernel.producer().publish_batch([action])
-    stream = build_runner(db_kernel)
+    stream = db_kernel.sentinel()
     stream.run_until_idle(idle_s=0.5)
     stream.close()
     project(db_kernel)

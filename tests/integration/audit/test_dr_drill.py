@@ -9,8 +9,6 @@ from pathlib import Path
 import psycopg
 
 from ops.bootstrap import Kernel
-from ops.workers.sentinel import build_runner
-from ops.workers.sentinel_projector import build_runners
 from schemas.events import Event
 from streams.sentinel.lifecycle import plan_create, plan_transition
 from streams.sentinel.policy import State, loads_policy
@@ -61,11 +59,11 @@ def _deploy(kernel: Kernel) -> tuple[int, int]:
     """A policy, 18 actions decided, chained, checkpointed and projected: (checks, links)."""
     _activate(kernel)
     kernel.producer().publish_batch(_actions(10, "a") + _actions(8, "b"))
-    _drain(build_runner(kernel))
+    _drain(kernel.sentinel())
     _drain(kernel.chain_signer())
     _drain(kernel.checkpointer())
     _drain(kernel.audit_projector())
-    for runner in build_runners(kernel):
+    for runner in kernel.sentinel_projectors():
         _drain(runner)
     with psycopg.connect(kernel.settings.database_url) as conn:
         (checks,) = conn.execute("SELECT count(*) FROM policy_checks").fetchone()  # type: ignore[misc]

@@ -62,7 +62,7 @@ def replay(
             database_url=kernel.settings.database_url,
             projection=AuditProjection(kernel.names.chain, kernel.names.checkpoints),
             verifiers=load_signers_file(signers),
-            bootstrap=kernel.settings.kafka_bootstrap,
+            kafka=kernel.kafka,
             batch_size=7,  # many small batches: several COPYs per chain and partition
             workers=workers,
         ).run(verify_only=verify_only, from_ts_ms=from_ts_ms)

@@ -83,7 +83,7 @@ def test_no_record_stops_the_runner_and_outputs_are_all_or_nothing(kernel: Kerne
 
     runner: TransactionalRunner[int] = TransactionalRunner(
         Hostile(out, [kernel.names.actions]),
-        bootstrap=kernel.settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         codec=kernel.codec,
         names=kernel.names,
         max_record_bytes=50_000,
@@ -134,7 +134,7 @@ def test_a_record_the_broker_refuses_is_found_and_dead_lettered(kernel: Kernel) 
 
     runner: TransactionalRunner[int] = TransactionalRunner(
         Medium(out, [kernel.names.actions], name="medium"),
-        bootstrap=kernel.settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         codec=kernel.codec,
         names=kernel.names,
         max_record_bytes=50_000,
@@ -154,7 +154,7 @@ def test_a_record_the_broker_refuses_is_found_and_dead_lettered(kernel: Kernel) 
 def test_without_a_broker_start_fails_once_clearly_and_close_is_bounded() -> None:
     runner: TransactionalRunner[int] = TransactionalRunner(
         Hostile("out", ["in"]),
-        bootstrap="127.0.0.1:9",  # nothing listens there
+        kafka="127.0.0.1:9",  # nothing listens there
         codec=EventCodec(),
         names=TopicNames("nobroker."),
         instance_id="7",
@@ -173,7 +173,7 @@ def test_sigterm_while_a_transactional_call_hangs_returns_at_once() -> None:
     """No broker: init_transactions hangs (5 s timeout, retried for 120 s); stop cuts it short."""
     runner: TransactionalRunner[int] = TransactionalRunner(
         Hostile("out", ["in"]),
-        bootstrap="127.0.0.1:9",
+        kafka="127.0.0.1:9",
         codec=EventCodec(),
         names=TopicNames("nobroker."),
     )

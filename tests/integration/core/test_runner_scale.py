@@ -61,7 +61,7 @@ def test_two_instances_split_the_partitions_and_both_see_every_broadcast(kernel:
     boot, names = kernel.settings.kafka_bootstrap, kernel.names
     procs = [Tally(out, [kernel.names.actions], [bcast]) for _ in range(2)]
     runners = [
-        TransactionalRunner(p, bootstrap=boot, codec=kernel.codec, names=names, instance_id=i)
+        TransactionalRunner(p, kafka=boot, codec=kernel.codec, names=names, instance_id=i)
         for i, p in zip(["0", "1"], procs, strict=True)
     ]
     stop = threading.Event()

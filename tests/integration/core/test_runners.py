@@ -41,9 +41,7 @@ class CopyProcessor:
 
 
 def _runner(kernel: Kernel, proc: CopyProcessor) -> TransactionalRunner[dict[int, int]]:
-    return TransactionalRunner(
-        proc, bootstrap=kernel.settings.kafka_bootstrap, codec=kernel.codec, names=kernel.names
-    )
+    return TransactionalRunner(proc, kafka=kernel.kafka, codec=kernel.codec, names=kernel.names)
 
 
 def test_exactly_once_copy_with_dead_letters_and_resume(kernel: Kernel) -> None:
@@ -107,7 +105,7 @@ def test_projector_writes_rows_and_checkpoint_together_and_survives_db_loss(
     projection = ActionsTable([db_kernel.names.actions])
     runner = ProjectorRunner(
         projection,
-        bootstrap=db_kernel.settings.kafka_bootstrap,
+        kafka=db_kernel.kafka,
         database_url=url,
         codec=db_kernel.codec,
     )
@@ -126,7 +124,7 @@ def test_projector_writes_rows_and_checkpoint_together_and_survives_db_loss(
     # A fresh runner resumes from the stored checkpoint: nothing twice.
     fresh = ProjectorRunner(
         projection,
-        bootstrap=db_kernel.settings.kafka_bootstrap,
+        kafka=db_kernel.kafka,
         database_url=url,
         codec=db_kernel.codec,
     )

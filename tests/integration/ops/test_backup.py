@@ -96,4 +96,4 @@ def test_restore_rejects_a_dump_that_does_not_match_its_manifest(
     with (tmp_path / "projections.dump").open("ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(BackupError, match="SHA-256"):
-        restore(db_kernel, tmp_path, second_database)
+        restore(db_kernel.offsets(), tmp_path, second_database)

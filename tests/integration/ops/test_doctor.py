@@ -8,8 +8,9 @@ from dataclasses import replace
 from confluent_kafka import Producer
 
 from ops.bootstrap import Kernel
+from ops.commands.doctor import facts
 from ops.config import Settings
-from ops.doctor import diagnose, gather, healthy
+from ops.doctor import diagnose, healthy
 from projections.migrate import migrate
 from schemas.codec import EventCodec
 from streams.dead_letter import dead_letter
@@ -17,7 +18,7 @@ from tests.e2e.conftest import make_cli
 
 
 def _findings(kernel: Kernel) -> dict[str, tuple[str, str, str]]:
-    return {f.check: (f.status, f.detail, f.fix) for f in diagnose(gather(kernel))}
+    return {f.check: (f.status, f.detail, f.fix) for f in diagnose(facts(kernel))}
 
 
 def test_healthy_stack_exits_0(db_kernel: Kernel) -> None:
@@ -65,8 +66,8 @@ def test_dead_letters_are_counted(db_kernel: Kernel) -> None:
         )  # fmt: skip
         producer.produce(db_kernel.names.dlq, codec.encode(event))
     assert producer.flush(10) == 0
-    facts = gather(db_kernel)
-    assert facts.dead_letters == 3
-    by = {f.check: f for f in diagnose(facts)}
+    found = facts(db_kernel)
+    assert found.dead_letters == 3
+    by = {f.check: f for f in diagnose(found)}
     assert by["dead-letters"].status == "warn"
     assert healthy(list(by.values()))

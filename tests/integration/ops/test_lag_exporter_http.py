@@ -11,8 +11,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ops.bootstrap import Kernel
 from ops.lag.exporter import LagExporter
-from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor
+from streams.kafka.offsets import KafkaOffsets
 
 
 def _free_port() -> int:

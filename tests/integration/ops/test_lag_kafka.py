@@ -16,9 +16,9 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from ops.bootstrap import Kernel
-from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor
 from ops.lag.status import LagPolicy, Status
+from streams.kafka.offsets import KafkaOffsets
 
 WINDOW_S = 4.0
 INTERVAL_S = 0.25

@@ -28,10 +28,10 @@ from ops.bootstrap import Kernel
 from ops.health import judge_lag
 from ops.http.app import build_app
 from ops.lag.expected import ExpectedGroup
-from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagConfig, LagMonitor
 from ops.lag.status import LagPolicy, Status
 from projections.migrate import migrate
+from streams.kafka.offsets import KafkaOffsets
 from tests.e2e.conftest import make_cli
 from tests.integration.sentinel.api_helpers import serve
 

@@ -9,10 +9,10 @@ import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ops.bootstrap import Kernel
-from ops.lag.kafka_offsets import KafkaOffsets
 from ops.lag.monitor import LagMonitor
 from ops.lag.postgres_checkpoints import PostgresCheckpoints
 from ops.lag.status import Status
+from streams.kafka.offsets import KafkaOffsets
 
 DDL = """
 CREATE TABLE projection_checkpoints (
@@ -24,7 +24,7 @@ CREATE TABLE projection_checkpoints (
 
 def test_projection_lag_from_checkpoints(kernel: Kernel, database_url: str) -> None:
     k = Kernel(replace(kernel.settings, postgres_url=database_url))
-    checkpoints = PostgresCheckpoints(k.connect)
+    checkpoints = PostgresCheckpoints(k.database())
     assert checkpoints.checkpoints() == {}  # no table yet: nothing to report, no error
 
     topic = k.names.actions

@@ -204,7 +204,10 @@ _STUCK = (
     "import sys, time\n"
     "from ops.commands import run\n"
     "from ops.workers import Worker\n"
-    "run.workers = lambda: {'signer': Worker('signer', 'hangs', lambda k, s: time.sleep(3600))}\n"
+    "class Hang:\n"
+    "    def run(self, should_stop): time.sleep(3600)\n"
+    "    def close(self): pass\n"
+    "run.workers = lambda: {'signer': Worker('signer', 'hangs', lambda k: Hang())}\n"
     "from ops.cli import main\n"
     "sys.exit(main(['run', 'signer']))\n"
 )

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from ops.bootstrap import Kernel
-from ops.workers.sentinel_projector import build_runners
 from projections.audit import AuditProjection
 from projections.migrate import migrate
 from projections.projector import ProjectorRunner, Rejection, read_checkpoints
@@ -103,7 +102,7 @@ def test_the_sentinel_projector_dead_letters_a_nul_subject(db_kernel: Kernel) ->
     kernel.producer().publish_encoded(
         [(topic, b"acct", raw_encode(kernel.codec, c)) for c in checks]  # one partition
     )
-    runners = build_runners(kernel)
+    runners = kernel.sentinel_projectors()
     try:
         for runner in runners:
             runner.run_until_idle(idle_s=0.5)
@@ -144,7 +143,7 @@ def test_dead_letters_are_on_kafka_before_the_batch_commits(db_kernel: Kernel) -
     sink = FlakyDeadLetters(url)
     runner = ProjectorRunner(
         AuditProjection(kernel.names.chain, kernel.names.checkpoints),
-        bootstrap=kernel.settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         database_url=url,
         codec=kernel.codec,
         group=f"{kernel.names.prefix}projector-audit",

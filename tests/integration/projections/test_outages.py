@@ -27,7 +27,7 @@ from tests.integration.projections.test_dead_letters import _publish, _rows
 def _runner(kernel: Kernel, url: str, timeouts: PostgresTimeouts) -> ProjectorRunner:
     return ProjectorRunner(
         AuditProjection(kernel.names.chain, kernel.names.checkpoints),
-        bootstrap=kernel.settings.kafka_bootstrap,
+        kafka=kernel.kafka,
         database_url=url,
         codec=kernel.codec,
         group=f"{kernel.names.prefix}projector-audit",

@@ -14,7 +14,7 @@ def test_the_heap_alive_at_startup_is_frozen_while_serving_and_released_after(
     kernel: Kernel,
 ) -> None:
     async def scenario() -> tuple[int, bool]:
-        app = create_app(kernel, [check_router(kernel)])
+        app = create_app([check_router(kernel.sync_check)])
         async with app.router.lifespan_context(app):
             return gc.get_freeze_count(), app.state.policy_feed.ready
 

@@ -9,8 +9,6 @@ from dataclasses import replace
 import psycopg
 
 from ops.bootstrap import Kernel
-from ops.workers.sentinel import build_runner
-from ops.workers.sentinel_projector import build_runners
 from projections.migrate import migrate
 from projections.sentinel_queries import explain, get_policy, list_policies
 from schemas.events import new_event
@@ -21,7 +19,7 @@ from tests.integration.sentinel.test_stream_runner import DENY_BIG, actions, act
 
 
 def project(kernel: Kernel) -> None:
-    for runner in build_runners(kernel):
+    for runner in kernel.sentinel_projectors():
         runner.run_until_idle(idle_s=0.5)
         runner.close()
 
@@ -85,7 +83,7 @@ def test_policy_checks_are_explained_with_the_chain_position(db_kernel: Kernel) 
     migrate(db_kernel.settings.database_url)
     producer = db_kernel.producer()
     producer.publish_batch(activate(DENY_BIG))
-    runner = build_runner(db_kernel)
+    runner = db_kernel.sentinel()
     runner.run_until_idle(idle_s=0.5)
     events = actions(6, random.Random(3))
     positions = producer.publish_batch(events)
@@ -128,7 +126,7 @@ def test_explain_expands_the_compact_path_and_reads_v1_checks(db_kernel: Kernel)
     migrate(db_kernel.settings.database_url)
     producer = db_kernel.producer()
     producer.publish_batch(activate(DENY_BIG))
-    runner = build_runner(db_kernel)
+    runner = db_kernel.sentinel()
     runner.run_until_idle(idle_s=0.5)
     small = new_event(
         "kernelAction", "agent:5", "acct-1", {"action": "payments.send", "context": {"amount": 7}}
@@ -181,7 +179,7 @@ def test_explain_expands_the_matched_policies_that_did_not_decide(db_kernel: Ker
     )
     producer = db_kernel.producer()
     producer.publish_batch([*activate(DENY_BIG), *activate(escalate)])
-    runner = build_runner(db_kernel)
+    runner = db_kernel.sentinel()
     runner.run_until_idle(idle_s=0.5)
     body = {"action": "payments.send", "context": {"amount": 4000}}
     big = new_event("kernelAction", "agent:5", "acct-1", body)

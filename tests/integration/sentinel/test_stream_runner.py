@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 
 from ops.bootstrap import Kernel
-from ops.workers.sentinel import build_runner
 from schemas.events import Event, new_event
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.transactional_runner import TransactionalRunner
@@ -71,7 +70,7 @@ def test_one_check_per_action_dead_letters_and_resume(kernel: Kernel) -> None:
     rng = random.Random(4)
     producer = kernel.producer()
     producer.publish_batch(activate(DENY_BIG))
-    runner = build_runner(kernel)
+    runner = kernel.sentinel()
     first = actions(12, rng)
     producer.publish_batch(first)
     producer.publish_encoded([(kernel.names.actions, b"acct-x", b"not avro")])
@@ -82,7 +81,7 @@ def test_one_check_per_action_dead_letters_and_resume(kernel: Kernel) -> None:
 
     # A restarted runner folds the policy set from the log, rebuilds the dedup
     # window from before its committed offsets, and resumes after the commit.
-    again = build_runner(kernel)
+    again = kernel.sentinel()
     second = actions(8, rng)
     producer.publish_batch(second)
     producer.publish_batch([first[1]])  # a duplicate of an event the first runner decided
@@ -132,7 +131,7 @@ def test_two_instances_share_the_actions_and_both_see_every_policy_change(
     rng = random.Random(11)
     producer = kernel.producer()
     producer.publish_batch(activate(DENY_BIG))
-    runners = [build_runner(kernel, instance_id="0"), build_runner(kernel, instance_id="1")]
+    runners = [kernel.sentinel(instance_id="0"), kernel.sentinel(instance_id="1")]
 
     def poll_until(done: Callable[[], bool], what: str, max_s: float = 120.0) -> None:
         deadline = time.monotonic() + max_s
@@ -188,7 +187,7 @@ def test_the_evidence_offset_returns_exactly_the_evaluated_event(kernel: Kernel)
     producer.publish_batch(activate(DENY_BIG))
     events = actions(15, rng)
     producer.publish_batch(events)
-    runner = build_runner(kernel)
+    runner = kernel.sentinel()
     runner.run_until_idle(idle_s=1.0)
     runner.close()
     checks = [e for _, e, _ in read_all(kernel, kernel.names.policy_checks)]
@@ -230,7 +229,7 @@ def test_a_large_action_read_by_a_policy_is_decided_with_a_bounded_record(kernel
         {"action": "payments.send", "context": {"amount": 5, "note": note, "n2": note[:1000]}},
     )
     producer.publish_batch([big])
-    runner = build_runner(kernel)
+    runner = kernel.sentinel()
     assert runner.run_until_idle(idle_s=1.0) == 1
     runner.close()
     ((_, check, _),) = read_all(kernel, kernel.names.policy_checks)

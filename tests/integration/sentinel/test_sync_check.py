@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -27,8 +28,9 @@ BIG = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 5000
 SMALL = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 10}}
 
 
-def app_for(kernel: Kernel, **kw: Any) -> FastAPI:
-    return create_app(kernel, [check_router(kernel, **kw)])
+def app_for(kernel: Kernel, ready_timeout_s: float = 5.0, **kw: Any) -> FastAPI:
+    build = functools.partial(kernel.sync_check, **kw)
+    return create_app([check_router(build, ready_timeout_s=ready_timeout_s)])
 
 
 @pytest.fixture

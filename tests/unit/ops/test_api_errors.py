@@ -9,8 +9,6 @@ import httpx
 import pytest
 from fastapi import APIRouter, Query
 
-from ops.bootstrap import Kernel
-from ops.config import Settings
 from ops.http.app import create_app
 from schemas.errors import ConfigError, LogUnavailableError, StoreUnavailableError, ValidationError
 
@@ -42,7 +40,7 @@ def app_raising() -> httpx.AsyncClient:
     async def typed(limit: int = Query(1, ge=1, le=10)) -> dict[str, int]:
         return {"limit": limit}
 
-    app = create_app(Kernel(Settings.from_env({})), [router])
+    app = create_app([router])
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://kernel")
 

@@ -24,7 +24,7 @@ BIG = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 5000
 def app_with(svc: Any) -> FastAPI:
     """The API with the check router, its service replaced (the lifespan is not run)."""
     kernel = Kernel(Settings.from_env({}))
-    app = create_app(kernel, [check_router(kernel)])
+    app = create_app([check_router(kernel.sync_check)])
     app.state.sentinel_check = svc
     return app
 
@@ -96,9 +96,9 @@ def test_openapi_still_documents_the_operation_it_serves_raw() -> None:
 
 def test_the_check_is_one_route_documented_from_its_models() -> None:
     kernel = Kernel(Settings.from_env({}))
-    (route,) = check_router(kernel).routes  # no second, documentation-only route
+    (route,) = check_router(kernel.sync_check).routes  # no second, documentation-only route
     assert isinstance(route, HotRoute) and route.operation is CHECK_OPERATION
-    app = create_app(kernel, [check_router(kernel)])
+    app = create_app([check_router(kernel.sync_check)])
     spec = app.openapi()
     op = spec["paths"]["/sentinel/check"]["post"]
     request = op["requestBody"]["content"]["application/json"]["schema"]
@@ -207,7 +207,7 @@ def test_the_front_door_serves_hot_routes_without_routing_and_the_rest_through_i
     async def cold() -> dict[str, bool]:
         return {"cold": True}
 
-    app = create_app(Kernel(Settings.from_env({})), [router])
+    app = create_app([router])
 
     async def go() -> list[int]:
         transport = httpx.ASGITransport(app=app)

@@ -1,7 +1,9 @@
-"""Kafka adapter of the lag monitor: groups, committed offsets, log ends, heads.
+"""The Kafka admin/offsets adapter: topics, groups, committed offsets, log ends, heads.
 
-Everything goes through one ``AdminClient`` (group listing and membership,
-topic partition counts, committed offsets,
+The one reader of Kafka metadata and offsets for the lag monitor, health and
+readiness, ``kernel doctor``, backup and replay. Everything goes through one
+``AdminClient`` (broker and topic metadata, topic configs, group listing and
+membership, committed offsets,
 ``ListOffsets`` for the high watermark and -- with ``READ_COMMITTED`` -- the
 last stable offset) plus a short-lived probe ``Consumer`` that reads the first visible
 record at a committed offset, for its timestamp. The probe consumer never
@@ -30,14 +32,32 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import ConfigResource, OffsetSpec  # type: ignore[attr-defined]
 
-from ops.lag.status import HeadProbe
 from schemas.errors import LogUnavailableError
+from streams.kafka.clients import KafkaClients
 
-__all__ = ["KafkaOffsets", "LogEnd"]
+__all__ = ["HeadProbe", "KafkaOffsets", "LogEnd", "Metadata"]
 
 TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class HeadProbe:
+    """The first record a consumer at the committed offset would read.
+
+    ``offset is None`` means the probe reached the readable end without a
+    visible record (only transaction markers or aborted records were left).
+    """
+
+    offset: int | None
+    timestamp_s: float | None = None  # the record's timestamp, epoch seconds
+
+
+@dataclass(frozen=True)
+class Metadata:
+    brokers: int
+    topics: dict[str, int]  # name -> partitions, of the topics without an error
 
 
 @dataclass(frozen=True)
@@ -48,12 +68,41 @@ class LogEnd:
 
 class KafkaOffsets:
     def __init__(
-        self, bootstrap: str, timeout_s: float = 10.0, probe_timeout_s: float = 2.0
+        self,
+        kafka: KafkaClients | str,
+        timeout_s: float = 10.0,
+        probe_timeout_s: float = 2.0,
+        *,
+        quiet: bool = False,
     ) -> None:
-        self._bootstrap = bootstrap
+        """``quiet``: librdkafka logs nothing (a CLI reports an unreachable broker once)."""
+        self._kafka = KafkaClients.of(kafka)
+        self.bootstrap = self._bootstrap = self._kafka.bootstrap
         self._timeout = timeout_s
         self._probe_timeout = probe_timeout_s
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = self._kafka.admin({"log_level": 0} if quiet else None)
+
+    # -- metadata ---------------------------------------------------------------
+    def metadata(self) -> Metadata:
+        """The brokers and every topic's partition count."""
+        try:
+            md = self._admin.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        topics = {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
+        return Metadata(len(md.brokers), topics)
+
+    def topic_configs(self, topics: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Each topic's effective configuration."""
+        wanted = sorted(set(topics))
+        if not wanted:
+            return {}
+        futures = self._admin.describe_configs(
+            [ConfigResource("topic", t) for t in wanted], request_timeout=self._timeout
+        )
+        return {
+            r.name: {k: v.value for k, v in self._wait(fut).items()} for r, fut in futures.items()
+        }
 
     # -- groups and offsets ---------------------------------------------------
     def groups(self) -> list[str]:
@@ -102,9 +151,35 @@ class KafkaOffsets:
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _list_offsets_once(self, wanted: list[TP], isolation: IsolationLevel) -> dict[TP, int]:
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        request = {TopicPartition(t, p): latest for t, p in wanted}
+    def starts(self, partitions: Iterable[TP]) -> dict[TP, int]:
+        """The first offset still in each partition (retention moves it; missing: gone)."""
+        wanted = sorted(set(partitions))
+        earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+        return self._list_offsets_once(wanted, IsolationLevel.READ_UNCOMMITTED, earliest)
+
+    def offsets_for_time(
+        self, topic: str, partitions: Iterable[int], ts_ms: int, *, ends: Mapping[int, int]
+    ) -> dict[int, int]:
+        """Per partition, the first offset whose timestamp is ``>= ts_ms`` (else its end).
+
+        Kafka keeps a time index per partition; -1 means no record is that recent.
+        """
+        consumer = self._kafka.consumer({"group.id": "kernel-replay-offsets"})  # never joined
+        try:
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, p, ts_ms) for p in partitions], timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise LogUnavailableError(f"Kafka at {self._bootstrap}: {exc}") from exc
+        finally:
+            consumer.close()
+        return {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in found}
+
+    def _list_offsets_once(
+        self, wanted: list[TP], isolation: IsolationLevel, spec: OffsetSpec | None = None
+    ) -> dict[TP, int]:
+        spec = spec or OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        request = {TopicPartition(t, p): spec for t, p in wanted}
         futures = self._admin.list_offsets(
             request, isolation_level=isolation, request_timeout=self._timeout
         )
@@ -191,9 +266,8 @@ class KafkaOffsets:
             consumer.close()
 
     def _probe_consumer(self) -> Consumer:
-        return Consumer(
+        return self._kafka.consumer(
             {
-                "bootstrap.servers": self._bootstrap,
                 "group.id": "kernel-lag-probe",  # required by librdkafka; never joined
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

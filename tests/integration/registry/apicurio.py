@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,20 +48,24 @@ def install(cache: Path) -> Path:
     if mvn is None:
         raise RuntimeError("Maven is needed to fetch Apicurio Registry: `make install`")
     shutil.rmtree(home, ignore_errors=True)
-    done = subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "dependency:unpack",
-            f"-Dartifact={_ARTIFACT}",
-            f"-DoutputDirectory={home}",
-            f"-Dmaven.repo.local={cache / 'm2'}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    cache.mkdir(parents=True, exist_ok=True)
+    # Without a project Maven writes its markers under the working directory.
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        done = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:unpack",
+                f"-Dartifact={_ARTIFACT}",
+                f"-DoutputDirectory={home}",
+                f"-Dmaven.repo.local={cache / 'm2'}",
+            ],
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0 or not (home / _RUNNER).exists():
         output = f"{done.stdout[-3000:]}{done.stderr}"
         raise RuntimeError(f"Maven could not fetch {_ARTIFACT}:\n{output}")

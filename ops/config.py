@@ -25,7 +25,10 @@ ENV_VARS: dict[str, str] = {
     "POSTGRES_URL": "Postgres connection URL; unset: a private cluster of the local stack",
     "KERNEL_PG_PORT": "port of the local Postgres cluster (default 15432)",
     "KERNEL_TOPIC_PREFIX": "prefix of every topic name (default 'kernel.')",
-    "KERNEL_SCHEMA_REGISTRY_URL": "Confluent schema registry; unset: Avro single-object encoding",
+    "KERNEL_SCHEMA_REGISTRY_URL": (
+        "URL of a Confluent-compatible schema registry: records are Confluent framed "
+        "(00 + schema id); unset: Avro single-object encoding (C3 01 + fingerprint)"
+    ),
     "KERNEL_MAX_EVENT_BYTES": "largest accepted event, as JSON (default 262144 = 256 KiB)",
     "KERNEL_MAX_RECORD_BYTES": "largest Kafka record Kernel writes (default 1000000)",
     "KERNEL_MAX_JSON_DEPTH": "deepest accepted JSON nesting, the event being 1 (default 32)",

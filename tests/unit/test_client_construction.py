@@ -23,6 +23,7 @@ PACKAGES = ("schemas", "streams", "projections", "replay", "ops")
 ADAPTERS = {
     "streams/kafka/clients.py",  # every Kafka client
     "projections/postgres.py",  # every Postgres connection and pool
+    "schemas/confluent_registry.py",  # the schema registry's REST client
 }
 
 CONSTRUCTORS = {
@@ -39,6 +40,9 @@ CONSTRUCTORS = {
     "psycopg_pool.ConnectionPool",
     "psycopg_pool.AsyncConnectionPool",
     "psycopg_pool.NullConnectionPool",
+    "confluent_kafka.schema_registry.SchemaRegistryClient",
+    "httpx.Client",
+    "httpx.AsyncClient",
 }
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from projections.postgres import Conn, Database
     from projections.projector import ProjectorRunner
     from streams.chain.signing import Signer, Verifier
+    from streams.kafka.acls import KafkaAcls
     from streams.kafka.admin import TopicAdmin
     from streams.kafka.clients import KafkaClients
     from streams.kafka.log_reader import KafkaLogReader
@@ -145,6 +146,12 @@ class Kernel:
         from streams.kafka.admin import TopicAdmin  # noqa: PLC0415
 
         return TopicAdmin(self.kafka, self.names)
+
+    def kafka_acls(self) -> KafkaAcls:
+        """The ACL admin adapter (``kernel acls``; run as the admin principal)."""
+        from streams.kafka.acls import KafkaAcls  # noqa: PLC0415
+
+        return KafkaAcls(self.kafka, timeout_s=self.settings.publish_timeout_s)
 
     def signer(self) -> Signer:
         """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""

@@ -13,7 +13,9 @@ transactional id prefix, derived from the same names the workers use
 READ or WRITE, so only those are granted. ``IdempotentWrite`` on the cluster
 is not needed: since Kafka 2.8 (KIP-679) WRITE on a topic is enough for an
 idempotent producer. The readers that assign partitions and never commit
-(recovery, the policy feed, broadcast inputs) use no group rights.
+(state recovery, the policy feed, broadcast inputs, lag probes) join no group,
+but librdkafka still looks up the coordinator of their uuid-named group: they
+get DESCRIBE on their group prefix, nothing more.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     def topic(user: str, op: Operation, *topics: str) -> Iterator[Grant]:
         return (Grant(user, "topic", t, op) for t in topics)
 
-    def worker(user: str, group: str) -> Iterator[Grant]:
-        """A transactional worker: its group, and transactional ids ``{group}-{instance}``."""
+    def worker(user: str, group: str, *readers: str) -> Iterator[Grant]:
+        """A transactional worker: its group, transactional ids ``{group}-{instance}``,
+        and the groups of the readers it recovers its state with."""
         yield Grant(user, "group", group, "read")
         yield Grant(user, "transactional_id", f"{group}-", "write", prefixed=True)
+        yield from _readers(user, "kernel-reader", *readers)
 
     yield from topic("kernel-producer", "write", n.actions)
     yield Grant("kernel-producer", "transactional_id", PUBLISH_TRANSACTIONS, "write", True)
@@ -71,7 +75,7 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
 
     yield from topic("kernel-sentinel", "read", n.actions, n.policies)  # policies: broadcast
     yield from topic("kernel-sentinel", "write", n.policy_checks, n.dlq)
-    yield from worker("kernel-sentinel", f"{p}sentinel")
+    yield from worker("kernel-sentinel", f"{p}sentinel", "kernel-broadcast")
 
     yield from topic("kernel-projector", "read", n.chain, n.checkpoints)
     yield from topic("kernel-projector", "read", n.policies, n.policy_checks)
@@ -82,6 +86,7 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     # its /ready runs the lag monitor, so it observes like the monitor does.
     yield from topic("kernel-api", "write", n.policy_checks)
     yield from topic("kernel-api", "read", n.policies)
+    yield from _readers("kernel-api", "kernel-policy-feed")
     for user in ("kernel-api", "kernel-monitor"):
         yield from _observer(user, n)
 
@@ -94,3 +99,12 @@ def _observer(user: str, n: TopicNames) -> Iterator[Grant]:
         yield Grant(user, "topic", n.name(spec.name), "describe_configs")
     yield Grant(user, "group", n.prefix, "describe", prefixed=True)
     yield Grant(user, "group", "projector-", "describe", prefixed=True)
+    yield Grant(user, "group", "kernel-lag-probe", "describe")
+    yield Grant(user, "group", "kernel-replay-offsets", "describe")
+
+
+def _readers(user: str, *groups: str) -> Iterator[Grant]:
+    """Assign-only readers (:func:`streams.kafka.log_reader.reader_consumer`): groups
+    ``{name}-{uuid}``, never joined; DESCRIBE lets them find a coordinator."""
+    for group in groups:
+        yield Grant(user, "group", f"{group}-", "describe", prefixed=True)

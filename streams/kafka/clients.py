@@ -82,6 +82,11 @@ class KafkaClients:
     def aio_producer(self, **role: Any) -> AIOKafkaProducer:
         """An asyncio producer (aiokafka), with the connection's security mapped onto its
         arguments; a setting aiokafka cannot take is refused, never dropped."""
+        return AIOKafkaProducer(**self.aio_arguments(**role))
+
+    def aio_arguments(self, **role: Any) -> dict[str, Any]:
+        """aiokafka's arguments for this connection: librdkafka's security keys mapped,
+        TLS files made into an ``ssl_context``, then the role's on top."""
         kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap}
         tls: dict[str, str] = {}
         for key, value in self.security.items():
@@ -97,7 +102,7 @@ class KafkaClients:
         if tls or str(kwargs.get("security_protocol", "")).upper().endswith("SSL"):
             kwargs["ssl_context"] = _ssl_context(tls)
         kwargs.update(role)
-        return AIOKafkaProducer(**kwargs)
+        return kwargs
 
 
 def _ssl_context(tls: Mapping[str, str]) -> ssl.SSLContext:

@@ -10,6 +10,7 @@ credentials, as a deployment's processes would (``KERNEL_KAFKA_*``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from replay.audit_postgres import iter_rows
 from replay.verify import ChainVerifier
 from schemas.errors import KernelError
 from streams.chain.keys import generate_key, load_signer, parse_signers, signers_document
+from streams.kafka.async_producer import AsyncProducer
 from tests.integration.core.test_producer import _actions
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
 
@@ -166,3 +168,20 @@ def test_a_principal_without_the_acl_is_refused_promptly(
     with pytest.raises(KernelError, match="not authorized"):  # does not see the topic
         producer.log_reader(timeout_s=5).read(admin.names.chain, 0, 0)
     assert time.monotonic() - started < 15, "a refusal is an error, not a wait for a timeout"
+
+
+def test_the_asyncio_producer_speaks_sasl_ssl_with_scram(
+    admin: Kernel, secure_broker: KafkaServer
+) -> None:
+    """aiokafka takes TLS as an SSLContext built from the CA file, SCRAM as its own args."""
+    producer = as_principal(admin, secure_broker, "kernel-producer")
+
+    async def publish(topic: str | None) -> object:
+        async with AsyncProducer(
+            producer.kafka, codec=producer.codec, names=producer.names, timeout_s=5
+        ) as aio:
+            return await aio.publish(_actions(1, "aio")[0], topic)
+
+    assert asyncio.run(publish(None)).topic == admin.names.actions  # type: ignore[attr-defined]
+    with pytest.raises(KernelError, match="TopicAuthorizationFailed"):
+        asyncio.run(publish(admin.names.chain))

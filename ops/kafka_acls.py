@@ -96,7 +96,6 @@ def _observer(user: str, n: TopicNames) -> Iterator[Grant]:
     timestamps (a probe reads them: READ, never a group of its own)."""
     for spec in TOPICS:
         yield Grant(user, "topic", n.name(spec.name), "read")
-        yield Grant(user, "topic", n.name(spec.name), "describe_configs")
     yield Grant(user, "group", n.prefix, "describe", prefixed=True)
     yield Grant(user, "group", "projector-", "describe", prefixed=True)
     yield Grant(user, "group", "kernel-lag-probe", "describe")

@@ -151,6 +151,12 @@ class Producer:
                     self._producer.poll(0.05)  # local queue full: let deliveries drain
         remaining = self._producer.flush(self.timeout_s + 1)
         errors = [r for r in results if isinstance(r, KafkaError)]
+        refused = [e for e in errors if e.code() in _NOT_AUTHORIZED]
+        if refused:
+            raise LogUnavailableError(
+                f"Kafka at {self._bootstrap} refused the publish: {refused[0].str()} "
+                "(this process's principal has no ACL to write there)"
+            )
         if remaining or errors or any(r is None for r in results):
             reason = errors[0].str() if errors else f"{remaining} records unacknowledged"
             raise LogUnavailableError(
@@ -167,6 +173,15 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_NOT_AUTHORIZED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
 
 
 def _position(msg: Message) -> LogPosition:

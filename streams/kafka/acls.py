@@ -9,6 +9,7 @@ a no-op on the broker, so :meth:`KafkaAcls.apply` is idempotent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -101,10 +102,28 @@ class KafkaAcls:
                     "(ACLs are created by a super user or a principal allowed to ALTER "
                     "the cluster)"
                 ) from exc
+        self._await_in_force(bindings)
         return len(bindings)
+
+    def _await_in_force(self, bindings: list[AclBinding]) -> None:
+        """``create_acls`` returns once the controller has the ACLs; a broker authorizes
+        with them once it has applied the metadata, a moment later. The broker answers
+        ``describe_acls`` from its own authorizer: wait until it lists them all."""
+        wanted = {str(b) for b in bindings}
+        deadline = time.monotonic() + self._timeout
+        while not wanted <= set(self._described(None)):
+            if time.monotonic() > deadline:
+                raise LogUnavailableError(
+                    f"Kafka at {self._kafka.bootstrap} does not list the ACLs it accepted "
+                    f"after {self._timeout:.0f}s"
+                )
+            time.sleep(0.05)
 
     def existing(self, user: str | None = None) -> list[str]:
         """Every ALLOW/DENY binding on the cluster (of ``User:<user>``), described."""
+        return sorted(self._described(user))
+
+    def _described(self, user: str | None) -> list[str]:
         # None matches anything (the stubs say str; librdkafka takes NULL).
         anything: Any = None
         flt = AclBindingFilter(
@@ -122,4 +141,4 @@ class KafkaAcls:
             raise LogUnavailableError(
                 f"Kafka at {self._kafka.bootstrap} did not list its ACLs: {exc}"
             ) from exc
-        return sorted(str(b) for b in found)
+        return [str(b) for b in found]

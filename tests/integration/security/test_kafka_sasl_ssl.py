@@ -1,11 +1,13 @@
 """The pipeline over SASL_SSL, each worker as its own principal, on a secured broker.
 
-The module starts its own broker (``kernel up --secure``'s: TLS from keytool,
-SCRAM-SHA-512 users made at format time, the StandardAuthorizer denying what
-no ACL allows) next to the session's plaintext test stack, whose Postgres it
-uses. The admin creates the topics and applies the ACL table
-(:mod:`ops.kafka_acls`); every other Kernel connects with one principal's
-credentials, as a deployment's processes would (``KERNEL_KAFKA_*``).
+The module runs ``kernel up --secure`` in a state directory of its own, next to
+the session's plaintext test stack, whose Postgres it uses: TLS from keytool,
+SCRAM-SHA-512 users made at format time, the StandardAuthorizer denying what no
+ACL allows. The admin, configured with the variables that command prints,
+creates the topics and applies the ACL table (:mod:`ops.kafka_acls`); every
+other Kernel connects with one principal's credentials, as a deployment's
+processes would (``KERNEL_KAFKA_*``), the signer as on the local stack (a user
+name only).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +29,7 @@ import pytest
 
 from ops.bootstrap import Kernel
 from ops.config import Settings
-from ops.kafka_acls import ADMIN, PRINCIPALS, grants
+from ops.kafka_acls import ADMIN, grants
 from ops.stack import LocalStack
 from ops.stack.kafka_server import KafkaServer
 from projections.migrate import migrate
@@ -43,44 +47,69 @@ SECURE_PORT = int(
 )
 
 
-@pytest.fixture(scope="module")
-def secure_broker(base_settings: Settings) -> Iterator[KafkaServer]:
-    broker = KafkaServer(
-        base_settings.state_dir,
-        SECURE_PORT,
-        base_settings.kafka_home,
-        secure=True,
-        principals=tuple(PRINCIPALS),
-        name="kafka-sasl-test",
-        heap="512m",
-        quick_jvm=True,
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
     )
-    broker.stop()  # a broker a killed run left behind
-    for stale in ("data", "secrets", "listener"):  # a new cluster; the CA is kept
-        path = broker.home / stale
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    broker.start(timeout_s=90)
-    yield broker
-    broker.stop()
-    shutil.rmtree(broker.home / "data", ignore_errors=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def secure_env(stack: LocalStack, base_settings: Settings) -> Iterator[dict[str, str]]:
+    """``kernel up --secure`` in a state directory of its own (sharing the Maven cache);
+    yields the environment it prints (the admin's), and ``kernel down`` at the end."""
+    state = base_settings.state_dir / "sasl"
+    state.mkdir(parents=True, exist_ok=True)
+    if not (state / "cache").exists():
+        (state / "cache").symlink_to(base_settings.state_dir / "cache")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERNEL_", "POSTGRES_URL"))}
+    env |= {
+        "KERNEL_STATE_DIR": str(state),
+        "KERNEL_KAFKA_PORT": str(SECURE_PORT),
+        "POSTGRES_URL": base_settings.database_url,  # the session's: only Kafka is managed
+        "KERNEL_FAST_JVM": "1",  # a broker that lives as long as this module
+    }
+    secured = env | {"KERNEL_KAFKA_SECURITY": "sasl_ssl"}
+    _cli(secured, "down")  # a broker a killed run left behind
+    home = state / "kafka"
+    for stale in ("data", "secrets"):  # a new cluster and users; the CA is kept
+        shutil.rmtree(home / stale, ignore_errors=True)
+    (home / "listener").unlink(missing_ok=True)
+    out = _cli(env, "up", "--secure")
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in out.splitlines()
+        if line.startswith("export ")
+    )
+    assert exports["KERNEL_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert exports["KERNEL_KAFKA_SASL_USERNAME"] == ADMIN
+    yield env | exports
+    _cli(secured, "down")
+    shutil.rmtree(home / "data", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def secure_broker(secure_env: dict[str, str]) -> KafkaServer:
+    """The secured broker's files (passwords, CA), as the stack names them."""
+    env = {k: v for k, v in secure_env.items() if k != "KERNEL_BOOTSTRAP_SERVERS"}
+    return Kernel(Settings.from_env(env)).stack().kafka
 
 
 @pytest.fixture
-def admin(
-    secure_broker: KafkaServer, stack: LocalStack, database_url: str, tmp_path: Path
-) -> Kernel:
-    """The operator: topics and ACLs of a fresh prefix, a migrated database, a key."""
+def admin(secure_env: dict[str, str], database_url: str, tmp_path: Path) -> Kernel:
+    """The operator, configured with what ``kernel up --secure`` printed: topics and ACLs
+    of a fresh prefix, a migrated database, a signing key."""
     migrate(database_url)
     settings = replace(
-        stack.settings,
+        Settings.from_env(secure_env),
         topic_prefix=f"s{uuid.uuid4().hex[:12]}.",
-        bootstrap_servers=secure_broker.bootstrap,
         postgres_url=database_url,
-        kafka_security_protocol="SASL_SSL",
-        kafka_sasl_mechanism="SCRAM-SHA-512",
-        kafka_sasl_username=ADMIN,
-        kafka_sasl_password_file=secure_broker.password_file(ADMIN),
-        kafka_ssl_ca_location=secure_broker.security.ca_pem,  # type: ignore[union-attr]
         signing_key=generate_key(tmp_path / "keys", "sasl-signer"),
         signer_id="sasl-signer",
         checkpoint_every=5,
@@ -88,17 +117,39 @@ def admin(
         publish_timeout_s=5.0,
     )
     kernel = Kernel(settings)
+    assert kernel.kafka.security["sasl.username"] == ADMIN
     kernel.topic_admin().ensure()
     assert kernel.kafka_acls().apply(grants(kernel.names)) == len(grants(kernel.names))
     return kernel
 
 
 def as_principal(admin: Kernel, broker: KafkaServer, user: str) -> Kernel:
+    """``user`` configured as a remote process would be: its own password file."""
     return Kernel(
         replace(
             admin.settings,
             kafka_sasl_username=user,
             kafka_sasl_password_file=broker.password_file(user),
+        )
+    )
+
+
+def on_the_local_stack(admin: Kernel, broker: KafkaServer, user: str) -> Kernel:
+    """``user`` configured as on the secured local stack: KERNEL_KAFKA_SECURITY=sasl_ssl
+    and a user name; the protocol, CA and password come from the stack."""
+    s = admin.settings
+    return Kernel(
+        replace(
+            s,
+            state_dir=broker.state_dir,
+            kafka_port=broker.port,
+            bootstrap_servers=None,
+            kafka_stack_secure=True,
+            kafka_security_protocol=None,
+            kafka_sasl_mechanism=None,
+            kafka_sasl_password_file=None,
+            kafka_ssl_ca_location=None,
+            kafka_sasl_username=user,
         )
     )
 
@@ -109,7 +160,8 @@ def test_the_pipeline_runs_with_each_worker_as_its_own_principal(
     def kernel(user: str) -> Kernel:
         return as_principal(admin, secure_broker, user)
 
-    assert kernel("kernel-signer").kafka.security["security.protocol"] == "SASL_SSL"
+    local_signer = on_the_local_stack(admin, secure_broker, "kernel-signer")
+    assert local_signer.kafka.security["security.protocol"] == "SASL_SSL"
     admin.producer().publish_batch(activate(DENY_BIG))  # policies: the operator's
     actions = _actions(7, "acct-a") + [
         replace(e, body={**e.body, "action": "payments.send", "context": {"amount": 5000}})
@@ -121,12 +173,12 @@ def test_the_pipeline_runs_with_each_worker_as_its_own_principal(
     def run_pipeline() -> list[int]:
         runners = [
             kernel("kernel-sentinel").sentinel(),
-            kernel("kernel-signer").chain_signer(),
+            local_signer.chain_signer(),
             kernel("kernel-checkpointer").checkpointer(),
             kernel("kernel-projector").audit_projector(),
         ]
         try:
-            return [runner.run_until_idle(idle_s=0.5) for runner in runners]
+            return [runner.run_until_idle(idle_s=0.2) for runner in runners]
         finally:
             for runner in runners:
                 runner.close()

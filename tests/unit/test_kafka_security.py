@@ -13,6 +13,7 @@ from ops.config import Settings
 from ops.kafka_acls import ADMIN, PRINCIPALS, PUBLISH_TRANSACTIONS, grants
 from ops.stack.errors import StackError
 from ops.stack.kafka_security import BROKER_PRINCIPAL, BrokerSecurity
+from ops.stack.kafka_server import KafkaServer
 from schemas.errors import ConfigError
 from schemas.topics import TOPICS, TopicNames
 from streams.chain.checkpointer import Checkpointer
@@ -221,3 +222,12 @@ def test_groups_and_transactional_ids_are_the_ones_the_runners_use() -> None:
         assert _rights(user, "write", "transactional_id") == {f"p.{name}-"}
     assert _rights("kernel-producer", "write", "transactional_id") == {PUBLISH_TRANSACTIONS}
     assert all(g.prefixed for g in grants(NAMES) if g.resource == "transactional_id")
+
+
+def test_a_broker_formatted_plaintext_is_not_restarted_secured(tmp_path: Path) -> None:
+    (tmp_path / "kafka" / "data").mkdir(parents=True)
+    (tmp_path / "kafka" / "data" / "meta.properties").write_text("")  # formatted, no marker
+    secured = KafkaServer(tmp_path, 9, secure=True, principals=(ADMIN,))
+    with pytest.raises(StackError, match="formatted PLAINTEXT, not SASL_SSL"):
+        secured._check_listener()
+    KafkaServer(tmp_path, 9)._check_listener()  # as it was: fine

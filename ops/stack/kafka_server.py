@@ -207,6 +207,7 @@ class KafkaServer:
 
     def start(self, timeout_s: float = 90.0) -> bool:
         """Start unless running; returns False when an existing broker was reused."""
+        self._check_listener()  # a running broker of the other mode is not "reused"
         if self.running():
             return False
         if port_open("127.0.0.1", self.port):
@@ -216,7 +217,6 @@ class KafkaServer:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         java, cp = self._java(), self.classpath()
-        self._check_listener()
         if self.security is not None:
             self.security.prepare()
         props = self._write_config()

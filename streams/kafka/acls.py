@@ -119,11 +119,62 @@ class KafkaAcls:
                 )
             time.sleep(0.05)
 
+    def prune(self, grants: Iterable[Grant], users: Iterable[str], within: str) -> list[str]:
+        """Delete the ACLs of ``users`` on resources named ``within...`` that ``grants``
+        does not have (a right a table no longer gives); returns them, described.
+
+        Only resources under ``within`` (a deployment's topic prefix) are touched, so
+        the ACLs of another deployment on the same cluster stay -- unless its prefix
+        starts with this one's.
+        """
+        wanted = {str(g.binding()) for g in grants}
+        principals = {f"User:{u}" for u in users}
+        stale = [
+            b
+            for b in self._bindings(None)
+            if b.principal in principals and b.name.startswith(within) and str(b) not in wanted
+        ]
+        if not stale:
+            return []
+        filters = [
+            AclBindingFilter(
+                b.restype,
+                b.name,
+                b.resource_pattern_type,
+                b.principal,
+                b.host,
+                b.operation,
+                b.permission_type,
+            )
+            for b in stale
+        ]
+        futures = self._admin.delete_acls(filters, request_timeout=self._timeout)
+        for fut in futures.values():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                raise LogUnavailableError(
+                    f"Kafka at {self._kafka.bootstrap} did not delete ACLs: {exc}"
+                ) from exc
+        gone = {str(b) for b in stale}
+        deadline = time.monotonic() + self._timeout
+        while gone & set(self._described(None)):  # as apply: until the broker has it
+            if time.monotonic() > deadline:
+                raise LogUnavailableError(
+                    f"Kafka at {self._kafka.bootstrap} still lists deleted ACLs "
+                    f"after {self._timeout:.0f}s"
+                )
+            time.sleep(0.05)
+        return sorted(gone)
+
     def existing(self, user: str | None = None) -> list[str]:
         """Every ALLOW/DENY binding on the cluster (of ``User:<user>``), described."""
         return sorted(self._described(user))
 
     def _described(self, user: str | None) -> list[str]:
+        return [str(b) for b in self._bindings(user)]
+
+    def _bindings(self, user: str | None) -> list[AclBinding]:
         # None matches anything (the stubs say str; librdkafka takes NULL).
         anything: Any = None
         flt = AclBindingFilter(
@@ -141,4 +192,4 @@ class KafkaAcls:
             raise LogUnavailableError(
                 f"Kafka at {self._kafka.bootstrap} did not list its ACLs: {exc}"
             ) from exc
-        return [str(b) for b in found]
+        return list(found)

@@ -29,7 +29,7 @@ import pytest
 
 from ops.bootstrap import Kernel
 from ops.config import Settings
-from ops.kafka_acls import ADMIN, grants
+from ops.kafka_acls import ADMIN, PRINCIPALS, grants
 from ops.stack import LocalStack
 from ops.stack.kafka_server import KafkaServer
 from projections.migrate import migrate
@@ -37,6 +37,7 @@ from replay.audit_postgres import iter_rows
 from replay.verify import ChainVerifier
 from schemas.errors import KernelError
 from streams.chain.keys import generate_key, load_signer, parse_signers, signers_document
+from streams.kafka.acls import Grant
 from streams.kafka.async_producer import AsyncProducer
 from tests.integration.core.test_producer import _actions
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
@@ -237,3 +238,16 @@ def test_the_asyncio_producer_speaks_sasl_ssl_with_scram(
     assert asyncio.run(publish(None)).topic == admin.names.actions  # type: ignore[attr-defined]
     with pytest.raises(KernelError, match="TopicAuthorizationFailed"):
         asyncio.run(publish(admin.names.chain))
+
+
+def test_prune_takes_back_a_right_the_table_does_not_give(
+    admin: Kernel, secure_broker: KafkaServer
+) -> None:
+    acls, table = admin.kafka_acls(), grants(admin.names)
+    extra = Grant("kernel-producer", "topic", admin.names.chain, "read")
+    acls.apply([extra])
+    producer = as_principal(admin, secure_broker, "kernel-producer")
+    assert producer.log_reader(timeout_s=5).end_offset(admin.names.chain, 0) == 0  # sees it
+    assert acls.prune(table, PRINCIPALS, admin.names.prefix) == [str(extra.binding())]
+    assert str(extra.binding()) not in acls.existing("kernel-producer")
+    assert acls.prune(table, PRINCIPALS, admin.names.prefix) == []

@@ -136,7 +136,6 @@ class _PropagatingTracer(Tracer):
             ids = SpanContext(trace_id, span_id, False, TraceFlags(TraceFlags.SAMPLED))
         return NonRecordingSpan(ids)
 
-    @contextmanager
     def start_as_current_span(  # type: ignore[override]  # noqa: PLR0917
         self,
         name: str,
@@ -148,10 +147,25 @@ class _PropagatingTracer(Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
-    ) -> Iterator[Span]:
-        span = self.start_span(name, context, kind)
-        with trace.use_span(span, end_on_exit=end_on_exit) as current_span:
-            yield current_span
+    ) -> AbstractContextManager[Span]:
+        return _Current(self.start_span(name, context, kind))
+
+
+class _Current(AbstractContextManager[Span]):
+    """A non-recording span made current for a block: nothing to end or record, so no
+    more than attaching and detaching its context (a third of what ``use_span`` costs)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> Span:
+        self._token = context_api.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, *exc: object) -> None:
+        context_api.detach(self._token)
 
 
 _PROPAGATING = _PropagatingTracer()

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 import ops.commands
+from ops import telemetry
 from ops.bootstrap import bootstrap
 from schemas.errors import KernelError
 
@@ -40,12 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args, bootstrap())
+        kernel = bootstrap()
+        telemetry.configure(
+            kernel.settings, telemetry.service_name(args.command, getattr(args, "names", None))
+        )
+        code: int = args.func(args, kernel)
     except KernelError as exc:
         print(f"kernel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        telemetry.shutdown()  # the spans still queued are exported
     return code
 
 

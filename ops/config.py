@@ -48,7 +48,10 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_API_HOST": "address the HTTP API binds (default 127.0.0.1)",
     "KERNEL_API_PORT": "port the HTTP API binds (default 8080)",
     "KERNEL_METRICS_PORT": "port of a worker's Prometheus /metrics (default 9100; 0 = off)",
-    "KERNEL_TRACING": "1: producers start W3C traces (traceparent header); always propagated",
+    "KERNEL_TRACING": "1: producers start W3C traces (traceparent header); always propagated "
+    "(default: 1 when OTEL_EXPORTER_OTLP_ENDPOINT is set, else 0)",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "OpenTelemetry collector (OTLP over HTTP, e.g. "
+    "http://127.0.0.1:4318): every process exports its spans there; unset: none are recorded",
     "KERNEL_ENV": "'development' (default) or 'production' (refuses local signing keys)",
     "KERNEL_LAG_GROUPS": "extra consumer groups the lag monitor watches, comma-separated",
     "KERNEL_LAG_INTERVAL_S": "seconds between lag samples (default 15)",
@@ -145,6 +148,7 @@ class Settings:
     metrics_port: int = 9100
     environment: str = "development"
     tracing: bool = False
+    otlp_endpoint: str | None = None
     instance_id: str = "0"
     health_max_age_s: float = 60.0
     auditor_interval_s: float = 30.0
@@ -198,7 +202,8 @@ class Settings:
             api_port=_int(e, "KERNEL_API_PORT", 8080),
             metrics_port=_int(e, "KERNEL_METRICS_PORT", 9100),
             environment=environment,
-            tracing=e.get("KERNEL_TRACING", "0").lower() in ("1", "true", "yes", "on"),
+            tracing=_tracing(e),
+            otlp_endpoint=e.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             instance_id=instance_id_token(e.get("KERNEL_INSTANCE_ID") or "0"),
             health_max_age_s=float(_int(e, "KERNEL_HEALTH_MAX_AGE_S", 60)),
             auditor_interval_s=float(_int(e, "KERNEL_AUDITOR_INTERVAL_S", 30)),
@@ -247,6 +252,12 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.state_dir / "keys"
+
+
+def _tracing(e: dict[str, str]) -> bool:
+    """KERNEL_TRACING, on by default when spans are exported (what else would they show?)."""
+    default = "1" if e.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "0"
+    return (e.get("KERNEL_TRACING") or default).lower() in ("1", "true", "yes", "on")
 
 
 # -- Kafka security (issue 11.3)

@@ -25,6 +25,7 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "KERNEL_MAX_EVENT_BYTES", "KERNEL_MAX_RECORD_BYTES", "KERNEL_MAX_JSON_DEPTH",
         "KERNEL_MAX_STRING_BYTES", "KERNEL_MAX_ARRAY_ITEMS", "KERNEL_TS_FUTURE_SKEW_S",
     )),
+    ("Tracing (OpenTelemetry)", ("KERNEL_TRACING", "OTEL_EXPORTER_OTLP_ENDPOINT")),
 )  # fmt: skip
 _OTHER = "Workers, signing, the API, lag and health"
 

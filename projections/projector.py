@@ -52,6 +52,7 @@ from projections.postgres import PostgresTimeouts, connect
 from projections.rejections import DeadLetters, Projection, Rejection, write_isolating
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError, StoreUnavailableError
+from streams import tracing
 from streams.kafka.clients import KafkaClients
 from streams.kafka.transactional_runner import is_eof
 from streams.processor import InputRecord
@@ -320,6 +321,7 @@ class ProjectorRunner:
 
     # -- one transaction -----------------------------------------------------
     def _write(self, conn: Connection, msgs: Sequence[Message]) -> int:
+        started_ns = time.time_ns()
         batch: list[InputRecord] = []
         rejections: list[Rejection] = []
         raw: dict[tuple[str, int, int], Message] = {}
@@ -348,12 +350,24 @@ class ProjectorRunner:
                 )
             if rejections:
                 self._dead_letter(sorted(rejections, key=_position))
+        if tracing.recording():
+            self._trace(msgs, rejections, started_ns)
         written = len(batch) - len(refused)
         self._next.update(nexts)
         self.projected += written
         self.rejected += len(rejections)
         self._commit_to_group(nexts)
         return len(msgs)
+
+    def _trace(self, msgs: Sequence[Message], rejections: list[Rejection], started_ns: int) -> None:
+        """A span per record of the committed batch that carries a trace."""
+        failed = {_position(r): r.reason for r in rejections}
+        for msg in msgs:
+            where = (str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0))
+            tracing.processed(
+                msg.headers(), self.projection.name, *where,
+                start_ns=started_ns, error=failed.get(where),
+            )  # fmt: skip
 
     def _dead_letter(self, rejections: Sequence[Rejection]) -> None:
         for r in rejections:

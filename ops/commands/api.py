@@ -49,9 +49,12 @@ def register(sub: Subparsers) -> None:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``--workers``: each worker process builds its own app."""
+    from ops import telemetry  # noqa: PLC0415
     from ops.http.app import build_app  # noqa: PLC0415
 
-    return build_app(bootstrap())
+    kernel = bootstrap()
+    telemetry.configure(kernel.settings, telemetry.service_name("api"))  # a process of its own
+    return build_app(kernel)
 
 
 def _serve(args: argparse.Namespace, kernel: Kernel) -> int:

@@ -34,6 +34,7 @@ import time
 from dataclasses import replace
 from types import FrameType
 
+from ops import telemetry
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
 from ops.liveness import Heartbeats
@@ -158,6 +159,7 @@ def _run(args: argparse.Namespace, kernel: Kernel) -> int:
             "worker(s) %s (instance %s) did not stop within %.0fs", ", ".join(stuck), instance,
             STOP_TIMEOUT_S,
         )  # fmt: skip
+        telemetry.flush(timeout_s=2.0)  # os._exit skips the normal shutdown's export
         logging.shutdown()
         sys.stderr.flush()
         os._exit(1)  # a thread stuck in librdkafka would block interpreter exit

@@ -23,8 +23,8 @@ from schemas.errors import KernelError, LogUnavailableError
 from schemas.events import Event
 from schemas.positions import LogPosition
 from schemas.topics import TopicNames
+from streams import tracing
 from streams.kafka.clients import KafkaClients
-from streams.tracing import outgoing
 
 __all__ = ["Producer", "producer_config"]
 
@@ -141,8 +141,13 @@ class Producer:
 
             return callback
 
-        headers = outgoing(self._tracing)
+        # A PRODUCER span per record when in a trace or starting them; else no header.
+        traced = self._tracing or tracing.in_trace()
+        spans = [tracing.producer_span(r[0], self._tracing) for r in records] if traced else []
+        headers = None
         for i, (topic, key, value) in enumerate(records):
+            if traced:
+                headers = tracing.headers_of(spans[i])
             while True:
                 try:
                     self._producer.produce(topic, value, key, on_delivery=done(i), headers=headers)
@@ -150,6 +155,8 @@ class Producer:
                 except BufferError:
                     self._producer.poll(0.05)  # local queue full: let deliveries drain
         remaining = self._producer.flush(self.timeout_s + 1)
+        if spans:
+            tracing.end_producer_spans(spans, [_failure(r) for r in results])
         errors = [r for r in results if isinstance(r, KafkaError)]
         refused = [e for e in errors if e.code() in _NOT_AUTHORIZED]
         if refused:
@@ -173,6 +180,12 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _failure(result: LogPosition | KafkaError | None) -> str | None:
+    if isinstance(result, KafkaError):
+        return result.str()
+    return "unacknowledged" if result is None else None
 
 
 _NOT_AUTHORIZED = frozenset(

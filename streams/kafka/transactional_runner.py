@@ -44,6 +44,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from schemas.codec import EventCodec
 from schemas.errors import LogUnavailableError
 from schemas.topics import TopicNames
+from streams import tracing
 from streams.dead_letter import MAX_COPY_BYTES, dead_letter
 from streams.kafka.broadcast import BroadcastInput
 from streams.kafka.clients import KafkaClients
@@ -51,7 +52,6 @@ from streams.kafka.deadline import CallCancelled, CallDeadline, CallTimedOut
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
 from streams.processor import InputRecord, OutputRecord, Processor
-from streams.tracing import outgoing, traced, traceparent_of
 
 __all__ = ["DEAD_LETTER_REASONS", "EndTracker", "RunnerStats", "TransactionalRunner", "is_eof"]
 
@@ -426,6 +426,7 @@ class TransactionalRunner(Generic[S]):
         state = before
         processed = outputs = 0
         dead: list[tuple[str, str]] = []  # (reason class, error type), counted on commit
+        name = self.processor.name
         try:
             self._producer.begin_transaction()
             for msg in msgs:
@@ -434,19 +435,22 @@ class TransactionalRunner(Generic[S]):
                 if problem is None:
                     record, problem = self._decode(msg)
                 if record is not None:
-                    with traced(traceparent_of(msg.headers())):
+                    # the input's trace, continued (never a new one started)
+                    with tracing.consuming(
+                        msg.headers(), name, record.topic, record.partition, record.offset
+                    ) as span:
                         try:
                             new_state, outs = self.processor.step(state, record)
                         except Exception as exc:  # no record may stop the worker
                             problem = ("step", f"{self.processor.name} rejected the record", exc)
                         else:
-                            # the input's trace, propagated (never a new one started)
-                            headers = outgoing(start_new=False)
-                            problem = self._produce(msg, outs, headers)
+                            problem = self._produce(msg, outs, tracing.headers_of(span))
                             if problem is None:
                                 state = new_state
                                 outputs += len(outs)
                                 processed += 1
+                        if problem is not None and span is not None:
+                            tracing.failed(span, problem[1])
                 if problem is not None:
                     self._dead_letter(msg, problem)
                     dead.append((problem[0], type(problem[2]).__name__))

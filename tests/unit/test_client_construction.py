@@ -24,6 +24,7 @@ ADAPTERS = {
     "streams/kafka/clients.py",  # every Kafka client
     "projections/postgres.py",  # every Postgres connection and pool
     "schemas/confluent_registry.py",  # the schema registry's REST client
+    "ops/telemetry.py",  # the OTLP span exporter
 }
 
 CONSTRUCTORS = {
@@ -43,6 +44,8 @@ CONSTRUCTORS = {
     "confluent_kafka.schema_registry.SchemaRegistryClient",
     "httpx.Client",
     "httpx.AsyncClient",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter",
 }
 
 

@@ -148,7 +148,7 @@ class Pkcs11Signer:
     def __init__(
         self, shared: _TokenSession, private: Any, public_key: bytes, signer_id: str
     ) -> None:
-        self._shared = shared
+        self._shared: _TokenSession | None = shared
         self._private = private
         self._public = public_key
         self._signer_id = signer_id
@@ -162,8 +162,11 @@ class Pkcs11Signer:
         return self._public
 
     def sign(self, digest: bytes) -> bytes:
+        shared = self._shared
+        if shared is None:
+            raise SignerError(f"the PKCS#11 signer {self._signer_id!r} is closed")
         try:
-            with self._shared.lock:
+            with shared.lock:
                 signature = bytes(self._private.sign(digest, mechanism=Mechanism.EDDSA))
         except PKCS11Error as exc:
             raise SignerError(
@@ -175,7 +178,7 @@ class Pkcs11Signer:
 
     def close(self) -> None:
         """Leave the token (the last signer of a process closes the shared session)."""
-        shared, self._shared = self._shared, None  # type: ignore[assignment]
+        shared, self._shared = self._shared, None
         if shared is not None:
             _release(shared)
 

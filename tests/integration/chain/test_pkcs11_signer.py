@@ -178,6 +178,9 @@ def test_signers_share_the_process_login_and_outlive_each_other(config: TokenCon
     third = open_signer(config, "c")  # after the last close, a fresh login
     assert Verifier(third.public_key).verify(digest, third.sign(digest))
     third.close()
+    third.close()  # closing twice is harmless
+    with pytest.raises(SignerError, match="is closed"):
+        first.sign(digest)
 
 
 def test_a_missing_key_a_wrong_pin_and_a_missing_token_say_what_to_do(

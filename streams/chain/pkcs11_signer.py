@@ -31,7 +31,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from streams.chain.errors import SignerError
+from streams.chain.errors import SignerError, SignerUnavailableError
 
 __all__ = [
     "Pkcs11Signer",
@@ -81,6 +81,13 @@ def _acquire(config: TokenConfig) -> _TokenSession:
         return shared
 
 
+def _discard(shared: _TokenSession) -> None:
+    """A session that failed: no signer acquires it again (its users leave it one by one)."""
+    with _sessions_lock:
+        if _sessions.get(shared.key) is shared:
+            del _sessions[shared.key]
+
+
 def _release(shared: _TokenSession) -> None:
     with _sessions_lock:
         shared.users -= 1
@@ -109,6 +116,10 @@ def _login(config: TokenConfig) -> Any:
         raise SignerError(f"cannot reach the {where}: {type(exc).__name__}") from exc
     try:
         return token.open(rw=True, user_pin=config.pin)
+    except pkcs11.UserAlreadyLoggedIn:
+        # A discarded session still open elsewhere in the process keeps the login
+        # (it is the application's): a new session is logged in already.
+        return token.open(rw=True)
     except pkcs11.PinIncorrect as exc:
         raise SignerError(f"the {where} refused the PIN (KERNEL_PKCS11_PIN[_FILE])") from exc
     except PKCS11Error as exc:
@@ -141,15 +152,27 @@ def _raw_public_key(public: Any) -> bytes:
 
 
 class Pkcs11Signer:
-    """Signs with an Ed25519 private key that stays inside a PKCS#11 token."""
+    """Signs with an Ed25519 private key that stays inside a PKCS#11 token.
 
-    __slots__ = ("_private", "_public", "_shared", "_signer_id")
+    A failed signature raises :class:`SignerUnavailableError` (the runner runs
+    the batch again; it never skips the record) and drops the session: the next
+    call logs in again and finds the key anew, so a restarted HSM or a lost
+    network session heals without restarting the worker.
+    """
+
+    __slots__ = ("_config", "_private", "_public", "_shared", "_signer_id")
 
     def __init__(
-        self, shared: _TokenSession, private: Any, public_key: bytes, signer_id: str
+        self,
+        config: TokenConfig,
+        shared: _TokenSession,
+        private: Any,
+        public_key: bytes,
+        signer_id: str,
     ) -> None:
+        self._config = config
         self._shared: _TokenSession | None = shared
-        self._private = private
+        self._private: Any | None = private
         self._public = public_key
         self._signer_id = signer_id
 
@@ -166,15 +189,38 @@ class Pkcs11Signer:
         if shared is None:
             raise SignerError(f"the PKCS#11 signer {self._signer_id!r} is closed")
         try:
+            private = self._private
+            if private is None:
+                shared, private = self._reconnect(shared)
             with shared.lock:
-                signature = bytes(self._private.sign(digest, mechanism=Mechanism.EDDSA))
-        except PKCS11Error as exc:
-            raise SignerError(
-                f"the token could not sign for {self._signer_id!r}: {type(exc).__name__}"
+                signature = bytes(private.sign(digest, mechanism=Mechanism.EDDSA))
+        except (PKCS11Error, SignerError) as exc:
+            self._private = None  # the next call logs in again and finds the key anew
+            if isinstance(exc, SignerUnavailableError):
+                raise
+            reason = str(exc) if isinstance(exc, SignerError) else type(exc).__name__
+            raise SignerUnavailableError(
+                f"token {self._config.token_label!r} did not sign for {self._signer_id!r}: {reason}"
             ) from exc
         if len(signature) != 64:
             raise SignerError(f"the token returned a {len(signature)}-byte Ed25519 signature")
         return signature
+
+    def _reconnect(self, failed: _TokenSession) -> tuple[_TokenSession, Any]:
+        _discard(failed)
+        self._shared = None
+        _release(failed)
+        shared = _acquire(self._config)
+        self._shared = shared
+        with shared.lock:
+            private, public = _key_pair(shared.session, self._config)
+        if public != self._public:
+            raise SignerUnavailableError(
+                f"key {self._config.key_label!r} in token {self._config.token_label!r} is no "
+                f"longer the key {self._signer_id!r} started with; it will not sign with another"
+            )
+        self._private = private
+        return shared, private
 
     def close(self) -> None:
         """Leave the token (the last signer of a process closes the shared session)."""
@@ -186,6 +232,17 @@ class Pkcs11Signer:
         return f"Pkcs11Signer(signer_id={self._signer_id!r})"
 
 
+def _key_pair(session: Any, config: TokenConfig) -> tuple[Any, bytes]:
+    private = _find(session, ObjectClass.PRIVATE_KEY, config.key_label)
+    public = _find(session, ObjectClass.PUBLIC_KEY, config.key_label)
+    if private is None or public is None:
+        raise SignerError(
+            f"no Ed25519 key {config.key_label!r} in token {config.token_label!r}; "
+            f"create it with `kernel keys generate --pkcs11`"
+        )
+    return private, _raw_public_key(public)
+
+
 def open_signer(config: TokenConfig, signer_id: str) -> Pkcs11Signer:
     """The signer of the key labelled ``config.key_label``; SignerError if it is not there."""
     if not signer_id:
@@ -193,18 +250,11 @@ def open_signer(config: TokenConfig, signer_id: str) -> Pkcs11Signer:
     shared = _acquire(config)
     try:
         with shared.lock:
-            private = _find(shared.session, ObjectClass.PRIVATE_KEY, config.key_label)
-            public = _find(shared.session, ObjectClass.PUBLIC_KEY, config.key_label)
-            if private is None or public is None:
-                raise SignerError(
-                    f"no Ed25519 key {config.key_label!r} in token {config.token_label!r}; "
-                    f"create it with `kernel keys generate --pkcs11`"
-                )
-            raw = _raw_public_key(public)
+            private, raw = _key_pair(shared.session, config)
     except BaseException:
         _release(shared)
         raise
-    return Pkcs11Signer(shared, private, raw, signer_id)
+    return Pkcs11Signer(config, shared, private, raw, signer_id)
 
 
 def token_public_key(config: TokenConfig) -> bytes:

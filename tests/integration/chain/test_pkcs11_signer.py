@@ -23,7 +23,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from replay.verify import AuditRow, ChainVerifier
 from schemas.events import parse_ts
 from schemas.positions import LogPosition
-from streams.chain.errors import SignerError
+from streams.chain.errors import SignerError, SignerUnavailableError
 from streams.chain.links import ChainStep
 from streams.chain.pkcs11_signer import (
     Pkcs11Signer,
@@ -196,3 +196,23 @@ def test_a_missing_key_a_wrong_pin_and_a_missing_token_say_what_to_do(
     with pytest.raises(SignerError, match="softhsm2-util --init-token"):
         open_signer(absent, "s")
     assert softhsm.pin not in repr(absent)
+
+
+def test_a_lost_session_fails_one_signature_as_unavailable_and_then_heals(
+    config: TokenConfig,
+) -> None:
+    signer = open_signer(config, "healing")
+    other = open_signer(config, "sharing")  # shares the session that is about to break
+    try:
+        digest = b"\x03" * 32
+        expected = signer.sign(digest)
+        signer._shared.session.close()  # type: ignore[union-attr]  # the HSM dropped it
+        with pytest.raises(SignerUnavailableError, match="did not sign for 'healing'"):
+            signer.sign(digest)
+        assert signer.sign(digest) == expected  # a new login, the same key
+        with pytest.raises(SignerUnavailableError):
+            other.sign(digest)  # its session is the broken one too
+        assert other.sign(digest) == expected
+    finally:
+        signer.close()
+        other.close()

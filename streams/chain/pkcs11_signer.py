@@ -93,7 +93,8 @@ def _release(shared: _TokenSession) -> None:
         shared.users -= 1
         if shared.users > 0:
             return
-        _sessions.pop(shared.key, None)
+        if _sessions.get(shared.key) is shared:  # not a healthy successor of a discarded one
+            del _sessions[shared.key]
         # A token that went away has nothing left to close.
         with shared.lock, contextlib.suppress(PKCS11Error):
             shared.session.close()
@@ -118,7 +119,8 @@ def _login(config: TokenConfig) -> Any:
         return token.open(rw=True, user_pin=config.pin)
     except pkcs11.UserAlreadyLoggedIn:
         # A discarded session still open elsewhere in the process keeps the login
-        # (it is the application's): a new session is logged in already.
+        # (it is the application's): a new session is logged in already. (The
+        # session whose C_Login was refused stays open until the module finalizes.)
         return token.open(rw=True)
     except pkcs11.PinIncorrect as exc:
         raise SignerError(f"the {where} refused the PIN (KERNEL_PKCS11_PIN[_FILE])") from exc

@@ -44,9 +44,7 @@ def test_an_unavailable_signer_aborts_and_retries_the_batch_without_dead_letters
     events = _actions(8, "acct-a")
     kernel.producer().publish_batch(events)
     signer = FlakySigner(failures=3)
-    processor = ChainSigner(
-        signer, kernel.names.audited(), kernel.names.chain, 3, dedup_window=100
-    )
+    processor = ChainSigner(signer, kernel.names.audited(), kernel.names.chain, 3, dedup_window=100)
     runner = kernel.transactional(processor)
     try:
         runner.run_until_idle(idle_s=1.0)

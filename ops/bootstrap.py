@@ -132,12 +132,14 @@ class Kernel:
         return TopicAdmin(self.kafka, self.names)
 
     def signer(self) -> Signer:
-        """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""
+        """The chain's signing key: in a PKCS#11 token (KERNEL_SIGNER_BACKEND=pkcs11), or
+        the key file KERNEL_SIGNING_KEY, or the key file of KERNEL_SIGNER_ID."""
         return _signer(self)
 
     def verifiers(self) -> dict[str, Verifier]:
         """Public keys that audit records may be signed by: KERNEL_SIGNERS_FILE, or
-        (development) every key file in the state dir plus KERNEL_SIGNING_KEY."""
+        every key file in the state dir plus KERNEL_SIGNING_KEY, plus the token's key
+        when KERNEL_SIGNER_BACKEND=pkcs11."""
         from streams.chain.keys import key_files, load_signer, load_signers_file  # noqa: PLC0415
         from streams.chain.signing import Verifier  # noqa: PLC0415
 
@@ -150,6 +152,19 @@ class Kernel:
         for path in paths:
             signer = load_signer(path)
             out[signer.signer_id] = Verifier(signer.public_key)
+        if self.settings.signer_backend == "pkcs11":  # the token's key, as the signer names it
+            from ops.pkcs11_config import token_config  # noqa: PLC0415
+            from streams.chain.pkcs11_signer import token_public_key  # noqa: PLC0415
+
+            sid, public = self.settings.signer_id, token_public_key(token_config(self.settings))
+            if sid in out and out[sid].public_key != public:
+                from schemas.errors import ConfigError  # noqa: PLC0415
+
+                raise ConfigError(
+                    f"signerId {sid!r} names both a key file and the PKCS#11 token's key; "
+                    f"give the token's key its own KERNEL_SIGNER_ID"
+                )
+            out[sid] = Verifier(public)
         if not out:
             from schemas.errors import ConfigError  # noqa: PLC0415
 
@@ -363,10 +378,17 @@ def _signer(kernel: Kernel) -> Signer:
     from streams.chain.keys import key_path, load_signer  # noqa: PLC0415
 
     settings = kernel.settings
+    if settings.signer_backend == "pkcs11":
+        from ops.pkcs11_config import token_config  # noqa: PLC0415
+        from streams.chain.pkcs11_signer import open_signer  # noqa: PLC0415
+
+        return open_signer(token_config(settings), settings.signer_id)
     if settings.environment == "production":
         raise ConfigError(
-            "KERNEL_ENV=production refuses local signing keys: production signing goes "
-            "through a KMS/HSM (PKCS#11), which this build does not configure yet"
+            "KERNEL_ENV=production refuses local signing keys: sign through a PKCS#11 "
+            "token (HSM) with KERNEL_SIGNER_BACKEND=pkcs11, KERNEL_PKCS11_MODULE, "
+            "KERNEL_PKCS11_TOKEN_LABEL and KERNEL_PKCS11_PIN_FILE; create the key in the "
+            "token with `kernel keys generate --pkcs11` (docs/configuration.md)"
         )
     path = settings.signing_key or key_path(settings.keys_dir, settings.signer_id)
     if not path.exists():

@@ -146,15 +146,18 @@ def _audit(kernel: Kernel) -> None:
     from streams.chain.keys import generate_key, key_path  # noqa: PLC0415
     from streams.chain.signing import Verifier  # noqa: PLC0415
 
-    _stage("signing key (development key file, outside the repository)")
-    path = kernel.settings.signing_key or key_path(
-        kernel.settings.keys_dir, kernel.settings.signer_id
-    )
-    if not path.exists():
-        generate_key(path.parent, kernel.settings.signer_id)
-        print(f"generated {path}")
+    if kernel.settings.signer_backend == "pkcs11":
+        _token_key(kernel)
     else:
-        print(f"using {path}")
+        _stage("signing key (development key file, outside the repository)")
+        path = kernel.settings.signing_key or key_path(
+            kernel.settings.keys_dir, kernel.settings.signer_id
+        )
+        if not path.exists():
+            generate_key(path.parent, kernel.settings.signer_id)
+            print(f"generated {path}")
+        else:
+            print(f"using {path}")
     signer = kernel.signer()
 
     _stage("chain signer -> checkpointer -> audit projection (exactly-once)")
@@ -169,6 +172,16 @@ def _audit(kernel: Kernel) -> None:
     for chain in report.chains:
         print(f"{chain.chain:<30} length {chain.length:>5}  head {chain.head_hash[:16]}...")
     print("verified: every chain" if report.ok else f"FAILED: {report.to_json()}")
+
+
+def _token_key(kernel: Kernel) -> None:
+    from ops.pkcs11_config import token_config  # noqa: PLC0415
+    from streams.chain.pkcs11_signer import generate_token_key  # noqa: PLC0415
+
+    config = token_config(kernel.settings)
+    _stage(f"signing key (inside PKCS#11 token {config.token_label!r}, not extractable)")
+    _public, created = generate_token_key(config, if_missing=True)
+    print(f"{'generated' if created else 'using'} key {config.key_label!r} in {config.module}")
 
 
 def _next_steps(kernel: Kernel) -> None:

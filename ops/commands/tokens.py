@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ops.bootstrap import Kernel
@@ -32,6 +34,12 @@ def register(sub: Subparsers) -> None:
         "--role", action="append", required=True, choices=ROLES, help="a role (repeat for more)"
     )
     c.add_argument("--expires", help="lifetime such as 90d, 12h (default: until revoked)")
+    c.add_argument("--out", type=Path, help="write the token to this file (mode 0600), not stdout")
+    c.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="with --out: succeed without change when that file and a live token of NAME exist",
+    )
     c.set_defaults(func=_create)
     r = verbs.add_parser("revoke", help="revoke a token by name or id")
     r.add_argument("name", help="the token's name or id")
@@ -55,8 +63,22 @@ def _ttl(text: str | None) -> float | None:
 
 
 def _create(args: argparse.Namespace, kernel: Kernel) -> int:
-    token, record = _store(kernel).create(args.name, args.role, ttl_s=_ttl(args.expires))
-    print(token)
+    store = _store(kernel)
+    if args.if_missing:
+        if args.out is None:
+            raise SystemExit("kernel tokens: --if-missing needs --out")
+        live = any(r.name == args.name and r.valid(time.time()) for r in store.records())
+        if live and args.out.exists() and args.out.stat().st_size > 0:
+            print(f"token:{args.name} exists; {args.out} kept", file=sys.stderr)
+            return 0
+    token, record = store.create(args.name, args.role, ttl_s=_ttl(args.expires))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(token + "\n")
+    else:
+        print(token)
     expires = (
         "never"
         if record.expires_at is None

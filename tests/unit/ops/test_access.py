@@ -120,3 +120,28 @@ def test_a_bucket_allows_its_burst_then_its_rate() -> None:
     assert sum(bucket.take(0.0) for _ in range(20)) == 5
     assert sum(bucket.take(1.0) for _ in range(20)) == 2  # one second refills two
     assert frozenset(ROLES) == ANY
+
+
+def test_tokens_cli_writes_a_token_file_once_and_revokes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops.cli import main
+
+    tokens = tmp_path / "tokens.json"
+    monkeypatch.setenv("KERNEL_TOKENS_FILE", str(tokens))
+    monkeypatch.setenv("KERNEL_STATE_DIR", str(tmp_path))
+    out = tmp_path / "auth" / "prom.token"
+    argv = ["tokens", "create", "prom", "--role", "operator", "--out", str(out), "--if-missing"]
+    assert main(argv) == 0
+    first = out.read_text().strip()
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert TokenStore(tokens).verify(first) is not None
+    assert main(argv) == 0  # again: kept, not a second token
+    assert out.read_text().strip() == first
+    assert len(TokenStore(tokens).records()) == 1
+    assert main(["tokens", "revoke", "prom"]) == 0
+    assert TokenStore(tokens).verify(first) is None
+    capsys.readouterr()
+    assert main(["tokens", "list", "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["state"] == "revoked" and first not in json.dumps(row)

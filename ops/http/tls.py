@@ -1,4 +1,4 @@
-"""TLS for ``kernel api``: the server's certificate, and the client's in each request.
+"""``kernel api``'s HTTP server: TLS, the client's certificate in each request, JSON errors.
 
 uvicorn terminates TLS (``ssl_certfile``/``ssl_keyfile``; with a client CA,
 ``CERT_OPTIONAL``: a certificate, when presented, must chain to the CA, and a
@@ -8,6 +8,11 @@ HTTP protocol with one addition, puts it in every request's scope the way the
 ASGI TLS extension specifies (``scope["extensions"]["tls"]["client_cert_chain"]``,
 PEM), read once per connection. :class:`~ops.http.access.Gate` takes the
 identity from there; no other server-specific code reads it.
+
+The same protocol answers what its HTTP parser refuses before the app sees it
+-- a request line over the parser's 64 KiB, bytes that are not HTTP -- as the
+app answers every other bad request: a 400 with a JSON body naming what was
+wrong, not uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from schemas.errors import ConfigError
 
-__all__ = ["ClientCertHttpTools", "TlsFiles", "plaintext_refusal"]
+__all__ = ["KernelHttpTools", "TlsFiles", "plaintext_refusal"]
 
 
-class ClientCertHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol, adding the ASGI TLS extension to each scope."""
+class KernelHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol: the ASGI TLS extension in each scope; JSON 400s."""
 
     _tls: dict[str, Any] | None = None
 
@@ -50,6 +56,23 @@ class ClientCertHttpTools(HttpToolsProtocol):
         super().on_message_begin()
         if self._tls is not None:
             self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
+
+    def send_400_response(self, msg: str) -> None:
+        body = orjson.dumps(
+            {
+                "error": "invalid request",
+                "field": "request",
+                "reason": f"{msg} (the request line and headers are limited to 64 KiB)",
+            }
+        )
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(b"content-type: application/json\r\n")
+        head.append(b"content-length: " + str(len(body)).encode() + b"\r\n")
+        head.append(b"connection: close\r\n\r\n")
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
 
 @dataclass(frozen=True)
@@ -80,13 +103,11 @@ class TlsFiles:
                 raise ConfigError(f"the TLS {what} {path} does not exist")
 
     def uvicorn_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"http": KernelHttpTools}
         if self.cert is None:
-            return {}
-        kwargs: dict[str, Any] = {
-            "ssl_certfile": str(self.cert),
-            "ssl_keyfile": str(self.key),
-            "http": ClientCertHttpTools,
-        }
+            return kwargs
+        kwargs["ssl_certfile"] = str(self.cert)
+        kwargs["ssl_keyfile"] = str(self.key)
         if self.client_ca is not None:
             kwargs["ssl_ca_certs"] = str(self.client_ca)
             kwargs["ssl_cert_reqs"] = ssl.CERT_OPTIONAL

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
+    from ops.http.access import Gate
     from ops.http.operations import ReadinessCheck
     from ops.http.sentinel_check import SyncCheck
     from ops.lag.monitor import CheckpointSource, LagMonitor
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from streams.kafka.producer import Producer
     from streams.kafka.transactional_runner import TransactionalRunner
     from streams.sentinel.check_service import Evaluator
+    from streams.sentinel.kafka_decision_log import KafkaDecisionLog
     from streams.sentinel.stream import SentinelState
 
 __all__ = ["Kernel", "bootstrap"]
@@ -357,16 +359,49 @@ class Kernel:
         )
         return SyncCheck(service, feed, decision_log)
 
-    def api(self) -> FastAPI:
-        """The HTTP API: every area's routers over this root's ports."""
+    def gate(self) -> Gate:
+        """Who may call the API: bearer tokens from KERNEL_TOKENS_FILE, certificate
+        identities' roles from KERNEL_ROLES_FILE."""
+        from ops.http.access import Gate, RoleMap  # noqa: PLC0415
+        from ops.http.tokens import TokenStore  # noqa: PLC0415
+
+        s = self.settings
+        return Gate(TokenStore(s.tokens_file), RoleMap.load(s.roles_file))
+
+    def async_log(self) -> KafkaDecisionLog:
+        """An asyncio publisher (acknowledged writes, no blocking) for the API's records."""
+        from streams.sentinel.kafka_decision_log import KafkaDecisionLog  # noqa: PLC0415
+
+        s = self.settings
+        return KafkaDecisionLog(self.kafka, self.codec, self.names.actions, s.publish_timeout_s)
+
+    def api(self, gate: Gate | None = None) -> FastAPI:
+        """The HTTP API: every area's routers over this root's ports, behind the gate."""
+        from ops.http.access_log import AccessLog  # noqa: PLC0415
         from ops.http.app import create_app  # noqa: PLC0415
         from ops.http.audit import audit_router  # noqa: PLC0415
+        from ops.http.events import events_router  # noqa: PLC0415
         from ops.http.sentinel_check import check_router  # noqa: PLC0415
         from ops.http.sentinel_explain import explain_router  # noqa: PLC0415
+        from schemas.contract import InputContract  # noqa: PLC0415
 
         reads = self.database("api")
-        routers = [check_router(self.sync_check), explain_router(reads), audit_router(reads)]
-        return create_app(routers, self.readiness(), on_close=self.close)
+        contract = InputContract.from_settings(self.settings)
+        routers = [
+            check_router(self.sync_check),
+            events_router(self.async_log, self.names, contract),
+            explain_router(reads),
+            audit_router(reads),
+        ]
+        access_log = AccessLog(self.async_log, self.names.access)
+
+        return create_app(
+            routers,
+            self.readiness(),
+            on_close=self.close,
+            gate=gate or self.gate(),
+            access_log=access_log,
+        )
 
     def connect(self, *, autocommit: bool = False) -> Conn:
         """A dedicated Postgres connection (a command's, a test's); the caller closes it."""

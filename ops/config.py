@@ -76,7 +76,17 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_AUDITOR_INTERVAL_S": "seconds between the auditor's verification rounds (default 30)",
     "KERNEL_AUDITOR_FULL_EVERY": "every Nth auditor round re-verifies every row (default 10)",
     "KERNEL_SIGNERS_FILE": "signers.json the auditor verifies with (default: the state dir keys)",
+    # -- API identity (issue 11.1)
+    "KERNEL_TOKENS_FILE": "hashed bearer tokens of the API (default <state dir>/tokens.json)",
+    "KERNEL_ROLES_FILE": "roles of certificate identities: JSON {identities: {cert:X: [roles]}}",
+    "KERNEL_API_TLS_CERT": "PEM certificate (chain) the API serves TLS with; unset: plaintext",
+    "KERNEL_API_TLS_KEY": "PEM private key of KERNEL_API_TLS_CERT",
+    "KERNEL_API_CLIENT_CA": "PEM CA bundle client certificates are verified against (mTLS)",
 }
+
+
+def _path(env: dict[str, str], name: str) -> Path | None:
+    return Path(env[name]) if env.get(name) else None
 
 
 def default_state_dir() -> Path:
@@ -170,6 +180,12 @@ class Settings:
     auditor_full_every: int = 10
     signers_file: Path | None = None
     dedup_window: int = 10_000  # offsets of an input partition a duplicate eventId is refused in
+    # -- API identity (issue 11.1)
+    tokens_file_path: Path | None = None
+    roles_file: Path | None = None
+    api_tls_cert: Path | None = None
+    api_tls_key: Path | None = None
+    api_client_ca: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -225,6 +241,11 @@ class Settings:
             auditor_full_every=max(1, _int(e, "KERNEL_AUDITOR_FULL_EVERY", 10)),
             signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
             dedup_window=_non_negative(e, "KERNEL_DEDUP_WINDOW", 10_000),
+            tokens_file_path=_path(e, "KERNEL_TOKENS_FILE"),
+            roles_file=_path(e, "KERNEL_ROLES_FILE"),
+            api_tls_cert=_path(e, "KERNEL_API_TLS_CERT"),
+            api_tls_key=_path(e, "KERNEL_API_TLS_KEY"),
+            api_client_ca=_path(e, "KERNEL_API_CLIENT_CA"),
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings
@@ -236,6 +257,10 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.postgres_url or f"postgresql://kernel@127.0.0.1:{self.pg_port}/kernel"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.tokens_file_path or self.state_dir / "tokens.json"
 
     @property
     def keys_dir(self) -> Path:

@@ -27,6 +27,7 @@ import pytest
 from ops.bootstrap import Kernel
 from ops.config import Settings, default_state_dir
 from ops.stack import LocalStack
+from tests import identity
 from tests.softhsm import SoftHsmToken, init_token
 
 TEST_KAFKA_PORT = int(os.environ.get("KERNEL_TEST_KAFKA_PORT", "29092"))
@@ -52,6 +53,7 @@ def _base_settings() -> Settings:
     env["KERNEL_STATE_DIR"] = str(_test_state_dir())
     env["KERNEL_KAFKA_PORT"] = str(TEST_KAFKA_PORT)
     env["KERNEL_PG_PORT"] = str(TEST_PG_PORT)
+    env["KERNEL_TOKENS_FILE"] = str(identity.TOKENS_FILE)
     return Settings.from_env(env)
 
 

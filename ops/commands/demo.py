@@ -190,5 +190,7 @@ def _next_steps(kernel: Kernel) -> None:
         "  kernel keys export-signers > signers.json\n"
         f"  kernel audit-verify --database-url {kernel.settings.database_url} "
         "--signers signers.json\n"
-        "  kernel api &   # then: curl localhost:8080/sentinel/explain/<policyCheckId>"
+        "  kernel api &\n"
+        "  TOKEN=$(kernel tokens create demo-$$ --role checker)\n"
+        '  curl -H "Authorization: Bearer $TOKEN" localhost:8080/sentinel/explain/<policyCheckId>'
     )

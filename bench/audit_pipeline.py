@@ -18,6 +18,10 @@ in a fresh topic prefix and database. N (``BENCH_N``, default 100,000) events of
 - floor: the same records through the bare minimum: confluent-kafka consume,
   JCS (``rfc8785``), SHA-256, Ed25519 sign, COPY into a plain table.
 
+With ``KERNEL_SIGNER_BACKEND=pkcs11`` (and ``KERNEL_PKCS11_*``, ``SOFTHSM2_CONF``) in
+the environment, the signer signs through that token (key ``bench-signer``,
+generated when missing), in this process and in the spawned workers alike.
+
 Also the signer's RSS (``kernel run signer`` subprocess, /proc VmHWM) after
 ``BENCH_RSS_SIZES`` events (default "20000,100000"; "100000,1000000" for the
 issue's figure, minutes of publishing).
@@ -42,9 +46,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench._table import table
 from ops.bootstrap import Kernel, bootstrap
+from ops.pkcs11_config import token_config
 from projections.migrate import migrate
 from schemas.events import Event, new_event
 from streams.chain.keys import generate_key, load_signer, signers_document
+from streams.chain.pkcs11_signer import generate_token_key
+from streams.chain.signing import Signer
 
 IDLE_S = 0.5
 
@@ -82,7 +89,10 @@ def prepare(n: int, workdir: Path) -> tuple[Kernel, Path]:
     )
     kernel.topic_admin().ensure()
     migrate(url)
-    signer = load_signer(key)
+    signer: Signer = load_signer(key)
+    if kernel.settings.signer_backend == "pkcs11":  # KERNEL_SIGNER_BACKEND=pkcs11: the token
+        generate_token_key(token_config(kernel.settings), if_missing=True)
+        signer = kernel.signer()
     signers = workdir / "signers.json"
     import json  # noqa: PLC0415
 
@@ -115,7 +125,7 @@ def pipeline(kernel: Kernel, idle_s: float = IDLE_S) -> tuple[float, float]:
 
 
 def floor(kernel: Kernel, n: int) -> float:
-    signer = load_signer(kernel.settings.signing_key)  # type: ignore[arg-type]
+    signer = kernel.signer()  # the key file, or the token with KERNEL_SIGNER_BACKEND=pkcs11
     topic = kernel.names.actions
     consumer = Consumer(
         {
@@ -166,6 +176,11 @@ def worker_env(kernel: Kernel) -> dict[str, str]:
         KERNEL_METRICS_PORT="0",
         POSTGRES_URL=s.database_url,
     )
+    if s.signer_backend == "pkcs11":  # the token of the environment (SOFTHSM2_CONF passes)
+        env.update(
+            {k: v for k, v in os.environ.items() if k.startswith("KERNEL_PKCS11_")},
+            KERNEL_SIGNER_BACKEND="pkcs11",
+        )
     return env
 
 

@@ -37,13 +37,16 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench._table import table
 from bench.stream_eval import bench_kernel, lifecycle_events, policies
+from ops.http.tokens import TokenStore
 
 __all__ = ["app"]
 
@@ -59,7 +62,11 @@ def app() -> Any:
 
     kernel = bootstrap()
     limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "8"))
-    return create_app([check_router(functools.partial(kernel.sync_check, max_in_flight=limit))])
+    router = check_router(functools.partial(kernel.sync_check, max_in_flight=limit))
+    return create_app([router], gate=kernel.gate())
+
+
+_TOKEN: list[str] = [""]  # the checker token main() creates; every request carries it
 
 
 def _request(i: int, port: int) -> bytes:
@@ -81,6 +88,7 @@ def _request(i: int, port: int) -> bytes:
     )
     head = (
         f"POST /sentinel/check HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {_TOKEN[0]}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -192,8 +200,11 @@ def main() -> None:
     kernel = bench_kernel("sync")
     kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))
     port = _free_port()
+    tokens = Path(tempfile.mkdtemp(prefix="bench-sync-")) / "tokens.json"
+    _TOKEN[0], _ = TokenStore(tokens).create("bench", ["checker"])
     env = dict(os.environ, KERNEL_TOPIC_PREFIX=kernel.settings.topic_prefix,
                KERNEL_BOOTSTRAP_SERVERS=kernel.settings.kafka_bootstrap,
+               KERNEL_TOKENS_FILE=str(tokens),
                BENCH_MAX_IN_FLIGHT=str(args.max_in_flight))  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.sync_check:app", "--factory",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
+    from ops.http.access import Gate
     from ops.http.operations import ReadinessCheck
     from ops.http.sentinel_check import SyncCheck
     from ops.lag.monitor import CheckpointSource, LagMonitor
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from streams.kafka.producer import Producer
     from streams.kafka.transactional_runner import TransactionalRunner
     from streams.sentinel.check_service import Evaluator
+    from streams.sentinel.kafka_decision_log import KafkaDecisionLog
     from streams.sentinel.stream import SentinelState
 
 __all__ = ["Kernel", "bootstrap"]
@@ -154,12 +156,14 @@ class Kernel:
         return KafkaAcls(self.kafka, timeout_s=self.settings.publish_timeout_s)
 
     def signer(self) -> Signer:
-        """The chain's signing key: KERNEL_SIGNING_KEY, or the key of KERNEL_SIGNER_ID."""
+        """The chain's signing key: in a PKCS#11 token (KERNEL_SIGNER_BACKEND=pkcs11), or
+        the key file KERNEL_SIGNING_KEY, or the key file of KERNEL_SIGNER_ID."""
         return _signer(self)
 
     def verifiers(self) -> dict[str, Verifier]:
         """Public keys that audit records may be signed by: KERNEL_SIGNERS_FILE, or
-        (development) every key file in the state dir plus KERNEL_SIGNING_KEY."""
+        every key file in the state dir plus KERNEL_SIGNING_KEY, plus the token's key
+        when KERNEL_SIGNER_BACKEND=pkcs11."""
         from streams.chain.keys import key_files, load_signer, load_signers_file  # noqa: PLC0415
         from streams.chain.signing import Verifier  # noqa: PLC0415
 
@@ -172,6 +176,19 @@ class Kernel:
         for path in paths:
             signer = load_signer(path)
             out[signer.signer_id] = Verifier(signer.public_key)
+        if self.settings.signer_backend == "pkcs11":  # the token's key, as the signer names it
+            from ops.pkcs11_config import token_config  # noqa: PLC0415
+            from streams.chain.pkcs11_signer import token_public_key  # noqa: PLC0415
+
+            sid, public = self.settings.signer_id, token_public_key(token_config(self.settings))
+            if sid in out and out[sid].public_key != public:
+                from schemas.errors import ConfigError  # noqa: PLC0415
+
+                raise ConfigError(
+                    f"signerId {sid!r} names both a key file and the PKCS#11 token's key; "
+                    f"give the token's key its own KERNEL_SIGNER_ID"
+                )
+            out[sid] = Verifier(public)
         if not out:
             from schemas.errors import ConfigError  # noqa: PLC0415
 
@@ -364,16 +381,49 @@ class Kernel:
         )
         return SyncCheck(service, feed, decision_log)
 
-    def api(self) -> FastAPI:
-        """The HTTP API: every area's routers over this root's ports."""
+    def gate(self) -> Gate:
+        """Who may call the API: bearer tokens from KERNEL_TOKENS_FILE, certificate
+        identities' roles from KERNEL_ROLES_FILE."""
+        from ops.http.access import Gate, RoleMap  # noqa: PLC0415
+        from ops.http.tokens import TokenStore  # noqa: PLC0415
+
+        s = self.settings
+        return Gate(TokenStore(s.tokens_file), RoleMap.load(s.roles_file))
+
+    def async_log(self) -> KafkaDecisionLog:
+        """An asyncio publisher (acknowledged writes, no blocking) for the API's records."""
+        from streams.sentinel.kafka_decision_log import KafkaDecisionLog  # noqa: PLC0415
+
+        s = self.settings
+        return KafkaDecisionLog(self.kafka, self.codec, self.names.actions, s.publish_timeout_s)
+
+    def api(self, gate: Gate | None = None) -> FastAPI:
+        """The HTTP API: every area's routers over this root's ports, behind the gate."""
+        from ops.http.access_log import AccessLog  # noqa: PLC0415
         from ops.http.app import create_app  # noqa: PLC0415
         from ops.http.audit import audit_router  # noqa: PLC0415
+        from ops.http.events import events_router  # noqa: PLC0415
         from ops.http.sentinel_check import check_router  # noqa: PLC0415
         from ops.http.sentinel_explain import explain_router  # noqa: PLC0415
+        from schemas.contract import InputContract  # noqa: PLC0415
 
         reads = self.database("api")
-        routers = [check_router(self.sync_check), explain_router(reads), audit_router(reads)]
-        return create_app(routers, self.readiness(), on_close=self.close)
+        contract = InputContract.from_settings(self.settings)
+        routers = [
+            check_router(self.sync_check),
+            events_router(self.async_log, self.names, contract),
+            explain_router(reads),
+            audit_router(reads),
+        ]
+        access_log = AccessLog(self.async_log, self.names.access)
+
+        return create_app(
+            routers,
+            self.readiness(),
+            on_close=self.close,
+            gate=gate or self.gate(),
+            access_log=access_log,
+        )
 
     def connect(self, *, autocommit: bool = False) -> Conn:
         """A dedicated Postgres connection (a command's, a test's); the caller closes it."""
@@ -385,10 +435,17 @@ def _signer(kernel: Kernel) -> Signer:
     from streams.chain.keys import key_path, load_signer  # noqa: PLC0415
 
     settings = kernel.settings
+    if settings.signer_backend == "pkcs11":
+        from ops.pkcs11_config import token_config  # noqa: PLC0415
+        from streams.chain.pkcs11_signer import open_signer  # noqa: PLC0415
+
+        return open_signer(token_config(settings), settings.signer_id)
     if settings.environment == "production":
         raise ConfigError(
-            "KERNEL_ENV=production refuses local signing keys: production signing goes "
-            "through a KMS/HSM (PKCS#11), which this build does not configure yet"
+            "KERNEL_ENV=production refuses local signing keys: sign through a PKCS#11 "
+            "token (HSM) with KERNEL_SIGNER_BACKEND=pkcs11, KERNEL_PKCS11_MODULE, "
+            "KERNEL_PKCS11_TOKEN_LABEL and KERNEL_PKCS11_PIN_FILE; create the key in the "
+            "token with `kernel keys generate --pkcs11` (docs/configuration.md)"
         )
     path = settings.signing_key or key_path(settings.keys_dir, settings.signer_id)
     if not path.exists():

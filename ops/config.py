@@ -42,6 +42,19 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_PG_KEEPALIVE_S": "TCP keepalive idle seconds of Postgres connections (default 10)",
     "KERNEL_SIGNING_KEY": "path of the Ed25519 signing key file of the chain signer",
     "KERNEL_SIGNER_ID": "signerId recorded with every signature (default kernel-signer)",
+    # -- signing through an HSM (issue 11.5)
+    "KERNEL_SIGNER_BACKEND": (
+        "'file' (default: the Ed25519 key file) or 'pkcs11' (a key inside a PKCS#11 token; "
+        "what KERNEL_ENV=production requires)"
+    ),
+    "KERNEL_PKCS11_MODULE": (
+        "path of the PKCS#11 module (.so), e.g. SoftHSM2's /usr/lib/softhsm/libsofthsm2.so"
+    ),
+    "KERNEL_PKCS11_TOKEN_LABEL": "label of the token holding the signing key (default kernel)",
+    "KERNEL_PKCS11_KEY_LABEL": "label of the Ed25519 key pair in the token (default: signerId)",
+    "KERNEL_PKCS11_PIN": "user PIN of the token (secret; prefer KERNEL_PKCS11_PIN_FILE)",
+    "KERNEL_PKCS11_PIN_FILE": "file holding the token's user PIN (read at startup, never logged)",
+    # -- end of issue 11.5
     "KERNEL_CHECKPOINT_EVERY": "links between signed Merkle checkpoints of a chain (default 1000)",
     "KERNEL_CHECKPOINT_INTERVAL_S": "or seconds of event time between checkpoints (default 60)",
     "KERNEL_CHECK_BUDGET_MS": "time budget of POST /sentinel/check (default 200)",
@@ -52,7 +65,7 @@ ENV_VARS: dict[str, str] = {
     "(default: 1 when OTEL_EXPORTER_OTLP_ENDPOINT is set, else 0)",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "OpenTelemetry collector (OTLP over HTTP, e.g. "
     "http://127.0.0.1:4318): every process exports its spans there; unset: none are recorded",
-    "KERNEL_ENV": "'development' (default) or 'production' (refuses local signing keys)",
+    "KERNEL_ENV": "'development' (default) or 'production' (refuses local keys: signs via PKCS#11)",
     "KERNEL_LAG_GROUPS": "extra consumer groups the lag monitor watches, comma-separated",
     "KERNEL_LAG_INTERVAL_S": "seconds between lag samples (default 15)",
     "KERNEL_LAG_WINDOW_S": "lag status window; STOP after this long stuck (default 300)",
@@ -77,7 +90,17 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_KAFKA_SSL_CA_LOCATION": "PEM file of the CA(s) the Kafka clients trust",
     "KERNEL_KAFKA_SSL_CERT_LOCATION": "PEM client certificate (mutual TLS), with the key below",
     "KERNEL_KAFKA_SSL_KEY_LOCATION": "PEM private key of that client certificate",
+    # -- API identity (issue 11.1)
+    "KERNEL_TOKENS_FILE": "hashed bearer tokens of the API (default <state dir>/tokens.json)",
+    "KERNEL_ROLES_FILE": "roles of certificate identities: JSON {identities: {cert:X: [roles]}}",
+    "KERNEL_API_TLS_CERT": "PEM certificate (chain) the API serves TLS with; unset: plaintext",
+    "KERNEL_API_TLS_KEY": "PEM private key of KERNEL_API_TLS_CERT",
+    "KERNEL_API_CLIENT_CA": "PEM CA bundle client certificates are verified against (mTLS)",
 }
+
+
+def _path(env: dict[str, str], name: str) -> Path | None:
+    return Path(env[name]) if env.get(name) else None
 
 
 def default_state_dir() -> Path:
@@ -118,6 +141,14 @@ def _non_negative(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+# -- signing through an HSM (issue 11.5)
+def _signer_backend(env: dict[str, str]) -> str:
+    backend = env.get("KERNEL_SIGNER_BACKEND") or "file"
+    if backend not in ("file", "pkcs11"):
+        raise ConfigError(f"KERNEL_SIGNER_BACKEND must be file or pkcs11, got {backend!r}")
+    return backend
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -140,6 +171,14 @@ class Settings:
     pg_keepalive_s: int = 10
     signing_key: Path | None = None
     signer_id: str = "kernel-signer"
+    # -- signing through an HSM (issue 11.5)
+    signer_backend: str = "file"
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str = "kernel"  # noqa: S105 (a label, not a secret)
+    pkcs11_key_label: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)  # secret
+    pkcs11_pin_file: Path | None = None
+    # -- end of issue 11.5
     checkpoint_every: int = 1000
     checkpoint_interval_s: int = 60
     check_budget_ms: int = 200
@@ -165,6 +204,12 @@ class Settings:
     kafka_ssl_ca_location: Path | None = None
     kafka_ssl_cert_location: Path | None = None
     kafka_ssl_key_location: Path | None = None
+    # -- API identity (issue 11.1)
+    tokens_file_path: Path | None = None
+    roles_file: Path | None = None
+    api_tls_cert: Path | None = None
+    api_tls_key: Path | None = None
+    api_client_ca: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -195,6 +240,16 @@ class Settings:
             pg_keepalive_s=_int(e, "KERNEL_PG_KEEPALIVE_S", 10),
             signing_key=Path(e["KERNEL_SIGNING_KEY"]) if e.get("KERNEL_SIGNING_KEY") else None,
             signer_id=e.get("KERNEL_SIGNER_ID", "kernel-signer"),
+            # -- signing through an HSM (issue 11.5)
+            signer_backend=_signer_backend(e),
+            pkcs11_module=e.get("KERNEL_PKCS11_MODULE") or None,
+            pkcs11_token_label=e.get("KERNEL_PKCS11_TOKEN_LABEL") or "kernel",
+            pkcs11_key_label=e.get("KERNEL_PKCS11_KEY_LABEL") or None,
+            pkcs11_pin=e.get("KERNEL_PKCS11_PIN") or None,
+            pkcs11_pin_file=Path(e["KERNEL_PKCS11_PIN_FILE"])
+            if e.get("KERNEL_PKCS11_PIN_FILE")
+            else None,
+            # -- end of issue 11.5
             checkpoint_every=_int(e, "KERNEL_CHECKPOINT_EVERY", 1000),
             checkpoint_interval_s=_int(e, "KERNEL_CHECKPOINT_INTERVAL_S", 60),
             check_budget_ms=_int(e, "KERNEL_CHECK_BUDGET_MS", 200),
@@ -211,6 +266,11 @@ class Settings:
             signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
             dedup_window=_non_negative(e, "KERNEL_DEDUP_WINDOW", 10_000),
             **_kafka_security(e),
+            tokens_file_path=_path(e, "KERNEL_TOKENS_FILE"),
+            roles_file=_path(e, "KERNEL_ROLES_FILE"),
+            api_tls_cert=_path(e, "KERNEL_API_TLS_CERT"),
+            api_tls_key=_path(e, "KERNEL_API_TLS_KEY"),
+            api_client_ca=_path(e, "KERNEL_API_CLIENT_CA"),
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings
@@ -248,6 +308,10 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.postgres_url or f"postgresql://kernel@127.0.0.1:{self.pg_port}/kernel"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.tokens_file_path or self.state_dir / "tokens.json"
 
     @property
     def keys_dir(self) -> Path:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Kernel needs on a fresh Debian-like machine, idempotently:
-# system packages (Java, Maven, PostgreSQL, promtool) when missing, and the
+# system packages (Java, Maven, PostgreSQL, promtool, SoftHSM2) when missing, and the
 # Python virtualenv in .venv. Kafka itself is fetched from Maven Central by
 # `kernel up` (or the test suite) into the state directory's cache.
 set -euo pipefail
@@ -14,6 +14,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   need+=(postgresql)
 fi
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# SoftHSM2: the PKCS#11 token the HSM signer is tested against (issue 11.5).
+if ! command -v softhsm2-util >/dev/null 2>&1 || [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
+  need+=(softhsm2)
+fi
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing system packages: ${need[*]}" >&2

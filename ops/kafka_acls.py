@@ -82,9 +82,10 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-projector", "write", n.dlq)
     yield Grant("kernel-projector", "group", f"{p}projector-", "read", prefixed=True)
 
-    # The API writes the sync check's decisions and folds the policies into memory;
-    # its /ready runs the lag monitor, so it observes like the monitor does.
-    yield from topic("kernel-api", "write", n.policy_checks)
+    # The API writes the sync check's decisions, the actions producers POST to
+    # /events and the refusals at its door (access); it folds the policies into
+    # memory; its /ready runs the lag monitor, so it observes like the monitor does.
+    yield from topic("kernel-api", "write", n.policy_checks, n.actions, n.access)
     yield from topic("kernel-api", "read", n.policies)
     yield from _readers("kernel-api", "kernel-policy-feed")
     for user in ("kernel-api", "kernel-monitor"):

@@ -22,6 +22,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
+    "ACCESS_DENIED",
+    "ACCESS_DENIED_UNRECORDED",
     "ALL_METRICS",
     "AUDIT_VERIFICATIONS",
     "BATCH_SIZE",
@@ -185,10 +187,23 @@ LAG_SAMPLE_DURATION = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+ACCESS_DENIED = Counter(
+    "kernel_access_denied",
+    "Requests refused at the API's door (401 no or bad credentials, 403 no role)",
+    ["status"],
+)
+ACCESS_DENIED_UNRECORDED = Counter(
+    "kernel_access_denied_unrecorded",
+    "Refusals over the access log's rate budget: counted here and in the next record's "
+    "suppressed field, not recorded one by one",
+)
+
 # Series of a fixed vocabulary exist from the start at 0, so that the first
 # failure is an increase PromQL can see (a series born at 1 has no increase).
 for _result in ("ok", "failed"):
     AUDIT_VERIFICATIONS.labels(_result)
+for _status in ("401", "403"):
+    ACCESS_DENIED.labels(_status)
 
 ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     SYNC_CHECK_DURATION,
@@ -213,6 +228,8 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     CONSUMER_COMMITTED_OFFSET,
     LOG_END_OFFSET,
     LAG_SAMPLE_DURATION,
+    ACCESS_DENIED,
+    ACCESS_DENIED_UNRECORDED,
 )
 
 _SUFFIXES = {

@@ -35,6 +35,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("approvals", 1, _KEEP, ("approval",), "k-of-n signed approvals"),
     TopicSpec("remediations", 1, _KEEP, ("remediation",), "remediation steps"),
     TopicSpec("keys", 1, _KEEP, ("keyRotation",), "signing key rotations"),
+    TopicSpec("access", 1, _KEEP, ("accessDenied",), "requests refused at a door (rate-limited)"),
     TopicSpec("audit.chain", 3, _KEEP, ("auditRecord",), "signed hash-chain records"),
     TopicSpec("audit.checkpoints", 1, _KEEP, ("chainCheckpoint",), "signed Merkle checkpoints"),
     TopicSpec(
@@ -54,6 +55,7 @@ AUDITED: tuple[str, ...] = (
     "approvals",
     "remediations",
     "keys",
+    "access",
 )
 
 
@@ -95,6 +97,10 @@ class TopicNames:
     @property
     def checkpoints(self) -> str:
         return self.name("audit.checkpoints")
+
+    @property
+    def access(self) -> str:
+        return self.name("access")
 
     @property
     def dlq(self) -> str:

@@ -13,10 +13,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from schemas.errors import KernelError
 from schemas.events import Event
 from schemas.positions import LogPosition
 
-__all__ = ["BroadcastProcessor", "InputRecord", "LogReader", "OutputRecord", "Processor"]
+__all__ = [
+    "BackendUnavailableError",
+    "BroadcastProcessor",
+    "InputRecord",
+    "LogReader",
+    "OutputRecord",
+    "Processor",
+]
+
+
+class BackendUnavailableError(KernelError):
+    """A step could not reach a service it calls (an HSM, a KMS): the record is not at fault.
+
+    A runner never dead-letters a record for this: it aborts the batch and runs
+    it again after a pause, as when Kafka is away, and stops the worker (for its
+    supervisor to restart) only if the service stays away past its recovery budget.
+    """
+
 
 S = TypeVar("S")
 

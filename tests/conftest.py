@@ -27,6 +27,8 @@ import pytest
 from ops.bootstrap import Kernel
 from ops.config import Settings, default_state_dir
 from ops.stack import LocalStack
+from tests import identity
+from tests.softhsm import SoftHsmToken, init_token
 
 TEST_KAFKA_PORT = int(os.environ.get("KERNEL_TEST_KAFKA_PORT", "29092"))
 TEST_PG_PORT = int(os.environ.get("KERNEL_TEST_PG_PORT", "25432"))
@@ -51,6 +53,7 @@ def _base_settings() -> Settings:
     env["KERNEL_STATE_DIR"] = str(_test_state_dir())
     env["KERNEL_KAFKA_PORT"] = str(TEST_KAFKA_PORT)
     env["KERNEL_PG_PORT"] = str(TEST_PG_PORT)
+    env["KERNEL_TOKENS_FILE"] = str(identity.TOKENS_FILE)
     return Settings.from_env(env)
 
 
@@ -139,3 +142,16 @@ def second_database_url(stack: LocalStack, base_settings: Settings) -> Iterator[
 def db_kernel(kernel: Kernel, database_url: str) -> Kernel:
     """A Kernel with its own topics and its own database."""
     return Kernel(replace(kernel.settings, postgres_url=database_url))
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmToken]:
+    """A SoftHSM2 token of this session (PKCS#11 signer tests); see tests/softhsm.py."""
+    token = init_token(tmp_path_factory.mktemp("softhsm"))
+    before = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(token.conf)
+    yield token
+    if before is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = before

@@ -18,6 +18,8 @@ recorded on the log anyway.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.bootstrap import Kernel, bootstrap
@@ -38,6 +40,11 @@ def register(sub: Subparsers) -> None:
         type=int,
         default=1,
         help="worker processes (default 1); the CPU-bound sync check scales with them",
+    )
+    p.add_argument("--tls-cert", type=Path, help="default: KERNEL_API_TLS_CERT (unset: plaintext)")
+    p.add_argument("--tls-key", type=Path, help="default: KERNEL_API_TLS_KEY")
+    p.add_argument(
+        "--client-ca", type=Path, help="verify client certificates (mTLS); KERNEL_API_CLIENT_CA"
     )
     p.add_argument(
         "--access-log",
@@ -61,9 +68,21 @@ def _serve(args: argparse.Namespace, kernel: Kernel) -> int:
     import uvicorn  # noqa: PLC0415
 
     from ops.http.app import build_app  # noqa: PLC0415
+    from ops.http.tls import TlsFiles, plaintext_refusal  # noqa: PLC0415
 
-    host = args.host or kernel.settings.api_host
-    port = args.port or kernel.settings.api_port
+    s = kernel.settings
+    tls = TlsFiles(
+        args.tls_cert or s.api_tls_cert,
+        args.tls_key or s.api_tls_key,
+        args.client_ca or s.api_client_ca,
+    )
+    tls.check()
+    refusal = plaintext_refusal(s.environment, tls)
+    if refusal is not None:
+        print(f"kernel api: {refusal}", file=sys.stderr)
+        return 2
+    host = args.host or s.api_host
+    port = args.port or s.api_port
     if args.workers > 1:
         uvicorn.run(
             "ops.commands.api:app_from_env",
@@ -73,9 +92,15 @@ def _serve(args: argparse.Namespace, kernel: Kernel) -> int:
             port=port,
             log_level="info",
             access_log=args.access_log,
+            **tls.uvicorn_kwargs(),
         )
         return 0
     uvicorn.run(
-        build_app(kernel), host=host, port=port, log_level="info", access_log=args.access_log
+        build_app(kernel),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=args.access_log,
+        **tls.uvicorn_kwargs(),
     )
     return 0

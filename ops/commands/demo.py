@@ -146,15 +146,18 @@ def _audit(kernel: Kernel) -> None:
     from streams.chain.keys import generate_key, key_path  # noqa: PLC0415
     from streams.chain.signing import Verifier  # noqa: PLC0415
 
-    _stage("signing key (development key file, outside the repository)")
-    path = kernel.settings.signing_key or key_path(
-        kernel.settings.keys_dir, kernel.settings.signer_id
-    )
-    if not path.exists():
-        generate_key(path.parent, kernel.settings.signer_id)
-        print(f"generated {path}")
+    if kernel.settings.signer_backend == "pkcs11":
+        _token_key(kernel)
     else:
-        print(f"using {path}")
+        _stage("signing key (development key file, outside the repository)")
+        path = kernel.settings.signing_key or key_path(
+            kernel.settings.keys_dir, kernel.settings.signer_id
+        )
+        if not path.exists():
+            generate_key(path.parent, kernel.settings.signer_id)
+            print(f"generated {path}")
+        else:
+            print(f"using {path}")
     signer = kernel.signer()
 
     _stage("chain signer -> checkpointer -> audit projection (exactly-once)")
@@ -171,11 +174,23 @@ def _audit(kernel: Kernel) -> None:
     print("verified: every chain" if report.ok else f"FAILED: {report.to_json()}")
 
 
+def _token_key(kernel: Kernel) -> None:
+    from ops.pkcs11_config import token_config  # noqa: PLC0415
+    from streams.chain.pkcs11_signer import generate_token_key  # noqa: PLC0415
+
+    config = token_config(kernel.settings)
+    _stage(f"signing key (inside PKCS#11 token {config.token_label!r}, not extractable)")
+    _public, created = generate_token_key(config, if_missing=True)
+    print(f"{'generated' if created else 'using'} key {config.key_label!r} in {config.module}")
+
+
 def _next_steps(kernel: Kernel) -> None:
     print(
         "\nNext: run the runbook's check yourself, and ask the API why:\n"
         "  kernel keys export-signers > signers.json\n"
         f"  kernel audit-verify --database-url {kernel.settings.database_url} "
         "--signers signers.json\n"
-        "  kernel api &   # then: curl localhost:8080/sentinel/explain/<policyCheckId>"
+        "  kernel api &\n"
+        "  TOKEN=$(kernel tokens create demo-$$ --role checker)\n"
+        '  curl -H "Authorization: Bearer $TOKEN" localhost:8080/sentinel/explain/<policyCheckId>'
     )

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
+from ops.http.access import Gate, required_roles
+from ops.http.access_log import AccessLog
 from ops.http.errors import install_error_handlers
 from ops.http.front_door import FrontDoor, HotRoute
-from ops.http.openapi import document_hot_routes
+from ops.http.openapi import document_hot_routes, document_security
 from ops.http.operations import ReadinessCheck, operations_router
 
 if TYPE_CHECKING:
@@ -35,17 +37,24 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     checks: Mapping[str, ReadinessCheck] | None = None,
     on_close: Callable[[], None] | None = None,
+    *,
+    gate: Gate,
+    access_log: AccessLog | None = None,
 ) -> FastAPI:
-    """The app of ``routers``, with ``/health``, ``/metrics`` and ``/ready`` over ``checks``;
-    ``on_close`` runs when the app shuts down, after the routers' own lifespans
-    (the composition root closes its pools)."""
+    """The app of ``routers``, with ``/health``, ``/metrics`` and ``/ready`` over ``checks``,
+    every request admitted by ``gate`` (refusals to ``access_log``); ``on_close``
+    runs when the app shuts down, after the routers' own lifespans (the
+    composition root closes its pools)."""
     app = FastAPI(
         title="Kernel",
         version="0.1.0",
         description="Policy enforcement, explain and signed audit queries.",
     )
+    app.state.access_log = access_log
     install_error_handlers(app)  # 4xx for bad requests, 503 for a dependency down
     every = [operations_router(checks or {}), *routers]
+    if access_log is not None:
+        every.insert(0, _recording(access_log))  # stops after the routes, before on_close
     if on_close is not None:
         every.insert(0, _closing(on_close))
     for router in every:
@@ -56,7 +65,8 @@ def create_app(
         [(r.path, r.method, r.operation) for r in hot if r.operation is not None],
         order=[getattr(r, "path", "") for router in every for r in router.routes],
     )
-    app.add_middleware(FrontDoor, hot=hot)  # added last: the outermost of ours
+    document_security(app, required_roles)
+    app.add_middleware(FrontDoor, hot=hot, gate=gate, access_log=access_log)  # outermost
     return app
 
 
@@ -67,6 +77,17 @@ def _closing(close: Callable[[], None]) -> APIRouter:
             yield
         finally:
             close()
+
+    return APIRouter(lifespan=lifespan)
+
+
+def _recording(access_log: AccessLog) -> APIRouter:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await access_log.aclose()
 
     return APIRouter(lifespan=lifespan)
 

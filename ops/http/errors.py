@@ -34,7 +34,12 @@ from schemas.errors import (
 )
 from streams.sentinel.check_request import MalformedRequestError, RequestTooLargeError
 
-__all__ = ["error_body", "install_error_handlers", "validation_status"]
+__all__ = [
+    "UnsupportedMediaTypeError",
+    "error_body",
+    "install_error_handlers",
+    "validation_status",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +48,15 @@ def error_body(error: str, field: str | None, reason: str, **extra: Any) -> dict
     return {"error": error, "field": field, "reason": reason, **extra}
 
 
+class UnsupportedMediaTypeError(ValidationError):
+    """The body's ``Content-Type`` is not one the route reads (HTTP 415)."""
+
+
 def validation_status(exc: ValidationError) -> int:
     if isinstance(exc, RequestTooLargeError):
         return 413
+    if isinstance(exc, UnsupportedMediaTypeError):
+        return 415
     if isinstance(exc, MalformedRequestError):
         return 400
     return 422

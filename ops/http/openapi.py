@@ -13,7 +13,7 @@ written them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from fastapi.openapi.models import OpenAPI
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-__all__ = ["HotOperation", "document_hot_routes"]
+__all__ = ["HotOperation", "document_hot_routes", "document_security"]
 
 _REF = "#/components/schemas/{model}"
 
@@ -104,3 +104,75 @@ def document_hot_routes(
 
     # FastAPI's documented way to extend the document: replace the app's openapi().
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+        "reason": {"type": "string"},
+    },
+    "required": ["error", "reason"],
+}
+
+
+def document_security(app: FastAPI, roles_of: Callable[[str, str], frozenset[str] | None]) -> None:
+    """Make ``app.openapi()`` say how to authenticate and which roles each operation needs.
+
+    Two schemes: a bearer token (``kernel tokens create``) and mutual TLS. An
+    open operation has ``security: []``; every other one requires either
+    scheme, lists its roles (``x-kernel-roles``) and declares the 401 and 403
+    answers the front door gives.
+    """
+    generate = app.openapi
+    done: list[dict[str, Any]] = []  # [source document, the document made from it]
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        if done and done[0] is spec:
+            return done[1]
+        full = dict(spec)
+        components = dict(full.get("components", {}))
+        components["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "kernel tokens create",
+            },
+            "mutualTLS": {"type": "mutualTLS", "description": "a client certificate of the CA"},
+        }
+        schemas = dict(components.get("schemas", {}))
+        schemas["AccessError"] = _ERROR
+        components["schemas"] = schemas
+        full["components"] = components
+        paths: dict[str, Any] = {}
+        for path, operations in full.get("paths", {}).items():
+            paths[path] = {}
+            for method, operation in operations.items():
+                op = dict(operation)
+                roles = roles_of(method.upper(), _concrete(path))
+                if roles is not None and not roles:
+                    op["security"] = []
+                else:
+                    op["security"] = [{"bearerAuth": []}, {"mutualTLS": []}]
+                    op["x-kernel-roles"] = sorted(roles or ())
+                    responses = dict(op.get("responses", {}))
+                    ref = {"$ref": "#/components/schemas/AccessError"}
+                    for status, what in (("401", "no or bad credentials"), ("403", "no role")):
+                        responses.setdefault(
+                            status,
+                            {"description": what, "content": {"application/json": {"schema": ref}}},
+                        )
+                    op["responses"] = responses
+                paths[path][method] = op
+        full["paths"] = paths
+        done[:] = [spec, full]
+        return full
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _concrete(path: str) -> str:
+    """A path template with its parameters filled, for matching the access rules."""
+    return "/".join("x" if part.startswith("{") else part for part in path.split("/"))

@@ -54,7 +54,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ops import metrics
 from ops.http.errors import validation_status
-from ops.http.front_door import ARRIVED, HotRoute
+from ops.http.front_door import ARRIVED, HotRoute, principal_of
 from ops.http.openapi import HotOperation
 from schemas.errors import ValidationError
 from streams.sentinel.check_request import (
@@ -83,7 +83,10 @@ class CheckRequestModel(BaseModel):
     """The request (documentation; the body is validated by ``parse_check_request``)."""
 
     action: str = Field(description="the action verb, e.g. payments.transfer")
-    actor: str | None = Field(None, description="who acts (default 'anonymous')")
+    actor: str | None = Field(
+        None,
+        description="who the caller acts for: recorded as claimedActor; the actor is the caller",
+    )
     resource: str | None = None
     context: dict[str, Any] | None = Field(None, description="I-JSON attributes rules read")
     request_id: str | None = Field(
@@ -180,7 +183,8 @@ class CheckEndpoint:
             await _respond(send, validation_status(exc), _error_body(exc))
             return
         service: CheckService = scope["app"].state.sentinel_check
-        answer = await service.check(parsed, started)
+        caller = principal_of(scope)
+        answer = await service.check(parsed, started, None if caller is None else caller.name)
         _observe(answer)
         retry = ((b"retry-after", b"1"),) if answer.status == 503 else ()
         await _respond(send, answer.status, orjson.dumps(answer.body), retry)

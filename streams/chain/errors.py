@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from schemas.errors import KernelError
+from streams.processor import BackendUnavailableError
 
-__all__ = ["CanonicalizationError", "ChainError", "KeyFileError", "SignerError"]
+__all__ = [
+    "CanonicalizationError",
+    "ChainError",
+    "KeyFileError",
+    "SignerError",
+    "SignerUnavailableError",
+]
 
 
 class ChainError(KernelError):
@@ -21,3 +28,7 @@ class KeyFileError(ChainError):
 
 class SignerError(ChainError):
     """A signer could not sign (a KMS/HSM backend failed, a key does not match its id)."""
+
+
+class SignerUnavailableError(SignerError, BackendUnavailableError):
+    """The HSM/KMS did not sign now (unreachable, session lost): retry the batch, never skip it."""

@@ -8,12 +8,16 @@ none of it, and the restarted runner resumes from the committed offsets with
 the state ``recover`` rebuilds from committed output.
 
 No record can stop the runner. A record that fails to decode, that ``step``
-refuses or raises on (any ``Exception``), whose outputs do not encode or would
+refuses or raises on (any ``Exception`` but one below), whose outputs do not encode or would
 exceed ``max_record_bytes``, or that the producer refuses, goes to the
 dead-letter topic with the reason, in the same transaction, and the batch goes
 on. A record's outputs are all or nothing: all are encoded before any is
 produced, and should the producer refuse one after another was queued, the
-transaction is aborted and replayed with that record dead-lettered.
+transaction is aborted and replayed with that record dead-lettered. A step
+that raises :class:`~streams.processor.BackendUnavailableError` (the HSM or KMS
+that signs did not answer) is not the record's fault: the batch is aborted and
+run again after a pause, and only a backend still away after
+``recovery_budget_s`` ends the runner.
 
 No broker can freeze it either. Transactional calls run under a
 :class:`~streams.kafka.deadline.CallDeadline` (librdkafka does not honour
@@ -51,7 +55,7 @@ from streams.kafka.clients import KafkaClients
 from streams.kafka.deadline import CallCancelled, CallDeadline, CallTimedOut
 from streams.kafka.log_reader import KafkaLogReader
 from streams.kafka.producer import producer_config
-from streams.processor import InputRecord, OutputRecord, Processor
+from streams.processor import BackendUnavailableError, InputRecord, OutputRecord, Processor
 
 __all__ = ["DEAD_LETTER_REASONS", "EndTracker", "RunnerStats", "TransactionalRunner", "is_eof"]
 
@@ -230,6 +234,7 @@ class TransactionalRunner(Generic[S]):
         self._needs_recover = False
         self._needs_rewind = False
         self._recover_failing_since = 0.0
+        self._backend_failing_since = 0.0
         self._fatal_rebuilds: dict[str, list[float]] = {"producer": [], "consumer": []}
         self._poison: dict[tuple[str, int, int], Problem] = {}
         # After a batch failed twice on a record-level error: one record per
@@ -441,6 +446,8 @@ class TransactionalRunner(Generic[S]):
                     ) as span:
                         try:
                             new_state, outs = self.processor.step(state, record)
+                        except BackendUnavailableError:
+                            raise  # not the record's fault: the batch runs again
                         except Exception as exc:  # no record may stop the worker
                             problem = ("step", f"{self.processor.name} rejected the record", exc)
                         else:
@@ -467,6 +474,9 @@ class TransactionalRunner(Generic[S]):
         except _Redo:
             self._abort(before, "a record's output was refused after another was queued")
             return 0
+        except BackendUnavailableError as exc:
+            self._backend_away(before, exc)
+            return 0
         except CallTimedOut as exc:
             if self._stopping():  # SIGTERM while a call hangs: leave it to the broker
                 self._failed = True
@@ -478,6 +488,7 @@ class TransactionalRunner(Generic[S]):
             self._recover_from(exc, before, msgs)
             return 0
         self._state = state
+        self._backend_failing_since = 0.0
         stats = self.stats
         stats.processed += processed
         stats.outputs += outputs
@@ -657,6 +668,15 @@ class TransactionalRunner(Generic[S]):
             key = (str(msg.topic()), int(msg.partition() or 0))
             if int(msg.offset() or 0) >= self._isolate.get(key, -1):
                 self._isolate.pop(key, None)
+
+    def _backend_away(self, before: S, exc: BackendUnavailableError) -> None:
+        """The step's backend failed: abort, pause, run the batch again (never dead-letter)."""
+        now = time.monotonic()
+        self._backend_failing_since = self._backend_failing_since or now
+        if now - self._backend_failing_since > self.recovery_budget_s:
+            self._fatal(f"{self.processor.name}: backend unavailable: {_describe(exc)}", exc)
+        self._abort(before, f"{self.processor.name}: {_describe(exc)}; retrying the batch")
+        time.sleep(1.0)
 
     def _abort(self, before: S, why: str) -> None:
         log.warning("%s: aborting transaction: %s", self.member, why)

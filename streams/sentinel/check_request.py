@@ -21,7 +21,7 @@ given, else the actor (the unit whose policyChecks must stay ordered).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.contract import InputContract, LimitError, default_contract
@@ -57,6 +57,12 @@ class CheckRequest:
     context: dict[str, Any] | None = None
     request_id: str | None = None
     subject: str | None = None
+    claimed_actor: str | None = None  # the body's ``actor``, as written
+
+    def called_by(self, caller: str) -> CheckRequest:
+        """This request as ``caller`` makes it: the authenticated identity is the actor;
+        what the body claimed stays in ``claimed_actor`` (``claimedActor`` to rules)."""
+        return replace(self, actor=caller)
 
     @property
     def subject_or_default(self) -> str:
@@ -70,6 +76,7 @@ class CheckRequest:
             "subject": self.subject_or_default,
             "resource": self.resource,
             "context": self.context or {},
+            "claimedActor": self.claimed_actor,
             "eventType": "kernelAction",
             "ts": ts_ms,
         }
@@ -104,6 +111,7 @@ def parse_check_request(
     return CheckRequest(
         action=_name(data, "action", contract, required=True) or "",
         actor=_name(data, "actor", contract) or "anonymous",
+        claimed_actor=data.get("actor") if isinstance(data.get("actor"), str) else None,
         resource=_name(data, "resource", contract),
         context=context,
         request_id=_name(data, "requestId", contract),

@@ -135,14 +135,22 @@ class CheckService:
     _answering: int = 0
     _running: int = 0
 
-    async def check(self, request: CheckRequest, started: float | None = None) -> CheckAnswer:
+    async def check(
+        self, request: CheckRequest, started: float | None = None, caller: str | None = None
+    ) -> CheckAnswer:
+        """Decide ``request``; ``caller``, the door's authenticated identity, is its actor
+        and is recorded on the decision (with the actor the body claimed, labelled)."""
+        if caller is not None:
+            request = request.called_by(caller)
         self._answering += 1
         try:
-            return await self._check(request, self.clock() if started is None else started)
+            return await self._check(
+                request, self.clock() if started is None else started, caller is not None
+            )
         finally:
             self._answering -= 1
 
-    async def _check(self, request: CheckRequest, start: float) -> CheckAnswer:
+    async def _check(self, request: CheckRequest, start: float, called: bool) -> CheckAnswer:
         ts_ms = self.now_ms()
         event_id = request_event_id(request)
         evaluated = EvaluatedEvent(event_id, request.subject_or_default)
@@ -162,6 +170,10 @@ class CheckService:
             evaluation, pending, reason = await self._evaluate(request, ts_ms, event_id, start)
         result = "decided" if reason is None else "fallback"
         checks = self._checks(evaluation, evaluated, request, ts_ms, completing=pending is not None)
+        if called:
+            caller = _caller_metadata(request)
+            for check in checks:
+                check.metadata.update(caller)
         try:
             positions = await self.log.publish(checks)
         except LogUnavailableError as exc:
@@ -169,7 +181,7 @@ class CheckService:
                 pending.cancel()
             return self._unrecorded(checks[0], str(exc), start)
         if pending is not None:
-            self._complete_later(pending, evaluated, request, ts_ms)
+            self._complete_later(pending, evaluated, request, ts_ms, called)
         failed = tuple(
             r.policy_id
             for r in evaluation.errors
@@ -234,6 +246,7 @@ class CheckService:
         evaluated: EvaluatedEvent,
         request: CheckRequest,
         ts_ms: int,
+        called: bool,
     ) -> None:
         async def complete() -> None:
             try:
@@ -250,6 +263,8 @@ class CheckService:
                 policy_check_id=check_id_for(evaluated.event_id, "sync", True),
                 ts_ms=ts_ms,
             )
+            if called:
+                check.metadata.update(_caller_metadata(request))
             try:
                 await self.log.publish([check])
             except LogUnavailableError as exc:
@@ -280,6 +295,13 @@ class CheckService:
             simMode=False,
         )
         return CheckAnswer(503, body, "error", self.clock() - start, reason="log_unavailable")
+
+
+def _caller_metadata(request: CheckRequest) -> dict[str, str]:
+    out = {"caller": request.actor}
+    if request.claimed_actor is not None and request.claimed_actor != request.actor:
+        out["claimedActor"] = request.claimed_actor
+    return out
 
 
 def _fallback(why: str) -> Evaluation:

@@ -56,8 +56,9 @@ class KafkaDecisionLog:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    async def publish(self, events: Sequence[Event]) -> list[LogPosition]:
-        """Produce ``events`` (keyed by subject) and wait until Kafka has them all."""
+    async def publish(self, events: Sequence[Event], topic: str | None = None) -> list[LogPosition]:
+        """Produce ``events`` (keyed by subject) to ``topic`` (default: this log's) and
+        wait until Kafka has them all."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[LogPosition]] = []
         for event in events:
@@ -65,7 +66,7 @@ class KafkaDecisionLog:
             futures.append(future)
             try:
                 self._producer.produce(
-                    self.topic,
+                    topic or self.topic,
                     self._codec.encode(event),
                     event.subject.encode(),
                     on_delivery=_settle(loop, future, self._bootstrap),

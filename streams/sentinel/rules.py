@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 AttrPath = tuple[str, ...]
-ROOTS = ("action", "actor", "subject", "resource", "context", "eventType", "ts")
+ROOTS = ("action", "actor", "subject", "resource", "context", "claimedActor", "eventType", "ts")
 MISSING: Any = object()  # read() of an absent attribute
 # cel-cpp refuses expressions over 100,000 code points; a batch stays well below.
 BATCH_MAX_CHARS = 50_000
@@ -91,6 +91,7 @@ def _env() -> Any:
             "subject": t.STRING,
             "resource": t.DYN,  # string or null; a wrapper type would refuse plain strings
             "context": t.Map(t.STRING, t.DYN),
+            "claimedActor": t.DYN,  # string or null: an actor the caller claimed, unverified
             "eventType": t.STRING,
             "ts": t.INT,
         }
@@ -121,6 +122,7 @@ class Activation:
                 "subject": event.subject,
                 "resource": body.get("resource"),
                 "context": context if isinstance(context, dict) else {},
+                "claimedActor": event.metadata.get("claimedActor"),
                 "eventType": event.event_type,
                 "ts": event.ts_ms,
             }

@@ -35,6 +35,7 @@ import orjson
 from ops.config import Settings
 from schemas.errors import KernelError, LogUnavailableError, StoreUnavailableError
 from schemas.positions import LogPosition
+from tests import identity
 from tests.corpus.cases import Case, Expect, Http, Publish, Raw, Sdk, check_body, valid_actions
 from tests.corpus.deployment import Death, Deployment
 from tests.corpus.observe import DeadLetters, Position, Projections, Snapshot
@@ -470,7 +471,7 @@ class _Live:
     def _http(self, req: Http) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.dep.api_port, timeout=60)
         try:
-            conn.request(req.method, req.path, req.body, req.headers)
+            conn.request(req.method, req.path, req.body, {**identity.AUTH, **req.headers})
             resp = conn.getresponse()
             return resp.status, resp.read()
         except (OSError, http.client.HTTPException) as exc:

@@ -26,6 +26,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         KERNEL_TOPIC_PREFIX=settings.topic_prefix,
         KERNEL_PUBLISH_TIMEOUT_S="10",
         POSTGRES_URL=settings.database_url,
+        KERNEL_TOKENS_FILE=str(settings.tokens_file),
     )
     return env
 

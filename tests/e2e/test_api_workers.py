@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.bootstrap import Kernel
+from tests import identity
 from tests.e2e.conftest import settings_env
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
 from tests.integration.sentinel.test_sync_check import checks_on_log
@@ -28,7 +29,10 @@ def _post(port: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(
-            "POST", "/sentinel/check", json.dumps(body), {"content-type": "application/json"}
+            "POST",
+            "/sentinel/check",
+            json.dumps(body),
+            {"content-type": "application/json", **identity.AUTH},
         )
         r = conn.getresponse()
         return r.status, json.loads(r.read())

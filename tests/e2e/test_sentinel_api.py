@@ -15,6 +15,7 @@ from ops.http.app import build_app
 from projections.migrate import migrate
 from schemas.events import new_event
 from streams.sentinel.decision import check_id_for
+from tests import identity
 from tests.e2e.conftest import KernelCLI
 from tests.integration.sentinel.api_helpers import serve
 
@@ -95,7 +96,7 @@ def test_sentinel_end_to_end(db_kernel: Kernel, db_cli: KernelCLI, tmp_path: Pat
     assert (explained["decision"], explained["mode"], explained["requestId"]) == (
         "deny", "sync", "e2e-1",
     )  # fmt: skip
-    assert explained["rationale"] == "agent:9 moved 2500, over 1000"
+    assert explained["rationale"] == f"{identity.CALLER} moved 2500, over 1000"  # not agent:9
     assert explained["evidence"]["valuesRead"]["context.amount"] == 2500
     (path,) = explained["evaluations"]
     assert (path["policyId"], path["result"], path["role"]) == ("deny-big", "matched", "enforced")

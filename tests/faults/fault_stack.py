@@ -20,6 +20,7 @@ from pathlib import Path
 from ops.config import Settings, default_state_dir
 from ops.stack import LocalStack
 from ops.stack.processes import pid_alive
+from tests import identity
 
 __all__ = ["FaultStack", "find_kafka_home"]
 
@@ -49,6 +50,7 @@ class FaultStack:
             KERNEL_STATE_DIR=str(self.state_dir),
             KERNEL_KAFKA_PORT=str(kafka_port),
             KERNEL_PG_PORT=str(pg_port),
+            KERNEL_TOKENS_FILE=str(identity.TOKENS_FILE),
         )
         home = find_kafka_home()
         if home is not None:

@@ -24,6 +24,7 @@ import orjson
 from ops.bootstrap import Kernel
 from schemas.events import Event, new_event
 from streams.kafka.producer import Producer
+from tests import identity
 
 __all__ = ["CheckTraffic", "Publisher", "probe_subjects"]
 
@@ -182,7 +183,10 @@ class CheckTraffic:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
         try:
             conn.request(
-                "POST", "/sentinel/check", orjson.dumps(body), {"content-type": "application/json"}
+                "POST",
+                "/sentinel/check",
+                orjson.dumps(body),
+                {"content-type": "application/json", **identity.AUTH},
             )
             r = conn.getresponse()
             data = r.read()

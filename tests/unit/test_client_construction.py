@@ -25,6 +25,7 @@ ADAPTERS = {
     "projections/postgres.py",  # every Postgres connection and pool
     "schemas/confluent_registry.py",  # the schema registry's REST client
     "ops/telemetry.py",  # the OTLP span exporter
+    "streams/chain/pkcs11_signer.py",  # the HSM's PKCS#11 library and session
 }
 
 CONSTRUCTORS = {
@@ -46,6 +47,7 @@ CONSTRUCTORS = {
     "httpx.AsyncClient",
     "opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter",
     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter",
+    "pkcs11.lib",
 }
 
 

@@ -14,13 +14,16 @@ from ops.bootstrap import Kernel
 from ops.config import Settings
 from ops.http.app import build_app
 from projections.migrate import migrate
+from tests import identity
 
 
 async def _get(kernel: Kernel) -> tuple[httpx.Response, httpx.Response]:
     # httpx against the ASGI app in-process (starlette's TestClient now warns
     # about httpx, and warnings are errors here).
     transport = httpx.ASGITransport(app=build_app(kernel))
-    async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://kernel", headers=identity.AUTH
+    ) as client:
         return await client.get("/health"), await client.get("/ready")
 
 

@@ -13,10 +13,14 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from tests import identity
+
 
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://kernel", headers=identity.AUTH
+        ) as client:
             yield client

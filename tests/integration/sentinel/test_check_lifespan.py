@@ -8,13 +8,14 @@ import gc
 from ops.bootstrap import Kernel
 from ops.http.app import create_app
 from ops.http.sentinel_check import check_router
+from tests import identity
 
 
 def test_the_heap_alive_at_startup_is_frozen_while_serving_and_released_after(
     kernel: Kernel,
 ) -> None:
     async def scenario() -> tuple[int, bool]:
-        app = create_app([check_router(kernel.sync_check)])
+        app = create_app([check_router(kernel.sync_check)], gate=identity.gate())
         async with app.router.lifespan_context(app):
             return gc.get_freeze_count(), app.state.policy_feed.ready
 

@@ -20,6 +20,7 @@ from schemas.events import Event
 from streams.sentinel.evaluator import Evaluation, PolicySet, evaluate
 from streams.sentinel.policy import Effect
 from streams.sentinel.rules import Activation
+from tests import identity
 from tests.integration.core.test_producer import read_all
 from tests.integration.sentinel.api_helpers import serve
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
@@ -30,7 +31,7 @@ SMALL = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 10
 
 def app_for(kernel: Kernel, ready_timeout_s: float = 5.0, **kw: Any) -> FastAPI:
     build = functools.partial(kernel.sync_check, **kw)
-    return create_app([check_router(build, ready_timeout_s=ready_timeout_s)])
+    return create_app([check_router(build, ready_timeout_s=ready_timeout_s)], gate=identity.gate())
 
 
 @pytest.fixture
@@ -67,8 +68,9 @@ def test_decisions_are_durable_before_the_answer(active_kernel: Kernel) -> None:
         "deny-big",
         1,
     )
-    assert body["rationale"] == "agent:7 moved 5000, over 1000"
-    assert body["evidence"]["valuesRead"] == {"context.amount": 5000, "actor": "agent:7"}
+    # The actor is who authenticated, not who the body says: "agent:7" is only claimed.
+    assert body["rationale"] == f"{identity.CALLER} moved 5000, over 1000"
+    assert body["evidence"]["valuesRead"] == {"context.amount": 5000, "actor": identity.CALLER}
     assert body["simMode"] is False
     assert (allow["decision"], allow["allowed"], allow["policyId"]) == ("allow", True, None)
     # A retry of the same requestId is the same decision record.
@@ -78,6 +80,11 @@ def test_decisions_are_durable_before_the_answer(active_kernel: Kernel) -> None:
         e.body["policyCheckId"]: e.body
         for _, e, _ in read_all(active_kernel, active_kernel.names.policy_checks)
     }
+    recorded = {
+        e.body["policyCheckId"]: e.metadata
+        for _, e, _ in read_all(active_kernel, active_kernel.names.policy_checks)
+    }
+    assert recorded[body["policyCheckId"]] == {"caller": identity.CALLER, "claimedActor": "agent:7"}
     assert on_log[body["policyCheckId"]]["mode"] == "sync"
     assert on_log[body["policyCheckId"]]["decision"] == "deny"
     assert on_log[allow["policyCheckId"]]["decision"] == "allow"

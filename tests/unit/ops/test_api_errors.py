@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 
 from ops.http.app import create_app
 from schemas.errors import ConfigError, LogUnavailableError, StoreUnavailableError, ValidationError
+from tests import identity
 
 
 def app_raising() -> httpx.AsyncClient:
@@ -40,9 +41,9 @@ def app_raising() -> httpx.AsyncClient:
     async def typed(limit: int = Query(1, ge=1, le=10)) -> dict[str, int]:
         return {"limit": limit}
 
-    app = create_app([router])
+    app = create_app([router], gate=identity.gate(every_route=True))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://kernel")
+    return httpx.AsyncClient(transport=transport, base_url="http://kernel", headers=identity.AUTH)
 
 
 def get(*paths: str) -> list[httpx.Response]:

@@ -16,6 +16,7 @@ from ops.http.front_door import ARRIVED, FrontDoor, HotRoute
 from ops.http.sentinel_check import CHECK_OPERATION, CheckEndpoint, check_router
 from streams.sentinel.check_request import MAX_REQUEST_BYTES, CheckRequest
 from streams.sentinel.check_service import CheckAnswer
+from tests import identity
 from tests.unit.sentinel.test_check_service import Log, service
 
 BIG = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 5000}}
@@ -24,7 +25,7 @@ BIG = {"action": "payments.send", "actor": "agent:7", "context": {"amount": 5000
 def app_with(svc: Any) -> FastAPI:
     """The API with the check router, its service replaced (the lifespan is not run)."""
     kernel = Kernel(Settings.from_env({}))
-    app = create_app([check_router(kernel.sync_check)])
+    app = create_app([check_router(kernel.sync_check)], gate=identity.gate())
     app.state.sentinel_check = svc
     return app
 
@@ -32,7 +33,9 @@ def app_with(svc: Any) -> FastAPI:
 def post(app: FastAPI, content: bytes, **headers: str) -> httpx.Response:
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://kernel", headers=identity.AUTH
+        ) as c:
             return await c.post(
                 "/sentinel/check",
                 content=content,
@@ -88,7 +91,9 @@ def test_openapi_still_documents_the_operation_it_serves_raw() -> None:
     # GET is not a check: the raw route refuses other methods
     async def get() -> int:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://kernel", headers=identity.AUTH
+        ) as c:
             return (await c.get("/sentinel/check")).status_code
 
     assert asyncio.run(get()) == 405
@@ -98,7 +103,7 @@ def test_the_check_is_one_route_documented_from_its_models() -> None:
     kernel = Kernel(Settings.from_env({}))
     (route,) = check_router(kernel.sync_check).routes  # no second, documentation-only route
     assert isinstance(route, HotRoute) and route.operation is CHECK_OPERATION
-    app = create_app([check_router(kernel.sync_check)])
+    app = create_app([check_router(kernel.sync_check)], gate=identity.gate())
     spec = app.openapi()
     op = spec["paths"]["/sentinel/check"]["post"]
     request = op["requestBody"]["content"]["application/json"]["schema"]
@@ -110,7 +115,9 @@ def test_the_check_is_one_route_documented_from_its_models() -> None:
 
     async def served() -> Any:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://kernel", headers=identity.AUTH
+        ) as c:
             return (await c.get("/openapi.json")).json()
 
     assert asyncio.run(served()) == spec
@@ -121,9 +128,13 @@ class Recording:
 
     def __init__(self) -> None:
         self.started: list[float | None] = []
+        self.callers: list[str | None] = []
 
-    async def check(self, request: CheckRequest, started: float | None = None) -> CheckAnswer:
+    async def check(
+        self, request: CheckRequest, started: float | None = None, caller: str | None = None
+    ) -> CheckAnswer:
         self.started.append(started)
+        self.callers.append(caller)
         return CheckAnswer(200, {"decision": "allow", "policyId": None}, "decided", 0.0)
 
 
@@ -142,7 +153,10 @@ def _scope(svc: Recording, **extra: Any) -> dict[str, Any]:
         "type": "http",
         "method": "POST",
         "path": "/sentinel/check",
-        "headers": [(b"content-type", b"application/json")],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"authorization", identity.AUTH["authorization"].encode()),
+        ],
         "app": _App(svc),
         **extra,
     }
@@ -161,7 +175,7 @@ def test_the_budget_clock_starts_at_the_arrival_stamp() -> None:
         sent.append(message)
 
     async def scenario() -> None:
-        await FrontDoor(CheckEndpoint())(_scope(svc), receive, send)
+        await FrontDoor(CheckEndpoint(), gate=identity.gate())(_scope(svc), receive, send)
         await CheckEndpoint()(_scope(svc, **{ARRIVED: 123.5}), receive_again, send)
 
     again = [orjson.dumps(BIG)]
@@ -173,6 +187,7 @@ def test_the_budget_clock_starts_at_the_arrival_stamp() -> None:
     stamped, given = svc.started
     assert isinstance(stamped, float)  # the middleware's stamp, passed through
     assert given == 123.5  # whatever the scope says arrival was
+    assert svc.callers == [identity.CALLER, None]  # the door's caller; none without the door
     statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
     assert statuses == [200, 200]
 
@@ -207,11 +222,13 @@ def test_the_front_door_serves_hot_routes_without_routing_and_the_rest_through_i
     async def cold() -> dict[str, bool]:
         return {"cold": True}
 
-    app = create_app([router])
+    app = create_app([router], gate=identity.gate(every_route=True))
 
     async def go() -> list[int]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kernel") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://kernel", headers=identity.AUTH
+        ) as c:
             return [
                 (await c.post("/hot")).status_code,
                 (await c.get("/hot")).status_code,  # routing: the same route, wrong method

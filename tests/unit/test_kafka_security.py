@@ -187,7 +187,8 @@ def test_each_topic_is_written_only_by_its_writers() -> None:
         if g.resource == "topic" and g.operation == "write":
             writers.setdefault(g.name, set()).add(g.user)
     assert writers == {
-        NAMES.actions: {"kernel-producer"},
+        NAMES.actions: {"kernel-producer", "kernel-api"},  # the API's POST /events
+        NAMES.access: {"kernel-api"},  # refusals at its door
         NAMES.chain: {"kernel-signer"},
         NAMES.checkpoints: {"kernel-checkpointer"},
         NAMES.policy_checks: {"kernel-sentinel", "kernel-api"},

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from projections.postgres import Conn, Database
     from projections.projector import ProjectorRunner
     from streams.chain.signing import Signer, Verifier
+    from streams.kafka.acls import KafkaAcls
     from streams.kafka.admin import TopicAdmin
     from streams.kafka.clients import KafkaClients
     from streams.kafka.log_reader import KafkaLogReader
@@ -62,10 +63,25 @@ class Kernel:
     # -- clients ----------------------------------------------------------------
     @cached_property
     def kafka(self) -> KafkaClients:
-        """How every Kafka client reaches the brokers."""
+        """How every Kafka client reaches the brokers: the bootstrap servers, and the
+        TLS/SASL settings of ``KERNEL_KAFKA_*`` (ops.config).
+
+        On the local stack secured (``KERNEL_KAFKA_SECURITY=sasl_ssl``) what the
+        environment leaves out is the stack's: SASL_SSL, SCRAM-SHA-512, its CA, and
+        the password it generated for ``KERNEL_KAFKA_SASL_USERNAME`` (default the
+        admin), so ``KERNEL_KAFKA_SASL_USERNAME=kernel-signer`` is enough locally.
+        """
         from streams.kafka.clients import KafkaClients  # noqa: PLC0415
 
-        return KafkaClients(self.settings.kafka_bootstrap)
+        s = self.settings
+        security = s.kafka_client_security()
+        if s.kafka_stack_secure and s.bootstrap_servers is None:
+            local = self.stack().kafka
+            own_password = "sasl.password" not in security
+            security = (
+                local.client_security(s.kafka_sasl_username, password=own_password) | security
+            )
+        return KafkaClients(s.kafka_bootstrap, security)
 
     def database(self, role: str = "kernel") -> Database:
         """Postgres as ``role``: one pool per role, for the life of this root.
@@ -132,6 +148,12 @@ class Kernel:
         from streams.kafka.admin import TopicAdmin  # noqa: PLC0415
 
         return TopicAdmin(self.kafka, self.names)
+
+    def kafka_acls(self) -> KafkaAcls:
+        """The ACL admin adapter (``kernel acls``; run as the admin principal)."""
+        from streams.kafka.acls import KafkaAcls  # noqa: PLC0415
+
+        return KafkaAcls(self.kafka, timeout_s=self.settings.publish_timeout_s)
 
     def signer(self) -> Signer:
         """The chain's signing key: in a PKCS#11 token (KERNEL_SIGNER_BACKEND=pkcs11), or

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from schemas.contract import InputContract
 from schemas.errors import ConfigError
@@ -76,6 +77,19 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_AUDITOR_INTERVAL_S": "seconds between the auditor's verification rounds (default 30)",
     "KERNEL_AUDITOR_FULL_EVERY": "every Nth auditor round re-verifies every row (default 10)",
     "KERNEL_SIGNERS_FILE": "signers.json the auditor verifies with (default: the state dir keys)",
+    # -- Kafka security (issue 11.3)
+    "KERNEL_KAFKA_SECURITY": (
+        "the local stack's broker: 'plaintext' (default) or 'sasl_ssl' (TLS, SCRAM users, "
+        "ACLs; kernel up --secure); its clients default to kernel-admin and the stack's CA"
+    ),
+    "KERNEL_KAFKA_SECURITY_PROTOCOL": "Kafka clients' security.protocol (e.g. SASL_SSL)",
+    "KERNEL_KAFKA_SASL_MECHANISM": "SASL mechanism of the Kafka clients (default SCRAM-SHA-512)",
+    "KERNEL_KAFKA_SASL_USERNAME": "SASL user (the Kafka principal) this process connects as",
+    "KERNEL_KAFKA_SASL_PASSWORD": "its password (prefer KERNEL_KAFKA_SASL_PASSWORD_FILE)",
+    "KERNEL_KAFKA_SASL_PASSWORD_FILE": "a file holding the SASL password",
+    "KERNEL_KAFKA_SSL_CA_LOCATION": "PEM file of the CA(s) the Kafka clients trust",
+    "KERNEL_KAFKA_SSL_CERT_LOCATION": "PEM client certificate (mutual TLS), with the key below",
+    "KERNEL_KAFKA_SSL_KEY_LOCATION": "PEM private key of that client certificate",
     # -- API identity (issue 11.1)
     "KERNEL_TOKENS_FILE": "hashed bearer tokens of the API (default <state dir>/tokens.json)",
     "KERNEL_ROLES_FILE": "roles of certificate identities: JSON {identities: {cert:X: [roles]}}",
@@ -180,6 +194,16 @@ class Settings:
     auditor_full_every: int = 10
     signers_file: Path | None = None
     dedup_window: int = 10_000  # offsets of an input partition a duplicate eventId is refused in
+    # -- Kafka security (issue 11.3)
+    kafka_stack_secure: bool = False
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_cert_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
     # -- API identity (issue 11.1)
     tokens_file_path: Path | None = None
     roles_file: Path | None = None
@@ -241,6 +265,7 @@ class Settings:
             auditor_full_every=max(1, _int(e, "KERNEL_AUDITOR_FULL_EVERY", 10)),
             signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
             dedup_window=_non_negative(e, "KERNEL_DEDUP_WINDOW", 10_000),
+            **_kafka_security(e),
             tokens_file_path=_path(e, "KERNEL_TOKENS_FILE"),
             roles_file=_path(e, "KERNEL_ROLES_FILE"),
             api_tls_cert=_path(e, "KERNEL_API_TLS_CERT"),
@@ -249,6 +274,32 @@ class Settings:
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings
+
+    def kafka_client_security(self) -> dict[str, str]:
+        """The librdkafka security settings named in the environment (may be empty)."""
+        out: dict[str, str] = {}
+        if self.kafka_security_protocol:
+            out["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            out["sasl.mechanism"] = self.kafka_sasl_mechanism
+        elif (self.kafka_security_protocol or "").startswith("SASL"):
+            out["sasl.mechanism"] = "SCRAM-SHA-512"
+        if self.kafka_sasl_username:
+            out["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            out["sasl.password"] = self.kafka_sasl_password
+        elif self.kafka_sasl_password_file is not None:
+            out["sasl.password"] = _secret_file(
+                self.kafka_sasl_password_file, "KERNEL_KAFKA_SASL_PASSWORD_FILE"
+            )
+        for key, path in (
+            ("ssl.ca.location", self.kafka_ssl_ca_location),
+            ("ssl.certificate.location", self.kafka_ssl_cert_location),
+            ("ssl.key.location", self.kafka_ssl_key_location),
+        ):
+            if path is not None:
+                out[key] = str(path)
+        return out
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -271,3 +322,63 @@ def _tracing(e: dict[str, str]) -> bool:
     """KERNEL_TRACING, on by default when spans are exported (what else would they show?)."""
     default = "1" if e.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "0"
     return (e.get("KERNEL_TRACING") or default).lower() in ("1", "true", "yes", "on")
+
+
+# -- Kafka security (issue 11.3)
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+class _KafkaSecurity(TypedDict):
+    kafka_stack_secure: bool
+    kafka_security_protocol: str | None
+    kafka_sasl_mechanism: str | None
+    kafka_sasl_username: str | None
+    kafka_sasl_password: str | None
+    kafka_sasl_password_file: Path | None
+    kafka_ssl_ca_location: Path | None
+    kafka_ssl_cert_location: Path | None
+    kafka_ssl_key_location: Path | None
+
+
+def _kafka_security(e: dict[str, str]) -> _KafkaSecurity:
+    stack = (e.get("KERNEL_KAFKA_SECURITY") or "plaintext").lower()
+    if stack not in ("plaintext", "sasl_ssl"):
+        raise ConfigError(f"KERNEL_KAFKA_SECURITY must be plaintext or sasl_ssl, got {stack!r}")
+    protocol = (e.get("KERNEL_KAFKA_SECURITY_PROTOCOL") or "").upper() or None
+    if protocol is not None and protocol not in _PROTOCOLS:
+        raise ConfigError(
+            f"KERNEL_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(_PROTOCOLS)}, "
+            f"got {protocol!r}"
+        )
+    if e.get("KERNEL_KAFKA_SASL_PASSWORD") and e.get("KERNEL_KAFKA_SASL_PASSWORD_FILE"):
+        raise ConfigError(
+            "set KERNEL_KAFKA_SASL_PASSWORD or KERNEL_KAFKA_SASL_PASSWORD_FILE, not both"
+        )
+
+    def path(name: str) -> Path | None:
+        return Path(e[name]) if e.get(name) else None
+
+    cert, key = e.get("KERNEL_KAFKA_SSL_CERT_LOCATION"), e.get("KERNEL_KAFKA_SSL_KEY_LOCATION")
+    if bool(cert) != bool(key):
+        raise ConfigError(
+            "a Kafka client certificate needs its key: set both KERNEL_KAFKA_SSL_CERT_LOCATION "
+            "and KERNEL_KAFKA_SSL_KEY_LOCATION"
+        )
+    return {
+        "kafka_stack_secure": stack == "sasl_ssl",
+        "kafka_security_protocol": protocol,
+        "kafka_sasl_mechanism": e.get("KERNEL_KAFKA_SASL_MECHANISM") or None,
+        "kafka_sasl_username": e.get("KERNEL_KAFKA_SASL_USERNAME") or None,
+        "kafka_sasl_password": e.get("KERNEL_KAFKA_SASL_PASSWORD") or None,
+        "kafka_sasl_password_file": path("KERNEL_KAFKA_SASL_PASSWORD_FILE"),
+        "kafka_ssl_ca_location": path("KERNEL_KAFKA_SSL_CA_LOCATION"),
+        "kafka_ssl_cert_location": path("KERNEL_KAFKA_SSL_CERT_LOCATION"),
+        "kafka_ssl_key_location": path("KERNEL_KAFKA_SSL_KEY_LOCATION"),
+    }
+
+
+def _secret_file(path: Path, name: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}={path} cannot be read: {exc.strerror or exc}") from exc

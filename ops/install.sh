@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v java >/dev/null 2>&1 && command -v keytool >/dev/null 2>&1 \
+  || need+=(openjdk-17-jre-headless)  # keytool: the secured broker's TLS (ADR 0015)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need+=(postgresql)

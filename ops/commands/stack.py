@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
@@ -13,6 +14,11 @@ __all__ = ["register"]
 
 def register(sub: Subparsers) -> None:
     up = sub.add_parser("up", help="start the local Kafka and Postgres (idempotent)")
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="Kafka with TLS, SCRAM users and ACLs (as KERNEL_KAFKA_SECURITY=sasl_ssl)",
+    )
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop the local Kafka and Postgres cleanly")
     down.set_defaults(func=_down)
@@ -32,11 +38,23 @@ def _print(status: StackStatus) -> None:
     print(_line(status.postgres))
 
 
-def _up(_args: argparse.Namespace, kernel: Kernel) -> int:
+def _up(args: argparse.Namespace, kernel: Kernel) -> int:
+    if args.secure:
+        kernel = Kernel(replace(kernel.settings, kafka_stack_secure=True))
     print(f"state directory: {kernel.settings.state_dir}")
-    status = kernel.stack().up()
+    stack = kernel.stack()
+    status = stack.up()
     _print(status)
     print(f"ready in {status.seconds:.1f}s")
+    if kernel.settings.kafka_stack_secure:
+        # The stack's own clients find its CA and passwords from the state directory;
+        # a process elsewhere takes them from these variables.
+        admin = stack.kafka.client_security(password=False)
+        print("export KERNEL_KAFKA_SECURITY=sasl_ssl")
+        print(f"export KERNEL_KAFKA_SECURITY_PROTOCOL={admin['security.protocol']}")
+        print(f"export KERNEL_KAFKA_SSL_CA_LOCATION={admin['ssl.ca.location']}")
+        print(f"export KERNEL_KAFKA_SASL_USERNAME={admin['sasl.username']}")
+        print(f"export KERNEL_KAFKA_SASL_PASSWORD_FILE={stack.kafka.password_file()}")
     print(f"export KERNEL_BOOTSTRAP_SERVERS={kernel.settings.kafka_bootstrap}")
     print(f"export POSTGRES_URL={kernel.settings.database_url}")
     return 0

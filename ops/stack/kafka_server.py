@@ -4,6 +4,9 @@ The jars come from Maven Central: ``ops/kafka/pom.xml`` names
 ``org.apache.kafka:kafka_2.13`` and Maven copies it and its runtime
 dependencies once into ``<state>/cache``. ``KAFKA_HOME`` (an unpacked Apache
 Kafka distribution) replaces that download.
+
+PLAINTEXT by default; ``secure=True`` runs it with one SASL_SSL listener,
+SCRAM users and the StandardAuthorizer (:mod:`ops.stack.kafka_security`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from ops.stack.errors import MissingToolError, StackError
+from ops.stack.kafka_security import BrokerSecurity
 from ops.stack.processes import pid_alive, port_open, read_pid, spawn, stop_pid, wait_until
 
 __all__ = ["KafkaServer"]
@@ -42,10 +46,45 @@ class KafkaServer:
     port: int
     kafka_home: Path | None = None
     heap: str = "768m"
+    secure: bool = False
+    # SCRAM users of the secured broker; the first is its admin (a super user).
+    principals: tuple[str, ...] = ()
+    name: str = "kafka"  # the home directory under the state dir
+    # The client compiler only (as KERNEL_FAST_JVM=1): starts in half the time, for
+    # brokers that live as long as a test module.
+    quick_jvm: bool = False
 
     @property
     def home(self) -> Path:
-        return self.state_dir / "kafka"
+        return self.state_dir / self.name
+
+    @property
+    def security(self) -> BrokerSecurity | None:
+        if not self.secure:
+            return None
+        if not self.principals:
+            raise StackError("a secured broker needs at least its admin principal")
+        return BrokerSecurity(self.home, self.principals, super_users=self.principals[:1])
+
+    def client_security(
+        self, principal: str | None = None, *, password: bool = True
+    ) -> dict[str, str]:
+        """librdkafka settings to reach this broker as ``principal`` (default: its admin)."""
+        sec = self.security
+        if sec is None:
+            return {}
+        return sec.client(principal or self.principals[0], password=password)
+
+    def password_file(self, principal: str | None = None) -> Path:
+        """Where the secured broker keeps ``principal``'s password (default: its admin's)."""
+        sec = self.security
+        if sec is None:
+            raise StackError(f"the broker in {self.home} is not secured: it has no passwords")
+        return sec.password_file(principal or self.principals[0])
+
+    @property
+    def _listener(self) -> str:
+        return "SASL_SSL" if self.secure else "PLAINTEXT"
 
     @property
     def bootstrap(self) -> str:
@@ -115,17 +154,25 @@ class KafkaServer:
         data = self.home / "data"
         props = self.home / "server.properties"
         ctrl = self.port + 1
+        sec = self.security
+        if sec is None:
+            listeners = [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+            ]
+        else:
+            listeners = sec.server_properties(self.port, ctrl)
+        props.touch(mode=0o600)  # secured: it holds the keystore and broker passwords
         props.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{ctrl}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
+                    *listeners,
                     f"log.dirs={data}",
                     "num.partitions=3",
                     "offsets.topic.replication.factor=1",
@@ -160,6 +207,7 @@ class KafkaServer:
 
     def start(self, timeout_s: float = 90.0) -> bool:
         """Start unless running; returns False when an existing broker was reused."""
+        self._check_listener()  # a running broker of the other mode is not "reused"
         if self.running():
             return False
         if port_open("127.0.0.1", self.port):
@@ -169,6 +217,8 @@ class KafkaServer:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         java, cp = self._java(), self.classpath()
+        if self.security is not None:
+            self.security.prepare()
         props = self._write_config()
         env = dict(os.environ)
         env["KAFKA_LOG4J_OPTS"] = ""
@@ -176,6 +226,7 @@ class KafkaServer:
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = [
                 java,
+                "-XX:TieredStopAtLevel=1",  # a JVM that runs for seconds: compile little
                 "-cp",
                 cp,
                 "kafka.tools.StorageTool",
@@ -185,15 +236,20 @@ class KafkaServer:
                 "-c",
                 str(props),
             ]
+            if self.security is not None:
+                fmt += self.security.format_args()
             done = subprocess.run(fmt, capture_output=True, text=True, check=False, env=env)
             if done.returncode != 0:
                 raise StackError(f"kafka-storage format failed:\n{done.stdout}{done.stderr}")
+            (self.home / "listener").write_text(self._listener + "\n")
         argv = [
             java,
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",
             "-XX:+UseG1GC",
-            "-XX:TieredStopAtLevel=1" if os.environ.get("KERNEL_FAST_JVM") else "-server",
+            "-XX:TieredStopAtLevel=1"
+            if self.quick_jvm or os.environ.get("KERNEL_FAST_JVM")
+            else "-server",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             "-Djava.awt.headless=true",
             "-cp",
@@ -205,15 +261,32 @@ class KafkaServer:
         wait_until(self._answers, timeout_s, "Kafka", self.log_file)
         return True
 
+    def _check_listener(self) -> None:
+        """A broker formatted in one mode is not restarted in the other: its SCRAM
+        users are made at format time, and a plaintext log must not silently gain
+        (or lose) its authorizer."""
+        if not (self.home / "data" / "meta.properties").exists():
+            return
+        marker = self.home / "listener"
+        formatted = marker.read_text().strip() if marker.exists() else "PLAINTEXT"
+        if formatted != self._listener:
+            raise StackError(
+                f"the broker in {self.home} was formatted {formatted}, not {self._listener}: "
+                f"start it as it was (KERNEL_KAFKA_SECURITY), or stop it and move {self.home} "
+                "away to format a new one"
+            )
+
     def _answers(self) -> bool:
         if self.pid() is None:
             raise StackError(f"Kafka exited during start; see {self.log_file}")
         if not port_open("127.0.0.1", self.port):
             return False
-        from streams.kafka.offsets import KafkaOffsets  # noqa: PLC0415 - only when starting
+        from streams.kafka.clients import KafkaClients  # noqa: PLC0415 - only when starting
+        from streams.kafka.offsets import KafkaOffsets  # noqa: PLC0415
 
+        kafka = KafkaClients(self.bootstrap, self.client_security())
         try:
-            return KafkaOffsets(self.bootstrap, timeout_s=2).metadata().brokers > 0
+            return KafkaOffsets(kafka, timeout_s=2).metadata().brokers > 0
         except Exception:
             return False
 

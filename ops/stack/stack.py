@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from ops.config import Settings
+from ops.kafka_acls import PRINCIPALS
 from ops.stack.errors import StackError
 from ops.stack.kafka_server import KafkaServer
 from ops.stack.postgres_server import PostgresServer
@@ -41,7 +42,13 @@ class StackStatus:
 class LocalStack:
     def __init__(self, settings: Settings, *, durable: bool = True) -> None:
         self.settings = settings
-        self.kafka = KafkaServer(settings.state_dir, settings.kafka_port, settings.kafka_home)
+        self.kafka = KafkaServer(
+            settings.state_dir,
+            settings.kafka_port,
+            settings.kafka_home,
+            secure=settings.kafka_stack_secure,
+            principals=tuple(PRINCIPALS),
+        )
         self.postgres = PostgresServer(settings.state_dir, settings.pg_port, durable=durable)
 
     @property
@@ -83,7 +90,8 @@ class LocalStack:
             kafka = ServiceStatus("kafka", self.kafka.bootstrap, self.kafka.running(), True)
         else:
             addr = self.settings.kafka_bootstrap
-            kafka = ServiceStatus("kafka", addr, _kafka_answers(addr), False)
+            security = self.settings.kafka_client_security()
+            kafka = ServiceStatus("kafka", addr, _kafka_answers(addr, security), False)
         if self.postgres_managed:
             pg = ServiceStatus("postgres", self.postgres.url, self.postgres.running(), True)
         else:
@@ -101,11 +109,12 @@ def _describe_unhealthy(status: StackStatus) -> str:
     return "; ".join(f"{s.name} at {s.address} does not answer" for s in bad)
 
 
-def _kafka_answers(bootstrap: str) -> bool:
+def _kafka_answers(bootstrap: str, security: dict[str, str]) -> bool:
+    from streams.kafka.clients import KafkaClients  # noqa: PLC0415
     from streams.kafka.offsets import KafkaOffsets  # noqa: PLC0415
 
     try:
-        return KafkaOffsets(bootstrap, timeout_s=3).metadata().brokers > 0
+        return KafkaOffsets(KafkaClients(bootstrap, security), timeout_s=3).metadata().brokers > 0
     except Exception:
         return False
 

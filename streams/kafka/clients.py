@@ -16,6 +16,7 @@ a plaintext connection: handy in tests and benchmarks, never what the root passe
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,16 @@ _AIOKAFKA_SECURITY = {
     "sasl.username": "sasl_plain_username",
     "sasl.password": "sasl_plain_password",
 }
+# librdkafka's TLS files: aiokafka takes them as one SSLContext.
+_SSL_CONTEXT = frozenset(
+    {
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.endpoint.identification.algorithm",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,13 +82,46 @@ class KafkaClients:
     def aio_producer(self, **role: Any) -> AIOKafkaProducer:
         """An asyncio producer (aiokafka), with the connection's security mapped onto its
         arguments; a setting aiokafka cannot take is refused, never dropped."""
+        return AIOKafkaProducer(**self.aio_arguments(**role))
+
+    def aio_arguments(self, **role: Any) -> dict[str, Any]:
+        """aiokafka's arguments for this connection: librdkafka's security keys mapped,
+        TLS files made into an ``ssl_context``, then the role's on top."""
         kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap}
+        tls: dict[str, str] = {}
         for key, value in self.security.items():
-            if key not in _AIOKAFKA_SECURITY:
+            if key in _SSL_CONTEXT:
+                tls[key] = value
+            elif key in _AIOKAFKA_SECURITY:
+                kwargs[_AIOKAFKA_SECURITY[key]] = value
+            else:
                 raise ConfigError(
                     f"Kafka setting {key!r} is not supported by the asyncio producer; "
                     "use the Producer (confluent-kafka) for this connection"
                 )
-            kwargs[_AIOKAFKA_SECURITY[key]] = value
+        if tls or str(kwargs.get("security_protocol", "")).upper().endswith("SSL"):
+            kwargs["ssl_context"] = _ssl_context(tls)
         kwargs.update(role)
-        return AIOKafkaProducer(**kwargs)
+        return kwargs
+
+
+def _ssl_context(tls: Mapping[str, str]) -> ssl.SSLContext:
+    """aiokafka takes TLS as an :class:`ssl.SSLContext`: librdkafka's ``ssl.*`` files
+    made into one (the CA to trust, a client certificate for mutual TLS)."""
+    try:
+        context = ssl.create_default_context(cafile=tls.get("ssl.ca.location"))
+        if "ssl.certificate.location" in tls or "ssl.key.location" in tls:
+            context.load_cert_chain(
+                tls["ssl.certificate.location"],
+                tls.get("ssl.key.location"),
+                tls.get("ssl.key.password"),
+            )
+    except (OSError, KeyError, ssl.SSLError) as exc:
+        raise ConfigError(f"Kafka TLS settings cannot be loaded: {exc}") from exc
+    verify = tls.get("ssl.endpoint.identification.algorithm", "https").lower()
+    if verify not in ("https", "none", ""):
+        raise ConfigError(
+            f"ssl.endpoint.identification.algorithm must be https or none, got {verify!r}"
+        )
+    context.check_hostname = verify == "https"
+    return context

@@ -116,9 +116,17 @@ class KafkaLogReader:
         return sorted(meta.partitions)
 
     def end_offset(self, topic: str, partition: int) -> int:
-        _low, high = self._consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=self._timeout
-        )
+        try:
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=self._timeout
+            )
+        except KafkaException as exc:
+            # A topic this principal may not DESCRIBE is reported as unknown (Kafka does
+            # not tell who may not read it that it exists).
+            raise LogUnavailableError(
+                f"Kafka at {self._bootstrap}: no end offset of {topic}/{partition} "
+                f"(missing, or not authorized): {exc.args[0].str() if exc.args else exc}"
+            ) from exc
         return int(high)
 
     def read(

@@ -158,6 +158,12 @@ class Producer:
         if spans:
             tracing.end_producer_spans(spans, [_failure(r) for r in results])
         errors = [r for r in results if isinstance(r, KafkaError)]
+        refused = [e for e in errors if e.code() in _NOT_AUTHORIZED]
+        if refused:
+            raise LogUnavailableError(
+                f"Kafka at {self._bootstrap} refused the publish: {refused[0].str()} "
+                "(this process's principal has no ACL to write there)"
+            )
         if remaining or errors or any(r is None for r in results):
             reason = errors[0].str() if errors else f"{remaining} records unacknowledged"
             raise LogUnavailableError(
@@ -180,6 +186,15 @@ def _failure(result: LogPosition | KafkaError | None) -> str | None:
     if isinstance(result, KafkaError):
         return result.str()
     return "unacknowledged" if result is None else None
+
+
+_NOT_AUTHORIZED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
 
 
 def _position(msg: Message) -> LogPosition:

@@ -14,7 +14,7 @@ from pathlib import Path
 from schemas.contract import InputContract
 from schemas.errors import ConfigError
 
-__all__ = ["ENV_VARS", "Settings", "default_state_dir", "instance_id_token"]
+__all__ = ["DATABASE_ROLE_VARS", "ENV_VARS", "Settings", "default_state_dir", "instance_id_token"]
 
 # name -> one-line meaning; the single list of what configures Kernel.
 ENV_VARS: dict[str, str] = {
@@ -60,6 +60,25 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_AUDITOR_INTERVAL_S": "seconds between the auditor's verification rounds (default 30)",
     "KERNEL_AUDITOR_FULL_EVERY": "every Nth auditor round re-verifies every row (default 10)",
     "KERNEL_SIGNERS_FILE": "signers.json the auditor verifies with (default: the state dir keys)",
+    # -- Postgres roles (issue 11.4): each process connects as its own role
+    "KERNEL_DATABASE_URL_MIGRATE": "URL of the migrations owner (`kernel db migrate`); "
+    "unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_API": "URL of the API's role (SELECT only); unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_AUDIT_PROJECTOR": "URL of the audit projector's role (INSERT only); "
+    "unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_SENTINEL_PROJECTOR": "URL of the sentinel projector's role; "
+    "unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_AUDITOR": "URL of the auditor's role (reads the audit tables); "
+    "unset: POSTGRES_URL",
+}
+
+# -- Postgres roles (issue 11.4): Kernel.database(role) -> the variable naming its URL
+DATABASE_ROLE_VARS: dict[str, str] = {
+    "migrate": "KERNEL_DATABASE_URL_MIGRATE",
+    "api": "KERNEL_DATABASE_URL_API",
+    "audit_projector": "KERNEL_DATABASE_URL_AUDIT_PROJECTOR",
+    "sentinel_projector": "KERNEL_DATABASE_URL_SENTINEL_PROJECTOR",
+    "auditor": "KERNEL_DATABASE_URL_AUDITOR",
 }
 
 
@@ -137,6 +156,8 @@ class Settings:
     auditor_full_every: int = 10
     signers_file: Path | None = None
     dedup_window: int = 10_000  # offsets of an input partition a duplicate eventId is refused in
+    # -- Postgres roles (issue 11.4): Kernel role -> URL (DATABASE_ROLE_VARS); absent: POSTGRES_URL
+    role_database_urls: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -181,6 +202,7 @@ class Settings:
             auditor_full_every=max(1, _int(e, "KERNEL_AUDITOR_FULL_EVERY", 10)),
             signers_file=Path(e["KERNEL_SIGNERS_FILE"]) if e.get("KERNEL_SIGNERS_FILE") else None,
             dedup_window=_non_negative(e, "KERNEL_DEDUP_WINDOW", 10_000),
+            role_database_urls={r: e[v] for r, v in DATABASE_ROLE_VARS.items() if e.get(v)},
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings
@@ -191,7 +213,17 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        return self.postgres_url or f"postgresql://kernel@127.0.0.1:{self.pg_port}/kernel"
+        """POSTGRES_URL, or the local cluster's administrative URL (with its password)."""
+        if self.postgres_url:
+            return self.postgres_url
+        from ops.stack.postgres_roles import local_url  # noqa: PLC0415
+
+        return local_url(self.state_dir, self.pg_port)
+
+    # -- Postgres roles (issue 11.4)
+    def database_url_for(self, role: str) -> str:
+        """The URL ``role`` connects with: its own variable, else :attr:`database_url`."""
+        return self.role_database_urls.get(role) or self.database_url
 
     @property
     def keys_dir(self) -> Path:

@@ -6,6 +6,7 @@ import argparse
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
+from ops.stack.postgres_roles import postgres_exports
 from ops.stack.stack import ServiceStatus, StackStatus
 
 __all__ = ["register"]
@@ -38,7 +39,8 @@ def _up(_args: argparse.Namespace, kernel: Kernel) -> int:
     _print(status)
     print(f"ready in {status.seconds:.1f}s")
     print(f"export KERNEL_BOOTSTRAP_SERVERS={kernel.settings.kafka_bootstrap}")
-    print(f"export POSTGRES_URL={kernel.settings.database_url}")
+    for line in postgres_exports(kernel.settings):
+        print(line)
     return 0
 
 

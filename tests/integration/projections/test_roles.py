@@ -8,6 +8,7 @@ its process needs succeed, every other is refused by Postgres.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -22,10 +23,12 @@ from ops.config import Settings
 from ops.stack import LocalStack
 from ops.stack.postgres_roles import OWNER, local_url
 from projections.migrate import migrate
+from projections.sentinel_queries import explain, get_policy
 from replay.audit_postgres import iter_rows
 from replay.verify import ChainVerifier
 from streams.chain.keys import generate_key
 from tests.integration.core.test_producer import _actions
+from tests.integration.sentinel.test_stream_runner import DENY_BIG, actions, activate
 
 PROJECTOR, SENTINEL, API, AUDITOR = (
     "kernel_projector",
@@ -252,16 +255,13 @@ def test_checkpoint_positions_are_never_removed_and_only_the_owner_rewinds(
         assert moved == 1
 
 
-def test_the_audit_projector_projects_as_its_own_role_end_to_end(
-    owned: OwnedDatabase, kernel: Kernel, tmp_path: Path
-) -> None:
-    """Signer, checkpointer, then the audit projector logged in as kernel_projector; the
-    auditor and the API read the result as theirs."""
-    keys = tmp_path / "keys"
+@pytest.fixture
+def role_kernel(owned: OwnedDatabase, kernel: Kernel, tmp_path: Path) -> Iterator[Kernel]:
+    """A Kernel whose every process role logs in as itself (POSTGRES_URL names no role)."""
     settings = replace(
         kernel.settings,
-        postgres_url=owned.url("nobody"),  # no role falls back: each has its own URL
-        signing_key=generate_key(keys, "role-signer"),
+        postgres_url=owned.url("nobody"),  # nothing may fall back to it
+        signing_key=generate_key(tmp_path / "keys", "role-signer"),
         signer_id="role-signer",
         checkpoint_every=5,
         state_dir=tmp_path,
@@ -273,6 +273,16 @@ def test_the_audit_projector_projects_as_its_own_role_end_to_end(
         },
     )
     k = Kernel(settings)
+    yield k
+    k.close()
+
+
+def test_the_audit_projector_projects_as_its_own_role_end_to_end(
+    role_kernel: Kernel, owned: OwnedDatabase
+) -> None:
+    """Signer, checkpointer, then the audit projector logged in as kernel_projector; the
+    auditor and the API read the result as theirs."""
+    k = role_kernel
     k.producer().publish_batch(_actions(12, "acct-r"))
     signer, checkpointer, projector = k.chain_signer(), k.checkpointer(), k.audit_projector()
     try:
@@ -297,4 +307,33 @@ def test_the_audit_projector_projects_as_its_own_role_end_to_end(
         ).fetchone() or (None,)
     assert sizes and all(s % 5 == 0 for (s,) in sizes)
     assert position is not None and position > 0
-    k.close()
+
+
+def test_the_sentinel_projector_projects_as_its_own_role_end_to_end(role_kernel: Kernel) -> None:
+    """Registry (folded from its own table) and explain table (a staging table LIKE
+    policy_checks), written as kernel_sentinel_projector, twice: nothing twice."""
+    k = role_kernel
+    producer = k.producer()
+    producer.publish_batch(activate(DENY_BIG))
+    runner = k.sentinel()
+    try:
+        runner.run_until_idle(idle_s=0.5)
+        producer.publish_batch(actions(6, random.Random(7)))
+        runner.run_until_idle(idle_s=0.5)
+    finally:
+        runner.close()
+    for _ in range(2):
+        for projector in k.sentinel_projectors():
+            projector.run_until_idle(idle_s=0.5)
+            projector.close()
+    with k.database("api").connection() as conn:
+        policy = get_policy(conn, "deny-big")
+        checks = conn.execute("SELECT policy_check_id::text FROM policy_checks").fetchall()
+        explained = explain(conn, checks[0][0]) if checks else None
+        positions = conn.execute(
+            "SELECT projection, sum(next_offset) FROM projection_checkpoints GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert policy is not None and [v["state"] for v in policy["versions"]] == ["active"]
+    assert len(checks) == 6
+    assert explained is not None and explained["evaluations"][0]["policyId"] == "deny-big"
+    assert [p for p, _ in positions] == ["policy_checks", "policy_registry"]

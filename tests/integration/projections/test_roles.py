@@ -8,6 +8,7 @@ its process needs succeed, every other is refused by Postgres.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from ops.bootstrap import Kernel
-from ops.config import Settings
+from ops.config import DATABASE_ROLE_VARS, Settings
 from ops.stack import LocalStack
 from ops.stack.postgres_roles import OWNER, local_url
 from projections.migrate import migrate
@@ -342,3 +343,33 @@ def test_the_sentinel_projector_projects_as_its_own_role_end_to_end(role_kernel:
     assert len(checks) == 6
     assert explained is not None and explained["evaluations"][0]["policyId"] == "deny-big"
     assert [p for p, _ in positions] == ["policy_checks", "policy_registry"]
+
+
+def test_the_dr_drill_runs_as_the_owner_with_each_projector_as_its_role(
+    role_kernel: Kernel, owned: OwnedDatabase, tmp_path: Path
+) -> None:
+    """An operator's command as the owner (no superuser): drop the database, recreate it,
+    migrate, rebuild from the log with each projector logged in as its role, equal."""
+    from streams.chain.keys import load_signer, signers_document
+    from tests.e2e.conftest import make_cli
+    from tests.integration.audit.test_dr_drill import _deploy
+
+    k = Kernel(replace(role_kernel.settings, postgres_url=owned.url(OWNER)))
+    _, links = _deploy(k)
+    signer = load_signer(k.settings.signing_key)  # type: ignore[arg-type]
+    signers = tmp_path / "signers.json"
+    signers.write_text(json.dumps(signers_document([(signer.signer_id, signer.public_key)])))
+    roles = {DATABASE_ROLE_VARS[r]: url for r, url in k.settings.role_database_urls.items()}
+    done = make_cli(k.settings)(
+        "dr-drill", "--signers", str(signers), "--yes", "--json", extra_env=roles
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["identical"], report["differences"]
+    assert report["tables"]["audit_events"]["rows"] == links
+    with psycopg.connect(owned.url(OWNER)) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    assert owners == [(OWNER,)]
+    k.close()

@@ -1,4 +1,4 @@
-"""``kernel up | down | status``: the local Kafka and Postgres."""
+"""``kernel up | down | status | env``: the local Kafka and Postgres."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def register(sub: Subparsers) -> None:
     down.set_defaults(func=_down)
     status = sub.add_parser("status", help="show the local Kafka and Postgres")
     status.set_defaults(func=_status)
+    env = sub.add_parser(
+        "env", help='print the exports of the local stack (eval "$(kernel env)"), each role\'s URL'
+    )
+    env.set_defaults(func=_env)
 
 
 def _line(s: ServiceStatus) -> str:
@@ -38,9 +42,18 @@ def _up(_args: argparse.Namespace, kernel: Kernel) -> int:
     status = kernel.stack().up()
     _print(status)
     print(f"ready in {status.seconds:.1f}s")
+    _exports(kernel)
+    return 0
+
+
+def _exports(kernel: Kernel) -> None:
     print(f"export KERNEL_BOOTSTRAP_SERVERS={kernel.settings.kafka_bootstrap}")
     for line in postgres_exports(kernel.settings):
         print(line)
+
+
+def _env(_args: argparse.Namespace, kernel: Kernel) -> int:
+    _exports(kernel)
     return 0
 
 

@@ -19,6 +19,7 @@ roles.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -80,21 +81,30 @@ class Passwords:
         return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
     def ensure(self) -> dict[str, str]:
-        """Every role's password, generating (and saving) the missing ones."""
-        known = self.read()
+        """Every role's password, generating (and saving) the missing ones.
+
+        Under a file lock: two processes bringing the stack up at once must not
+        each save (and set) passwords of their own.
+        """
         wanted = [ADMIN, *(r.name for r in LOCAL_ROLES)]
+        known = self.read()
         if all(name in known for name in wanted):
             return known
-        for name in wanted:
-            known.setdefault(name, secrets.token_urlsafe(24))
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.parent.chmod(0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(known, out, indent=2, sort_keys=True)
-        os.chmod(tmp, 0o600)  # O_CREAT's mode is only for a new file
-        os.replace(tmp, self.path)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            known = self.read()
+            if all(name in known for name in wanted):
+                return known
+            for name in wanted:
+                known.setdefault(name, secrets.token_urlsafe(24))
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(known, out, indent=2, sort_keys=True)
+            os.chmod(tmp, 0o600)  # O_CREAT's mode is only for a new file
+            os.replace(tmp, self.path)
         return known
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from ops.bootstrap import Kernel
 from ops.config import DATABASE_ROLE_VARS, ENV_VARS, Settings
 from ops.stack.postgres_roles import LOCAL_ROLES, Passwords, local_url, postgres_exports
@@ -67,3 +69,18 @@ def test_messages_name_a_url_without_its_password() -> None:
     assert redacted("postgresql://k:s3cret@h:1/d") == "postgresql://k:***@h:1/d"
     assert redacted("postgresql://k@h:1/d") == "postgresql://k@h:1/d"
     assert redacted("host=h user=k") == "host=h user=k"
+
+
+def test_kernel_env_prints_the_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops.cli import main
+
+    for name in [*ENV_VARS, "KERNEL_DEDUP_WINDOW"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KERNEL_STATE_DIR", str(tmp_path))
+    Passwords(tmp_path).ensure()
+    assert main(["env"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "export KERNEL_BOOTSTRAP_SERVERS=127.0.0.1:19092"
+    assert lines[1:] == postgres_exports(_settings(tmp_path))

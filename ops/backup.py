@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from projections.postgres import open_connection
+from projections.postgres import open_connection, redacted
 from schemas.errors import KernelError
 from schemas.topics import TOPICS
 
@@ -246,11 +246,11 @@ def restore(offsets: KafkaOffsets, src: Path, database_url: str) -> RestoreRepor
             ).fetchone()
             if row is not None and int(str(row[0])) > 0:
                 raise BackupError(
-                    f"the database at {database_url} is not empty ({row[0]} relations); "
+                    f"the database at {redacted(database_url)} is not empty ({row[0]} relations); "
                     "restore into a fresh database (createdb NAME) or drop and recreate it"
                 )
     except psycopg.Error as exc:
-        raise BackupError(f"cannot connect to {database_url}: {exc}") from exc
+        raise BackupError(f"cannot connect to {redacted(database_url)}: {exc}") from exc
     _run(
         [
             _tool("pg_restore"),

@@ -86,8 +86,10 @@ class Kernel:
     def database(self, role: str = "kernel") -> Database:
         """Postgres as ``role``: one pool per role, for the life of this root.
 
-        Every role connects with ``POSTGRES_URL`` until roles get URLs of their
-        own; the pool is already per role so a process connects as its role.
+        Each role connects with its own URL (``KERNEL_DATABASE_URL_<ROLE>``:
+        ``migrate``, ``api``, ``audit_projector``, ``sentinel_projector``,
+        ``auditor``), so a process holds only its role's rights; a role without
+        one, and ``kernel`` (an operator's command), uses ``POSTGRES_URL``.
         """
         from projections.postgres import Database, PostgresTimeouts  # noqa: PLC0415
 
@@ -97,7 +99,8 @@ class Kernel:
             timeouts = PostgresTimeouts(
                 s.pg_connect_timeout_s, s.pg_statement_timeout_s, s.pg_keepalive_s
             )
-            found = self._databases[role] = Database(s.database_url, timeouts, role=role)
+            url = s.database_url_for(role)
+            found = self._databases[role] = Database(url, timeouts, role=role)
         return found
 
     def offsets(self, *, timeout_s: float | None = None, quiet: bool = False) -> KafkaOffsets:
@@ -250,13 +253,17 @@ class Kernel:
         )
 
     def projector(
-        self, projection: Any, instance_id: str | None = None, producer: Producer | None = None
+        self,
+        projection: Any,
+        instance_id: str | None = None,
+        producer: Producer | None = None,
+        role: str = "projector",
     ) -> ProjectorRunner:
         """A Kafka-to-Postgres runner for ``projection``, reporting to the shared metrics.
 
         Consumer group ``<prefix>projector-<name>``; records it cannot project go
         to the dead-letter topic (through ``producer``, or one of its own); every
-        Postgres call bounded by the ``KERNEL_PG_*`` timeouts.
+        Postgres call bounded by the ``KERNEL_PG_*`` timeouts, as database ``role``.
         """
         from ops.runner_metrics import ProjectorMetrics  # noqa: PLC0415
         from projections.kafka_dead_letters import KafkaDeadLetters  # noqa: PLC0415
@@ -266,12 +273,12 @@ class Kernel:
         return ProjectorRunner(
             projection,
             kafka=self.kafka,
-            database_url=self.database("projector").url,
+            database_url=self.database(role).url,
             codec=self.codec,
             group=f"{self.names.prefix}projector-{projection.name}",
             instance_id=s.instance_id if instance_id is None else instance_id,
             dead_letters=KafkaDeadLetters(producer or self.producer(), projection.name),
-            timeouts=self.database("projector").timeouts,
+            timeouts=self.database(role).timeouts,
             on_poll=ProjectorMetrics(projection.name),
         )
 
@@ -279,7 +286,7 @@ class Kernel:
         from projections.audit import AuditProjection  # noqa: PLC0415
 
         projection = AuditProjection(self.names.chain, self.names.checkpoints)
-        return self.projector(projection, instance_id)
+        return self.projector(projection, instance_id, role="audit_projector")
 
     def sentinel(self, instance_id: str | None = None) -> TransactionalRunner[SentinelState]:
         """Streaming SentinelNet: every action evaluated, a policyCheck emitted, exactly once."""
@@ -304,8 +311,16 @@ class Kernel:
 
         dlq = producer or self.producer()
         return [
-            self.projector(PolicyRegistryProjection(self.names.policies), producer=dlq),
-            self.projector(PolicyCheckProjection(self.names.policy_checks), producer=dlq),
+            self.projector(
+                PolicyRegistryProjection(self.names.policies),
+                producer=dlq,
+                role="sentinel_projector",
+            ),
+            self.projector(
+                PolicyCheckProjection(self.names.policy_checks),
+                producer=dlq,
+                role="sentinel_projector",
+            ),
         ]
 
     def sentinel_projector(self) -> Runnable:
@@ -327,16 +342,18 @@ class Kernel:
         *,
         projections: bool = True,
         wrap: Callable[[CheckpointSource], CheckpointSource] | None = None,
+        role: str = "kernel",
     ) -> LagMonitor:
         """The deployment's lag monitor: Kafka groups, and the projections' checkpoints
-        (read on a pooled connection per sample; ``wrap`` decorates that source)."""
+        (read as database ``role`` on a pooled connection per sample; ``wrap``
+        decorates that source)."""
         from ops.lag.expected import pipeline_groups  # noqa: PLC0415
         from ops.lag.monitor import LagConfig, LagMonitor  # noqa: PLC0415
         from ops.lag.postgres_checkpoints import PostgresCheckpoints  # noqa: PLC0415
 
         checkpoints: CheckpointSource | None = None
         if projections:
-            checkpoints = PostgresCheckpoints(self.database())
+            checkpoints = PostgresCheckpoints(self.database(role))
             if wrap is not None:
                 checkpoints = wrap(checkpoints)
         return LagMonitor(
@@ -355,7 +372,7 @@ class Kernel:
         return {
             "kafka": kafka_ready(self.topic_admin(), self.names.audited()),
             "postgres": postgres_ready(self.database("api")),
-            "lag": lag_check(self.lag_monitor),
+            "lag": lag_check(lambda: self.lag_monitor(role="api")),
         }
 
     def sync_check(self, evaluator: Evaluator | None = None, max_in_flight: int = 8) -> SyncCheck:

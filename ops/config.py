@@ -15,7 +15,7 @@ from typing import TypedDict
 from schemas.contract import InputContract
 from schemas.errors import ConfigError
 
-__all__ = ["ENV_VARS", "Settings", "default_state_dir", "instance_id_token"]
+__all__ = ["DATABASE_ROLE_VARS", "ENV_VARS", "Settings", "default_state_dir", "instance_id_token"]
 
 # name -> one-line meaning; the single list of what configures Kernel.
 ENV_VARS: dict[str, str] = {
@@ -96,6 +96,25 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_API_TLS_CERT": "PEM certificate (chain) the API serves TLS with; unset: plaintext",
     "KERNEL_API_TLS_KEY": "PEM private key of KERNEL_API_TLS_CERT",
     "KERNEL_API_CLIENT_CA": "PEM CA bundle client certificates are verified against (mTLS)",
+    # -- Postgres roles (issue 11.4): each process connects as its own role
+    "KERNEL_DATABASE_URL_MIGRATE": "URL of the migrations owner (`kernel db migrate`); "
+    "unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_API": "URL of the API's role (SELECT only); unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_AUDIT_PROJECTOR": "URL of the audit projector's role (INSERT only); "
+    "unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_SENTINEL_PROJECTOR": "URL of the sentinel projector's role; "
+    "unset: POSTGRES_URL",
+    "KERNEL_DATABASE_URL_AUDITOR": "URL of the auditor's role (reads the audit tables); "
+    "unset: POSTGRES_URL",
+}
+
+# -- Postgres roles (issue 11.4): Kernel.database(role) -> the variable naming its URL
+DATABASE_ROLE_VARS: dict[str, str] = {
+    "migrate": "KERNEL_DATABASE_URL_MIGRATE",
+    "api": "KERNEL_DATABASE_URL_API",
+    "audit_projector": "KERNEL_DATABASE_URL_AUDIT_PROJECTOR",
+    "sentinel_projector": "KERNEL_DATABASE_URL_SENTINEL_PROJECTOR",
+    "auditor": "KERNEL_DATABASE_URL_AUDITOR",
 }
 
 
@@ -210,6 +229,8 @@ class Settings:
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
     api_client_ca: Path | None = None
+    # -- Postgres roles (issue 11.4): Kernel role -> URL (DATABASE_ROLE_VARS); absent: POSTGRES_URL
+    role_database_urls: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -271,6 +292,7 @@ class Settings:
             api_tls_cert=_path(e, "KERNEL_API_TLS_CERT"),
             api_tls_key=_path(e, "KERNEL_API_TLS_KEY"),
             api_client_ca=_path(e, "KERNEL_API_CLIENT_CA"),
+            role_database_urls={r: e[v] for r, v in DATABASE_ROLE_VARS.items() if e.get(v)},
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings
@@ -307,7 +329,17 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        return self.postgres_url or f"postgresql://kernel@127.0.0.1:{self.pg_port}/kernel"
+        """POSTGRES_URL, or the local cluster's administrative URL (with its password)."""
+        if self.postgres_url:
+            return self.postgres_url
+        from ops.stack.postgres_roles import local_url  # noqa: PLC0415
+
+        return local_url(self.state_dir, self.pg_port)
+
+    # -- Postgres roles (issue 11.4)
+    def database_url_for(self, role: str) -> str:
+        """The URL ``role`` connects with: its own variable, else :attr:`database_url`."""
+        return self.role_database_urls.get(role) or self.database_url
 
     @property
     def tokens_file(self) -> Path:

@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from schemas.errors import StoreUnavailableError
 
-__all__ = ["Conn", "Database", "PostgresTimeouts", "connect", "open_connection"]
+__all__ = ["Conn", "Database", "PostgresTimeouts", "connect", "open_connection", "redacted"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -64,6 +64,15 @@ class PostgresTimeouts:
             "keepalives_count": self.keepalive_count,
             "tcp_user_timeout": self.tcp_user_timeout_ms,
         }
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
 
 
 def open_connection(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> Conn:
@@ -140,7 +149,8 @@ class Database:
         except PoolTimeout as exc:
             self._down = True
             raise StoreUnavailableError(
-                f"Postgres at {self.url} did not answer within {self.timeouts.connect_s}s: {exc}"
+                f"Postgres at {redacted(self.url)} did not answer within "
+                f"{self.timeouts.connect_s}s: {exc}"
             ) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self._down = True
@@ -176,7 +186,9 @@ class Database:
                 self.url, self.timeouts, autocommit=autocommit, statements=statement_timeout
             )
         except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"Postgres at {self.url} did not answer: {exc}") from exc
+            raise StoreUnavailableError(
+                f"Postgres at {redacted(self.url)} did not answer: {exc}"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:

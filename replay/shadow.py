@@ -10,7 +10,7 @@ live's tables:
    inspect or drop), and the shadow's into ``public``;
 2. re-creates live's triggers on the new tables (their definitions are read
    from the catalog, so they call ``public``'s trigger functions, not the
-   shadow's) and re-grants live's table privileges;
+   shadow's) and re-grants live's table and column privileges;
 3. sets the projection's ``projection_checkpoints`` rows to where the shadow
    stands, so the projector resumes exactly after the replayed records;
 4. drops the shadow schema.
@@ -235,6 +235,7 @@ def swap(
     ident = sql.Identifier
     triggers: list[str] = []
     grants: dict[str, list[tuple[str, str]]] = {}
+    column_grants: dict[str, list[tuple[str, str, str]]] = {}
     for table in tables:
         conn.execute(
             sql.SQL("LOCK TABLE {}.{} IN ACCESS EXCLUSIVE MODE").format(ident(live), ident(table))
@@ -248,6 +249,7 @@ def swap(
             )
         ]
         grants[table] = _grants(conn, live, table)
+        column_grants[table] = _column_grants(conn, live, table)
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident(backup)))
     for table in tables:
         conn.execute(
@@ -267,7 +269,9 @@ def swap(
             conn.execute(
                 sql.SQL("DROP TRIGGER {} ON {}.{}").format(ident(name), ident(live), ident(table))
             )
-        for grantee, _privilege in _grants(conn, live, table):
+        granted = {g for g, _ in _grants(conn, live, table)}
+        granted |= {g for g, _, _ in _column_grants(conn, live, table)}
+        for grantee in sorted(granted):  # REVOKE ALL takes the column privileges too
             conn.execute(
                 sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(
                     ident(live), ident(table), ident(grantee)
@@ -277,6 +281,12 @@ def swap(
             conn.execute(
                 sql.SQL("GRANT {} ON {}.{} TO {}").format(
                     sql.SQL(privilege), ident(live), ident(table), ident(grantee)
+                )
+            )
+        for grantee, privilege, column in column_grants[table]:
+            conn.execute(
+                sql.SQL("GRANT {} ({}) ON {}.{} TO {}").format(
+                    sql.SQL(privilege), ident(column), ident(live), ident(table), ident(grantee)
                 )
             )
     for definition in triggers:  # read while the tables were in live: they name live
@@ -308,3 +318,17 @@ def _grants(conn: Conn, schema: str, table: str) -> list[tuple[str, str]]:
         (schema, table),
     ).fetchall()
     return [(str(g), str(p)) for g, p in rows if str(p) in _PRIVILEGES]
+
+
+def _column_grants(conn: Conn, schema: str, table: str) -> list[tuple[str, str, str]]:
+    """(grantee, privilege, column) granted on single columns (``SELECT (chain, size)``:
+    migration 0300), the owner's and PUBLIC's excepted."""
+    rows = conn.execute(
+        "SELECT pg_get_userbyid(x.grantee), x.privilege_type, a.attname"
+        " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid,"
+        " LATERAL aclexplode(a.attacl) AS x"
+        " WHERE a.attrelid = %s::regclass AND a.attacl IS NOT NULL"
+        " AND x.grantee <> c.relowner AND x.grantee <> 0 ORDER BY 1, 2, 3",
+        (f'"{schema}"."{table}"',),
+    ).fetchall()
+    return [(str(g), str(p), str(c)) for g, p, c in rows if str(p) in _PRIVILEGES]

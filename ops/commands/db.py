@@ -16,7 +16,10 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("db", help="migrate the projection database")
     verbs = p.add_subparsers(dest="verb", required=True)
     m = verbs.add_parser("migrate", help="apply pending migrations")
-    m.add_argument("--database-url", help="default: POSTGRES_URL or the local stack")
+    m.add_argument(
+        "--database-url",
+        help="default: KERNEL_DATABASE_URL_MIGRATE, POSTGRES_URL or the local stack",
+    )
     m.set_defaults(func=_migrate)
     s = verbs.add_parser("status", help="list migrations; exit 1 if any is pending")
     s.add_argument("--database-url")
@@ -24,7 +27,7 @@ def register(sub: Subparsers) -> None:
 
 
 def _migrate(args: argparse.Namespace, kernel: Kernel) -> int:
-    ran = migrate(args.database_url or kernel.settings.database_url)
+    ran = migrate(args.database_url or kernel.settings.database_url_for("migrate"))
     for m in ran:
         print(f"applied {m.version:04d}_{m.name}")
     print(
@@ -37,7 +40,7 @@ def _migrate(args: argparse.Namespace, kernel: Kernel) -> int:
 
 def _status(args: argparse.Namespace, kernel: Kernel) -> int:
 
-    with open_connection(args.database_url or kernel.settings.database_url) as conn:
+    with open_connection(args.database_url or kernel.settings.database_url_for("migrate")) as conn:
         todo = {m.version for m in pending(conn)}
     for m in migrations():
         print(f"{m.version:04d}_{m.name:<40} {'pending' if m.version in todo else 'applied'}")

@@ -52,7 +52,7 @@ def _demo(_args: argparse.Namespace, kernel: Kernel) -> int:
         print(f"{report.action:<8} {report.topic}")
 
     _stage("database migrations")
-    ran = migrate(kernel.settings.database_url)
+    ran = migrate(kernel.settings.database_url_for("migrate"))
     print(f"applied {len(ran)} migration(s)")
 
     _policies(kernel)

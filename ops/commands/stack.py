@@ -1,4 +1,4 @@
-"""``kernel up | down | status``: the local Kafka and Postgres."""
+"""``kernel up | down | status | env``: the local Kafka and Postgres."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
+from ops.stack.postgres_roles import postgres_exports
 from ops.stack.stack import ServiceStatus, StackStatus
 
 __all__ = ["register"]
@@ -24,6 +25,10 @@ def register(sub: Subparsers) -> None:
     down.set_defaults(func=_down)
     status = sub.add_parser("status", help="show the local Kafka and Postgres")
     status.set_defaults(func=_status)
+    env = sub.add_parser(
+        "env", help='print the exports of the local stack (eval "$(kernel env)"), each role\'s URL'
+    )
+    env.set_defaults(func=_env)
 
 
 def _line(s: ServiceStatus) -> str:
@@ -46,17 +51,28 @@ def _up(args: argparse.Namespace, kernel: Kernel) -> int:
     status = stack.up()
     _print(status)
     print(f"ready in {status.seconds:.1f}s")
+    _exports(kernel)
+    return 0
+
+
+def _exports(kernel: Kernel) -> None:
     if kernel.settings.kafka_stack_secure:
         # The stack's own clients find its CA and passwords from the state directory;
         # a process elsewhere takes them from these variables.
-        admin = stack.kafka.client_security(password=False)
+        kafka = kernel.stack().kafka
+        admin = kafka.client_security(password=False)
         print("export KERNEL_KAFKA_SECURITY=sasl_ssl")
         print(f"export KERNEL_KAFKA_SECURITY_PROTOCOL={admin['security.protocol']}")
         print(f"export KERNEL_KAFKA_SSL_CA_LOCATION={admin['ssl.ca.location']}")
         print(f"export KERNEL_KAFKA_SASL_USERNAME={admin['sasl.username']}")
-        print(f"export KERNEL_KAFKA_SASL_PASSWORD_FILE={stack.kafka.password_file()}")
+        print(f"export KERNEL_KAFKA_SASL_PASSWORD_FILE={kafka.password_file()}")
     print(f"export KERNEL_BOOTSTRAP_SERVERS={kernel.settings.kafka_bootstrap}")
-    print(f"export POSTGRES_URL={kernel.settings.database_url}")
+    for line in postgres_exports(kernel.settings):
+        print(line)
+
+
+def _env(_args: argparse.Namespace, kernel: Kernel) -> int:
+    _exports(kernel)
     return 0
 
 

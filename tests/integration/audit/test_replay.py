@@ -141,6 +141,11 @@ def test_a_tampered_row_is_named_and_a_swap_restores_the_log_truth(
             " WHERE table_schema = 'public' AND table_name = 'audit_events'"
             " AND grantee = 'kernel_projector' ORDER BY 1"
         ).fetchall()
+        columns = conn.execute(
+            "SELECT privilege_type, column_name FROM information_schema.column_privileges"
+            " WHERE table_schema = 'public' AND table_name = 'audit_checkpoints'"
+            " AND grantee = 'kernel_projector' AND privilege_type = 'SELECT' ORDER BY 2"
+        ).fetchall()
         kept = conn.execute(
             f"SELECT signer_id FROM {swapped.backup}.audit_events WHERE seq = 3 LIMIT 1"
         ).fetchone()
@@ -151,6 +156,8 @@ def test_a_tampered_row_is_named_and_a_swap_restores_the_log_truth(
         ("audit_events_no_truncate", "audit_append_only()"),
     ]
     assert grants == [("INSERT",)]  # the projector role may only append (migration 0102)
+    # its ON CONFLICT (chain, size) needs those columns (0300): column grants survive too
+    assert columns == [("SELECT", "chain"), ("SELECT", "size")]
     assert kept == ("mallory",)  # the tampered table is kept aside for the investigation
     assert _schemas(url) == [swapped.backup]
 

@@ -60,8 +60,9 @@ def schedule(plan: Plan) -> list[Fault]:
 
     Every worker type is killed at least once (round robin first, then at
     random), so even the short form covers each one. Kills avoid the windows
-    of the broker and Postgres faults (their own duration plus 10 s) and of the
-    scale-in when there is room, so that each recovery figure measures one fault.
+    of the broker and Postgres faults (their own duration plus 10 s), of the
+    scale-in, and the 15 s after the scale-out (the second instances joining) when
+    there is room, so that each recovery figure measures one fault.
     """
     rng = random.Random(plan.seed)
     t = plan.traffic_s
@@ -76,7 +77,12 @@ def schedule(plan: Plan) -> list[Fault]:
     # that the takeover of their partitions (~10 s) is measured alone.
     scale_in = Fault(0.25 * t, "scale-in")
     busy.append((scale_in.at_s - 5, scale_in.at_s + 15))
-    faults = [Fault(0.02 * t, "scale-out"), *infra, scale_in]
+    # Nor do kills land while the second instances join and take their share: a
+    # kill of one before it has done any work measures nothing and leaves the
+    # load-sharing verdict to chance (on a loaded machine a join takes ~7 s).
+    scale_out = Fault(0.02 * t, "scale-out")
+    busy.append((scale_out.at_s, scale_out.at_s + 15))
+    faults = [scale_out, *infra, scale_in]
     targets = list(WORKERS) + [rng.choice(WORKERS) for _ in range(plan.kills - len(WORKERS))]
     rng.shuffle(targets)
     times = []

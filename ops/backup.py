@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from projections.postgres import open_connection, redacted
 from schemas.errors import KernelError
@@ -135,8 +137,22 @@ def _tool(name: str) -> str:
     return str(path)
 
 
-def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its password, and the environment that carries the password:
+    a password on a command line is readable by every user of the machine (ps)."""
+    params = conninfo_to_dict(url)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None}), env
+
+
+def _run(cmd: list[str], what: str, url: str) -> None:
+    """Run ``cmd`` with ``{url}`` standing for the database, its password in the environment."""
+    conninfo, env = _libpq(url)
+    argv = [conninfo if part == "{url}" else part for part in cmd]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise BackupError(f"{what} failed (exit {done.returncode}): {done.stderr.strip()}")
 
@@ -199,8 +215,9 @@ def backup(url: str, offsets: KafkaOffsets, names: TopicNames, out: Path) -> Man
             checkpoints = _checkpoints(conn)
             migrations = _migrations(conn)
             _run(
-                [_tool("pg_dump"), "-Fc", f"--snapshot={snap[0]}", "-f", str(dump), "-d", url],
+                [_tool("pg_dump"), "-Fc", f"--snapshot={snap[0]}", "-f", str(dump), "-d", "{url}"],
                 "pg_dump",
+                url,
             )
             conn.rollback()
     except psycopg.Error as exc:
@@ -258,10 +275,11 @@ def restore(offsets: KafkaOffsets, src: Path, database_url: str) -> RestoreRepor
             "--exit-on-error",
             "--single-transaction",
             "-d",
-            database_url,
+            "{url}",
             str(dump),
         ],
         "pg_restore",
+        database_url,
     )
     with open_connection(database_url) as conn:
         restored = _checkpoints(conn)

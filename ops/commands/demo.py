@@ -17,6 +17,7 @@ from ops.bootstrap import Kernel
 from ops.commands import Subparsers
 from ops.demo import demo_actions
 from projections.migrate import migrate
+from projections.postgres import redacted
 from schemas.events import Event
 
 __all__ = ["register"]
@@ -188,8 +189,8 @@ def _next_steps(kernel: Kernel) -> None:
     print(
         "\nNext: run the runbook's check yourself, and ask the API why:\n"
         "  kernel keys export-signers > signers.json\n"
-        f"  kernel audit-verify --database-url {kernel.settings.database_url} "
-        "--signers signers.json\n"
+        "  kernel audit-verify --signers signers.json"
+        f"   # the database of POSTGRES_URL: {redacted(kernel.settings.database_url)}\n"
         "  kernel api &\n"
         "  TOKEN=$(kernel tokens create demo-$$ --role checker)\n"
         '  curl -H "Authorization: Bearer $TOKEN" localhost:8080/sentinel/explain/<policyCheckId>'

@@ -14,7 +14,7 @@ from ops.kafka_acls import PRINCIPALS
 from ops.stack.errors import StackError
 from ops.stack.kafka_server import KafkaServer
 from ops.stack.postgres_server import PostgresServer
-from projections.postgres import open_connection
+from projections.postgres import open_connection, redacted
 
 __all__ = ["LocalStack", "ServiceStatus", "StackStatus"]
 
@@ -93,10 +93,11 @@ class LocalStack:
             security = self.settings.kafka_client_security()
             kafka = ServiceStatus("kafka", addr, _kafka_answers(addr, security), False)
         if self.postgres_managed:
-            pg = ServiceStatus("postgres", self.postgres.url, self.postgres.running(), True)
+            where = redacted(self.postgres.url)  # a status line is printed and logged
+            pg = ServiceStatus("postgres", where, self.postgres.running(), True)
         else:
             url = self.settings.database_url
-            pg = ServiceStatus("postgres", url, _postgres_answers(url), False)
+            pg = ServiceStatus("postgres", redacted(url), _postgres_answers(url), False)
         return StackStatus(kafka=kafka, postgres=pg)
 
 

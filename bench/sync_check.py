@@ -32,8 +32,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -44,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from bench._certs import Certs, make_certs
 from bench._table import table
 from bench.stream_eval import bench_kernel, lifecycle_events, policies
 from ops.http.tokens import TokenStore
@@ -57,16 +60,21 @@ CONNECTIONS = 64
 def app() -> Any:
     """uvicorn factory: the check router on the composition root of the environment."""
     from ops.bootstrap import bootstrap  # noqa: PLC0415
+    from ops.http.access import OPEN, Gate  # noqa: PLC0415
     from ops.http.app import create_app  # noqa: PLC0415
     from ops.http.sentinel_check import check_router  # noqa: PLC0415
 
     kernel = bootstrap()
     limit = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "8"))
     router = check_router(functools.partial(kernel.sync_check, max_in_flight=limit))
-    return create_app([router], gate=kernel.gate())
+    gate = kernel.gate()
+    if os.environ.get("BENCH_AUTH") == "none":  # the baseline: the check open to anyone
+        gate = Gate(None, rules=[("POST", "/sentinel/check", OPEN)])
+    return create_app([router], gate=gate)
 
 
-_TOKEN: list[str] = [""]  # the checker token main() creates; every request carries it
+_TOKEN: list[str] = [""]  # the checker token main() creates; "" for no Authorization header
+_SSL: list[ssl.SSLContext | None] = [None]  # the client's TLS context (mutual TLS mode)
 
 
 def _request(i: int, port: int) -> bytes:
@@ -88,8 +96,8 @@ def _request(i: int, port: int) -> bytes:
     )
     head = (
         f"POST /sentinel/check HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer {_TOKEN[0]}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        + (f"Authorization: Bearer {_TOKEN[0]}\r\n" if _TOKEN[0] else "")
+        + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -110,7 +118,7 @@ async def _exchange(
 async def _load(port: int, rate: int, seconds: float, offset: int) -> dict[str, Any]:
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(CONNECTIONS):
-        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port, ssl=_SSL[0]))
     n = int(rate * seconds)
     requests = [_request(offset + i, port) for i in range(n)]
     latencies: list[float] = []
@@ -196,23 +204,66 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per rate; medians reported")
     ap.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop if installed)")
     ap.add_argument("--http", default="auto", help="uvicorn --http (auto: httptools if installed)")
+    ap.add_argument(
+        "--auth",
+        default="token",
+        help="comma-separated, run in turn: none (plaintext, open route), token (plaintext, "
+        "bearer token), mtls (TLS with a client certificate)",
+    )
     args = ap.parse_args([] if __name__ != "__main__" else None)
     kernel = bench_kernel("sync")
     kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))
+    work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    tokens = work / "tokens.json"
+    token, _ = TokenStore(tokens).create("bench", ["checker"])
+    certs = make_certs(work)
+    roles = work / "roles.json"
+    roles.write_text(json.dumps({"identities": {certs.client_identity: ["checker"]}}))
+    rows = []
+    for mode in args.auth.split(","):
+        rows += _run_mode(args, kernel, mode, token, certs, tokens, roles)
+    table(
+        f"POST /sentinel/check, open loop, 100 active policies ({args.in_scope} in scope "
+        f"of each request), uvicorn {args.workers} worker(s) ({args.loop}/{args.http}), "
+        f"{args.seconds:.0f} s per rate, "
+        f"shed over {args.max_in_flight} in flight; latency in ms; median of {args.repeat} "
+        "run(s)",
+        ["auth", "req/s", "sent/s", "requests", "200", "fallback", "shed", "shed %", "p50",
+         "p95", "p99", "p99.9", "max", "cpu ms/req"],
+        rows,
+    )  # fmt: skip
+
+
+def _run_mode(
+    args: argparse.Namespace,
+    kernel: Any,
+    mode: str,
+    token: str,
+    certs: Certs,
+    tokens: Path,
+    roles: Path,
+) -> list[list[Any]]:
     port = _free_port()
-    tokens = Path(tempfile.mkdtemp(prefix="bench-sync-")) / "tokens.json"
-    _TOKEN[0], _ = TokenStore(tokens).create("bench", ["checker"])
     env = dict(os.environ, KERNEL_TOPIC_PREFIX=kernel.settings.topic_prefix,
                KERNEL_BOOTSTRAP_SERVERS=kernel.settings.kafka_bootstrap,
-               KERNEL_TOKENS_FILE=str(tokens),
+               KERNEL_TOKENS_FILE=str(tokens), KERNEL_ROLES_FILE=str(roles), BENCH_AUTH=mode,
                BENCH_MAX_IN_FLIGHT=str(args.max_in_flight))  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.sync_check:app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log", "--workers", str(args.workers), "--loop", args.loop,
-         "--http", args.http],
-        env=env,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "uvicorn", "bench.sync_check:app", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-access-log", "--workers", str(args.workers), "--loop", args.loop,
+            "--http", args.http]  # fmt: skip
+    _TOKEN[0], _SSL[0] = (token if mode == "token" else ""), None
+    if mode == "mtls":
+        argv[argv.index("--http") + 1] = "ops.http.tls:KernelHttpTools"  # passes the client cert
+        argv += ["--ssl-certfile", str(certs.server_cert),
+                 "--ssl-keyfile", str(certs.server_key), "--ssl-ca-certs", str(certs.ca),
+                 "--ssl-cert-reqs", str(int(ssl.CERT_OPTIONAL))]  # fmt: skip
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        ctx.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+        _SSL[0] = ctx
+    elif mode not in ("none", "token"):
+        raise SystemExit(f"--auth: unknown mode {mode!r} (none, token, mtls)")
+    server = subprocess.Popen(argv, env=env)
     runs: dict[int, list[list[float]]] = {}
     try:
         _wait_up(port)
@@ -225,6 +276,7 @@ def main() -> None:
                 r = asyncio.run(_load(port, rate, args.seconds, offset))
                 cpu = _cpu_s(server.pid) - cpu
                 lat = r["lat"]
+                assert r["statuses"].get(200, 0) == r["n"], (mode, r["statuses"])
                 runs.setdefault(rate, []).append([
                     r["achieved"], r["n"], r["statuses"].get(200, 0), r["fallbacks"], r["shed"],
                     100 * r["shed"] / r["n"], _pct(lat, 50), _pct(lat, 95), _pct(lat, 99),
@@ -236,19 +288,11 @@ def main() -> None:
     rows = []
     for rate, results in runs.items():
         med = [statistics.median(column) for column in zip(*results, strict=True)]
-        rows.append([rate, f"{med[0]:.0f}", f"{med[1]:.0f}", f"{med[2]:.0f}", f"{med[3]:.0f}",
-                     f"{med[4]:.0f}", f"{med[5]:.0f}%", *(f"{v:.2f}" for v in med[6:10]),
+        counts = [f"{v:.0f}" for v in med[0:5]]
+        latencies = [f"{v:.2f}" for v in med[6:10]]
+        rows.append([mode, rate, *counts, f"{med[5]:.0f}%", *latencies,
                      f"{med[10]:.1f}", f"{med[11]:.2f}"])  # fmt: skip
-    table(
-        f"POST /sentinel/check, open loop, 100 active policies ({args.in_scope} in scope "
-        f"of each request), uvicorn {args.workers} worker(s) ({args.loop}/{args.http}), "
-        f"{args.seconds:.0f} s per rate, "
-        f"shed over {args.max_in_flight} in flight; latency in ms; median of {args.repeat} "
-        "run(s)",
-        ["req/s", "sent/s", "requests", "200", "fallback", "shed", "shed %", "p50", "p95",
-         "p99", "p99.9", "max", "cpu ms/req"],
-        rows,
-    )  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ class KafkaServer:
         env = dict(os.environ)
         env["KAFKA_LOG4J_OPTS"] = ""
         if not (self.home / "data" / "meta.properties").exists():
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster = _cluster_id()
             fmt = [
                 java,
                 "-XX:TieredStopAtLevel=1",  # a JVM that runs for seconds: compile little
@@ -297,3 +297,13 @@ class KafkaServer:
         stop_pid(pid, timeout_s=60)
         self._pid_file.unlink(missing_ok=True)
         return True
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, never starting with "-"
+    (the format tool would read it as an option; Kafka's own ``random-uuid`` also
+    draws again then). One id in 64 started so, and the stack failed to start."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster

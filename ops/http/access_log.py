@@ -27,12 +27,14 @@ from ops.http.access import Refusal
 from schemas.events import Event, new_event
 from schemas.positions import LogPosition
 
-__all__ = ["AccessLog", "Bucket"]
+__all__ = ["AccessLog", "Bucket", "EventLog"]
 
 log = logging.getLogger(__name__)
 
 
 class EventLog(Protocol):
+    """An asynchronous, acknowledged publisher (the API's: ``Kernel.async_log``)."""
+
     async def publish(self, events: list[Event], topic: str | None = None) -> list[LogPosition]: ...
 
     def close(self) -> None: ...

@@ -28,12 +28,13 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ops.http.access_log import EventLog
 from ops.http.errors import UnsupportedMediaTypeError
 from ops.http.front_door import principal_of
 from schemas.catalog import catalog
@@ -50,12 +51,6 @@ __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "REMEMBERED", "EventLog", "events_rout
 MAX_BATCH = 500
 MAX_BODY_BYTES = 8 * 1024 * 1024
 REMEMBERED = 100_000
-
-
-class EventLog(Protocol):
-    async def publish(self, events: list[Event], topic: str | None = None) -> list[LogPosition]: ...
-
-    def close(self) -> None: ...
 
 
 def events_router(

@@ -29,6 +29,7 @@ from ops.bootstrap import Kernel
 from projections.migrate import migrate
 from tests import identity
 from tests.e2e.conftest import settings_env
+from tests.ports import free_port
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -90,12 +91,6 @@ class Deployment:
     expired: Issued
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def tls_api(db_kernel: Kernel, tmp_path: Path) -> Iterator[Deployment]:
     migrate(db_kernel.settings.database_url)
@@ -110,7 +105,7 @@ def tls_api(db_kernel: Kernel, tmp_path: Path) -> Iterator[Deployment]:
     stranger, _, _ = _issue(tmp_path, "stranger", (other_cert, other_key), san=[uri])
     roles = tmp_path / "roles.json"
     roles.write_text(json.dumps({"identities": {"cert:spiffe://kernel/auditor-1": ["auditor"]}}))
-    port = _free_port()
+    port = free_port()
     env = settings_env(db_kernel.settings)
     env.update(KERNEL_ROLES_FILE=str(roles), KERNEL_METRICS_PORT="0")
     exe = str(Path(sys.executable).with_name("kernel"))
@@ -175,7 +170,7 @@ def test_production_refuses_a_plaintext_listener_and_says_why(kernel: Kernel) ->
     env["KERNEL_ENV"] = "production"
     exe = str(Path(sys.executable).with_name("kernel"))
     done = subprocess.run(
-        [exe, "api", "--port", str(_free_port())],
+        [exe, "api", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

@@ -14,7 +14,6 @@ import base64
 import http.client
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ops.bootstrap import Kernel
 from tests import identity
 from tests.e2e.conftest import KernelCLI, settings_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 def _spellings(secret: bytes | str) -> set[str]:
@@ -66,7 +60,7 @@ def test_no_secret_reaches_a_log(db_kernel: Kernel, db_cli: KernelCLI, tmp_path:
         KERNEL_METRICS_PORT="0",
     )
     exe = str(Path(sys.executable).with_name("kernel"))
-    port = _free_port()
+    port = free_port()
     logs = [state / "signer.log", state / "api.log"]
     signer = _serve([exe, "run", "signer"], env, logs[0])
     api = _serve([exe, "api", "--port", str(port), "--access-log"], env, logs[1])

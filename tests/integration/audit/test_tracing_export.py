@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import pytest
 
 from ops.bootstrap import Kernel
 from tests.e2e.conftest import settings_env
+from tests.ports import free_port
 
 KERNEL = str(Path(sys.executable).with_name("kernel"))
 JAEGER_VERSION = "1.76.0"  # keep in step with ops/install.sh
@@ -43,12 +43,6 @@ def jaeger_binary() -> Path:
         return Path(os.environ["KERNEL_TEST_JAEGER"])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "kernel" / f"jaeger-{JAEGER_VERSION}" / "jaeger"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _until(check: Callable[[], T | None], what: str, timeout: float) -> T:
@@ -111,7 +105,7 @@ class Jaeger:
 def jaeger(tmp_path: Path) -> Iterator[Jaeger]:
     binary = jaeger_binary()
     assert binary.exists(), f"no Jaeger at {binary}: ops/install.sh builds it"
-    query, query_grpc, otlp = _free_port(), _free_port(), _free_port()
+    query, query_grpc, otlp = free_port(), free_port(), free_port()
     config = tmp_path / "jaeger.yaml"
     config.write_text(_CONFIG.format(query=query, query_grpc=query_grpc, otlp=otlp))
     with (tmp_path / "jaeger.log").open("wb") as log:

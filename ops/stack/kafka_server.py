@@ -23,7 +23,15 @@ from pathlib import Path
 
 from ops.stack.errors import MissingToolError, StackError
 from ops.stack.kafka_security import BrokerSecurity
-from ops.stack.processes import pid_alive, port_open, read_pid, spawn, stop_pid, wait_until
+from ops.stack.processes import (
+    log_tail,
+    pid_alive,
+    port_open,
+    read_pid,
+    spawn,
+    stop_pid,
+    wait_until,
+)
 
 __all__ = ["KafkaServer"]
 
@@ -210,11 +218,12 @@ class KafkaServer:
         self._check_listener()  # a running broker of the other mode is not "reused"
         if self.running():
             return False
-        if port_open("127.0.0.1", self.port):
-            raise StackError(
-                f"port {self.port} is taken by a process that is not this stack's Kafka; "
-                "set KERNEL_KAFKA_PORT to a free port"
-            )
+        for port in (self.port, self.port + 1):  # the broker's and its controller's
+            if port_open("127.0.0.1", port):
+                raise StackError(
+                    f"port {port} is taken by a process that is not this stack's Kafka; "
+                    "set KERNEL_KAFKA_PORT to a free port (the controller listens on +1)"
+                )
         self.home.mkdir(parents=True, exist_ok=True)
         java, cp = self._java(), self.classpath()
         if self.security is not None:
@@ -278,7 +287,10 @@ class KafkaServer:
 
     def _answers(self) -> bool:
         if self.pid() is None:
-            raise StackError(f"Kafka exited during start; see {self.log_file}")
+            raise StackError(
+                f"Kafka exited during start; see {self.log_file}. Log tail:\n"
+                + log_tail(self.log_file)
+            )
         if not port_open("127.0.0.1", self.port):
             return False
         from streams.kafka.clients import KafkaClients  # noqa: PLC0415 - only when starting

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ops.stack.errors import StackError
 
-__all__ = ["pid_alive", "port_open", "read_pid", "spawn", "stop_pid", "wait_until"]
+__all__ = ["log_tail", "pid_alive", "port_open", "read_pid", "spawn", "stop_pid", "wait_until"]
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -92,7 +92,12 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path
         if check():
             return
         time.sleep(0.2)
-    tail = ""
-    if log is not None and log.exists():
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    tail = log_tail(log) if log is not None else ""
     raise StackError(f"{what} did not become ready within {timeout_s:.0f}s. Log tail:\n{tail}")
+
+
+def log_tail(log: Path, lines: int = 20) -> str:
+    """The last lines of a server's log, for the error that says it did not start."""
+    if not log.exists():
+        return f"({log} does not exist)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

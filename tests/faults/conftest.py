@@ -24,8 +24,8 @@ from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
 @pytest.fixture(scope="session")
 def fault_stack() -> Iterator[FaultStack]:
     stack = FaultStack(
-        kafka_port=int(os.environ.get("KERNEL_FAULTS_KAFKA_PORT", "39092")),
-        pg_port=int(os.environ.get("KERNEL_FAULTS_PG_PORT", "35432")),
+        kafka_port=int(os.environ.get("KERNEL_FAULTS_KAFKA_PORT", "28092")),
+        pg_port=int(os.environ.get("KERNEL_FAULTS_PG_PORT", "28432")),
     )
     try:
         stack.up()

@@ -2,7 +2,8 @@
 
 The shared test stack (29092/25432) is never touched: this one lives under
 ``/var/tmp/kernel-faults-<uuid>`` on its own ports (KERNEL_FAULTS_KAFKA_PORT,
-KERNEL_FAULTS_PG_PORT; 39092/35432 by default) and is torn down at the end.
+KERNEL_FAULTS_PG_PORT; 28092/28432 by default: below the kernel's ephemeral port range, so no
+client socket or port-0 server of another test can hold them) and is torn down at the end.
 Kafka's jars are reused from an existing stack's Maven cache when one is found
 (read only), so a run needs no download.
 """
@@ -43,7 +44,7 @@ def find_kafka_home() -> Path | None:
 class FaultStack:
     """A LocalStack plus the faults: broker kill -9 / graceful stop, Postgres stop."""
 
-    def __init__(self, kafka_port: int = 39092, pg_port: int = 35432) -> None:
+    def __init__(self, kafka_port: int = 28092, pg_port: int = 28432) -> None:
         self.state_dir = Path(f"/var/tmp/kernel-faults-{uuid.uuid4().hex[:12]}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KERNEL_", "POSTGRES_URL"))}
         env.update(

@@ -62,7 +62,9 @@ class _TolerantCheckpoints:
 def build_monitor(kernel: Kernel, *, projections: bool = True) -> LagMonitor:
     """The deployment's lag monitor; a Postgres that does not answer leaves the
     projections out of a sample, with a warning, instead of failing it."""
-    return kernel.lag_monitor(projections=projections, wrap=_TolerantCheckpoints)
+    # The projections' positions are read with the read-only role of the read
+    # models (KERNEL_DATABASE_URL_API; unset: POSTGRES_URL): a lag exporter writes nothing.
+    return kernel.lag_monitor(projections=projections, wrap=_TolerantCheckpoints, role="api")
 
 
 def snapshot_json(snapshot: LagSnapshot) -> dict[str, Any]:

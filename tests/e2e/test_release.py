@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from ops.release import dockerfile_sources
 from replay.release_manifest import MANIFEST_NAME
 from streams.chain.keys import generate_key, load_signer, signers_document
 from streams.chain.pkcs11_signer import TokenConfig, generate_token_key
+from tests.e2e.test_runbooks import commands
 from tests.softhsm import SoftHsmToken
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,3 +214,46 @@ def test_the_image_context_is_what_the_dockerfile_copies_and_is_deterministic(
     with tarfile.open(file_release.directory / "kernel-0.1.0-image-context.tar.gz") as t:
         tops = {n.split("/")[0] for n in t.getnames()}
     assert tops == {"Dockerfile", *sources}
+
+
+def _doc_python_block() -> str:
+    [block] = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "releasing.md").read_text(), re.S)
+    return block
+
+
+def test_the_commands_of_docs_releasing_run_as_written(tmp_path: Path) -> None:
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", "--shared", str(ROOT), str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "checkout", "-q", head], check=True)
+    shim = tmp_path / "bin" / "kernel"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m ops.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {**base_env(tmp_path), "HOME": str(tmp_path / "home")}
+    env["PATH"] = f"{shim.parent}{os.pathsep}{env.get('PATH', '')}"
+    found = commands(ROOT / "docs" / "releasing.md")
+    assert [c.expected for c in found] == [0, 0, 0, 0, 0, 1]
+    for c in found:
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", c.line],
+            capture_output=True, text=True, env=env, cwd=checkout, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == c.expected, f"{c.line}\n{done.stdout}\n{done.stderr}"
+    assert (checkout / "dist" / "release" / MANIFEST_NAME).is_file()
+
+
+def test_the_independent_check_of_docs_releasing_accepts_a_release_and_fails_a_tampered_one(
+    file_release: Built, tmp_path: Path
+) -> None:
+    shutil.copytree(file_release.directory, tmp_path / "dist" / "release")
+    script = [sys.executable, "-c", _doc_python_block()]
+    ok = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    with (tmp_path / "dist" / "release" / "kernel-0.1.0.tar.gz").open("ab") as f:
+        f.write(b"x")
+    bad = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert "AssertionError" in bad.stderr

@@ -249,6 +249,7 @@ def test_the_independent_check_of_docs_releasing_accepts_a_release_and_fails_a_t
     file_release: Built, tmp_path: Path
 ) -> None:
     shutil.copytree(file_release.directory, tmp_path / "dist" / "release")
+    shutil.copyfile(file_release.signers, tmp_path / "release-signers.json")
     script = [sys.executable, "-c", _doc_python_block()]
     ok = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr

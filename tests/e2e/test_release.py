@@ -8,6 +8,7 @@ build is reproducible, and what is released is the commit, not the checkout.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from ops.cli import main
 from ops.release import dockerfile_sources
 from replay.release_manifest import MANIFEST_NAME
 from streams.chain.keys import generate_key, load_signer, signers_document
@@ -130,7 +132,7 @@ def test_release_builds_the_three_artifacts_and_verify_release_accepts_them(
     assert '"signerId": "kernel-release"' in file_release.stdout
     done = verify(file_release)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("\nok    ") + done.stdout.startswith("ok    ") == 3
+    assert sum(line.startswith("ok    ") for line in done.stdout.splitlines()) == 3
     assert f"release verified: kernel 0.1.0 of commit {head}" in done.stdout
 
 
@@ -258,3 +260,22 @@ def test_the_independent_check_of_docs_releasing_accepts_a_release_and_fails_a_t
     bad = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert "AssertionError" in bad.stderr
+
+
+def test_verify_release_trusts_one_public_key_given_on_the_command_line(
+    file_release: Built,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KERNEL_STATE_DIR", str(tmp_path))
+    manifest = str(file_release.directory / MANIFEST_NAME)
+    key = json.loads(file_release.signers.read_text())["signers"][0]["publicKey"]
+    assert main(["verify-release", manifest, "--public-key", key]) == 0
+    assert main(["verify-release", manifest, "--public-key", key, "--signer-id", "other"]) == 1
+    assert "'kernel-release' is not a trusted release signer" in capsys.readouterr().err
+    wrong = base64.b64encode(b"\x01" * 32).decode()
+    assert main(["verify-release", manifest, "--public-key", wrong]) == 1
+    assert "not the trusted one" in capsys.readouterr().err
+    assert main(["verify-release", manifest, "--public-key", "not base64!"]) == 2
+    assert "--public-key is not a base64 Ed25519 key" in capsys.readouterr().err

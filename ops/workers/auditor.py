@@ -152,7 +152,9 @@ class Auditor:
                 (cp.chain, cp.size),
             )
             for seq, id_, prev_hash, hash_ in cur:
-                if verifier.feed_checked((cp.chain, int(seq), str(id_), prev_hash, hash_, None)):
+                if verifier.feed_checked(
+                    (cp.chain, int(seq), str(id_), prev_hash, hash_, None, None)
+                ):
                     break
         for failure in verifier.finish().failures:
             self._fail(failure)
@@ -167,6 +169,8 @@ class Auditor:
         for row in iter_rows(conn, chain, from_seq=state.summary.length):
             failure = verifier.feed(row)
             fed += 1
+            if failure is None and verifier.flagged:  # a key signed where it may not: alarm
+                failure = verifier.flagged[0]
             if failure is not None:
                 self._fail(failure)
                 break

@@ -187,7 +187,8 @@ class ChainVerifier:
             return self._fail(cur, seq, id_, reason)
         if signer_id is not None:
             verifier = self._verifiers.get(signer_id)
-            flag = window_flag(signer_id, verifier and verifier.window, chain, seq)
+            window = None if verifier is None else verifier.window
+            flag = window_flag(signer_id, window, chain, seq)
             if flag is not None:
                 cur.flagged += 1
                 self._flagged.append(Failure(chain, seq, id_, flag))

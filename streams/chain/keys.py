@@ -20,8 +20,8 @@ import json
 import os
 import re
 import stat
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey

@@ -84,7 +84,7 @@ def parse_window(entry: Mapping[str, Any], where: str) -> KeyWindow | None:
     if all(m is None for m in maps):
         return None
     valid_from, valid_until, revoked_from = maps
-    if valid_from and ANY_CHAIN in valid_from or valid_until and ANY_CHAIN in valid_until:
+    if ANY_CHAIN in (valid_from or {}) or ANY_CHAIN in (valid_until or {}):
         raise KeyFileError(f"{where}: '*' is only meaningful in revokedFrom")
     return KeyWindow(valid_from or {}, valid_until, revoked_from or {})
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,12 @@ def register(sub: Subparsers) -> None:
     )
     r.add_argument("--keys-dir", type=Path, help="default: KERNEL_STATE_DIR/keys")
     r.add_argument("--reason", default="scheduled rotation")
+    r.add_argument(
+        "--wait-s",
+        type=float,
+        default=15.0,
+        help="how long a stopped signer may take to leave its group (default 15)",
+    )
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(func=_rotate)
     v = verbs.add_parser("revoke", help="void a key's signatures from a position of each chain")
@@ -193,13 +200,7 @@ def _rotate(args: argparse.Namespace, kernel: Kernel) -> int:
 
     outgoing = kernel.signer()
     incoming = _incoming_key(args, kernel)
-    group = f"{kernel.names.prefix}{ChainSigner.name}"
-    running = kernel.offsets().members([group]).get(group, 0)
-    if running:
-        raise ConfigError(
-            f"the chain signer is running ({running} member(s) of group {group}): stop it "
-            "first; a link it signed during the rotation would fork its chain"
-        )
+    _wait_for_stopped_signer(kernel, f"{kernel.names.prefix}{ChainSigner.name}", args.wait_s)
     processor = ChainSigner(
         outgoing, kernel.names.audited(), kernel.names.chain, _chain_partitions()
     )
@@ -232,6 +233,25 @@ def _rotate(args: argparse.Namespace, kernel: Kernel) -> int:
         "`kernel keys export-signers --from-log > signers.json`"
     )
     return 0
+
+
+def _wait_for_stopped_signer(kernel: Kernel, group: str, wait_s: float) -> None:
+    """Refuse while the signer's group has a member: its links would fork a chain.
+
+    Signer instances are static members (``group.instance.id``): a stopped one
+    stays listed until its session times out (6 s), so a stopped signer is
+    waited for, a running one (heartbeating) is refused.
+    """
+    offsets = kernel.offsets()
+    deadline = time.monotonic() + wait_s
+    while running := offsets.members([group]).get(group, 0):
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                f"the chain signer is running ({running} member(s) of group {group} after "
+                f"{wait_s:.0f}s): stop it first; a link it signed during the rotation "
+                "would fork its chain"
+            )
+        time.sleep(0.5)
 
 
 def _incoming_key(args: argparse.Namespace, kernel: Kernel) -> bytes:

@@ -1,0 +1,120 @@
+"""Rotation and revocation on real Kafka and Postgres, through the CLI's commands.
+
+Publish, sign, rotate (a link on every chain, signed by the outgoing key),
+publish and sign with the incoming key: ``audit-verify`` and replay pass with
+``signers.json`` from the log. Then revoke the old key from a position before
+the rotation: exactly the records between are flagged, by both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ops.bootstrap import Kernel
+from ops.cli import build_parser
+from streams.chain.keys import generate_key
+from tests.integration.audit.test_pipeline import _run_pipeline
+from tests.integration.core.test_producer import _actions
+
+
+def _cli(kernel: Kernel, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    capsys.readouterr()
+    args = build_parser().parse_args(list(argv))
+    code = int(args.func(args, kernel))
+    return code, capsys.readouterr().out
+
+
+def _signers(kernel: Kernel, capsys: pytest.CaptureFixture[str], path: Path) -> Path:
+    code, out = _cli(kernel, capsys, "keys", "export-signers", "--from-log")
+    assert code == 0
+    path.write_text(out)
+    return path
+
+
+def _links(kernel: Kernel) -> list[tuple[str, int, str, str]]:
+    with psycopg.connect(kernel.settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT chain, seq, signer_id, event_type FROM audit_events ORDER BY chain, seq"
+        ).fetchall()
+    return [(str(c), int(s), str(k), str(t)) for c, s, k, t in rows]
+
+
+def test_rotate_then_revoke_flags_exactly_the_records_between(
+    audit_kernel: Kernel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = audit_kernel
+    new_key = generate_key(old.settings.keys_dir, "test-signer-2")
+    new = Kernel(replace(old.settings, signing_key=new_key, signer_id="test-signer-2"))
+    with old.producer() as producer:
+        producer.publish_batch(_actions(5, "acct-a") + _actions(4, "acct-b"))
+    _run_pipeline(old)
+
+    code, out = _cli(old, capsys, "keys", "rotate", "--to", "test-signer-2", "--json")
+    assert code == 0, out
+    rotation = json.loads(out)["keyRotation"]
+    positions = rotation["body"]["positions"]
+    assert positions and all(c.startswith(old.names.actions) for c in positions)
+
+    with new.producer() as producer:
+        producer.publish_batch(_actions(3, "acct-a") + _actions(2, "acct-b"))
+    _run_pipeline(new)  # chains the new actions and the keyRotation event itself
+
+    links = _links(new)
+    for chain, at in positions.items():  # each chain: the rotation link, then the new key
+        mine = [lk for lk in links if lk[0] == chain]
+        assert mine[at - 1][2:] == ("test-signer", "keyRotation")
+        assert {k for _, s, k, _ in mine if s < at} == {"test-signer"}
+        assert {k for _, s, k, _ in mine if s >= at} == {"test-signer-2"}
+    keys_chain = [lk for lk in links if lk[0] == f"{old.names.name('keys')}/0"]
+    assert [(s, k, t) for _, s, k, t in keys_chain] == [(0, "test-signer-2", "keyRotation")]
+
+    signers = _signers(new, capsys, tmp_path / "signers.json")
+    code, out = _cli(new, capsys, "audit-verify", "--signers", str(signers), "--json")
+    assert code == 0, out
+    assert json.loads(out)["flagged"] == []
+
+    # The key leaked before the rotation: void from seq 1 of the busiest chain.
+    chain = max(positions, key=lambda c: positions[c])
+    code, out = _cli(new, capsys, "keys", "revoke", "test-signer", "--from", f"{chain}@1")
+    assert code == 0, out
+    _run_pipeline(new)  # the revocation is chained on the keys topic's chain too
+    signers = _signers(new, capsys, tmp_path / "signers-revoked.json")
+    doc = json.loads(signers.read_text())
+    old_entry = next(e for e in doc["signers"] if e["signerId"] == "test-signer")
+    assert old_entry["revokedFrom"] == {chain: 1}
+    assert old_entry["validUntil"] == positions
+
+    expected = {(chain, seq) for seq in range(1, positions[chain])}  # 1 .. the rotation link
+    code, out = _cli(new, capsys, "audit-verify", "--signers", str(signers), "--json")
+    report = json.loads(out)
+    assert code == 1
+    assert report["failures"] == []
+    assert {(f["chain"], f["seq"]) for f in report["flagged"]} == expected
+    assert all(
+        f["reason"] == f"signed by revoked key 'test-signer' after position {chain}@1"
+        for f in report["flagged"]
+    )
+
+    code, out = _cli(
+        new, capsys, "replay", "audit", "--signers", str(signers), "--verify-only", "--json"
+    )
+    replayed = json.loads(out)["projections"]["audit"]
+    assert code == 1
+    assert not replayed["verified"]
+    assert {(f["chain"], f["seq"]) for f in replayed["flagged"]} == expected
+
+
+def test_rotate_needs_the_incoming_key_and_revoke_a_known_one(
+    audit_kernel: Kernel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from schemas.errors import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="no key file for 'nobody'"):
+        _cli(audit_kernel, capsys, "keys", "rotate", "--to", "nobody")
+    with pytest.raises(ConfigError, match="is the key in force|not a key the chains know"):
+        _cli(audit_kernel, capsys, "keys", "revoke", "someone-else", "--from", "*@0")

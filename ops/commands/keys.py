@@ -116,6 +116,12 @@ def register(sub: Subparsers) -> None:
         help="the first seq of CHAIN (topic/partition, or '*' for every other chain) "
         "whose record KEY signed is void; repeatable",
     )
+    v.add_argument(
+        "--signed-by",
+        metavar="SIGNER_ID",
+        help="the key in force, which signs the revocation: its key file in KERNEL_STATE_DIR/keys "
+        "(default: the configured signer)",
+    )
     v.add_argument("--reason", default="key compromised")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.set_defaults(func=_revoke)
@@ -274,7 +280,11 @@ def _incoming_key(args: argparse.Namespace, kernel: Kernel) -> bytes:
 
 
 def _revoke(args: argparse.Namespace, kernel: Kernel) -> int:
-    in_force = kernel.signer()
+    in_force = (
+        load_signer(key_path(kernel.settings.keys_dir, args.signed_by))
+        if args.signed_by
+        else kernel.signer()
+    )
     positions: dict[str, int] = {}
     for text in args.positions:
         chain, sep, seq = text.rpartition("@")
@@ -286,6 +296,11 @@ def _revoke(args: argparse.Namespace, kernel: Kernel) -> int:
     known = _history(kernel, {**_key_file_keys(kernel), in_force.signer_id: in_force.public_key})
     if args.key not in known.keys:
         raise ConfigError(f"{args.key!r} is not a key the chains know (key files, rotations)")
+    if known.current is not None and known.current != in_force.signer_id:
+        raise ConfigError(
+            f"the key in force is {known.current!r} (the last rotation's), not "
+            f"{in_force.signer_id!r}: sign the revocation with it (--signed-by {known.current})"
+        )
     with kernel.producer() as producer:
         where = producer.publish(event, kernel.names.name("keys"))
     if args.json:

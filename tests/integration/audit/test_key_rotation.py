@@ -1,9 +1,10 @@
 """Rotation and revocation on real Kafka and Postgres, through the CLI's commands.
 
 Publish, sign, rotate (a link on every chain, signed by the outgoing key),
-publish and sign with the incoming key: ``audit-verify`` and replay pass with
+publish and sign with the incoming key: ``audit-verify`` passes with
 ``signers.json`` from the log. Then revoke the old key from a position before
-the rotation: exactly the records between are flagged, by both.
+the rotation: exactly the records between are flagged. (Replay's flags over the
+same kind of log are checked by the key-compromise runbook, tests/e2e/test_runbooks.py.)
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ def test_rotate_then_revoke_flags_exactly_the_records_between(
     chain = max(positions, key=lambda c: positions[c])
     code, out = _cli(new, capsys, "keys", "revoke", "test-signer", "--from", f"{chain}@1")
     assert code == 0, out
-    _run_pipeline(new)  # the revocation is chained on the keys topic's chain too
     signers = _signers(new, capsys, tmp_path / "signers-revoked.json")
     doc = json.loads(signers.read_text())
     old_entry = next(e for e in doc["signers"] if e["signerId"] == "test-signer")
@@ -100,21 +100,13 @@ def test_rotate_then_revoke_flags_exactly_the_records_between(
         for f in report["flagged"]
     )
 
-    code, out = _cli(
-        new, capsys, "replay", "audit", "--signers", str(signers), "--verify-only", "--json"
-    )
-    replayed = json.loads(out)["projections"]["audit"]
-    assert code == 1
-    assert not replayed["verified"]
-    assert {(f["chain"], f["seq"]) for f in replayed["flagged"]} == expected
-
 
 def test_rotate_needs_the_incoming_key_and_revoke_a_known_one(
     audit_kernel: Kernel, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from schemas.errors import ConfigError  # noqa: PLC0415
+    from schemas.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no key file for 'nobody'"):
         _cli(audit_kernel, capsys, "keys", "rotate", "--to", "nobody")
-    with pytest.raises(ConfigError, match="is the key in force|not a key the chains know"):
+    with pytest.raises(ConfigError, match="not a key the chains know"):
         _cli(audit_kernel, capsys, "keys", "revoke", "someone-else", "--from", "*@0")

@@ -28,6 +28,17 @@ KEYS = {
 A, B = KEYS
 
 
+DESCRIPTION = (
+    "Kernel key rotation v1 test vectors (decision 0018). Links follow audit_chain_v1; "
+    "the rotation link's payload is the keyRotation event, signed by the outgoing "
+    "key, its sourceOffset the previous link's. keyRotation signature = "
+    "base64(Ed25519(SHA-256(JCS(body without 'signature')))). Flag reasons: "
+    "'revoked' = signed at or after its key's revokedFrom; 'outside' = outside "
+    "validFrom..validUntil. The keys are PUBLISHED TEST KEYS: "
+    "seed = SHA-256(UTF-8 seedText)."
+)
+
+
 def _key(signer_id: str) -> SigningKey:
     return SigningKey(hashlib.sha256(KEYS[signer_id].encode()).digest())
 
@@ -91,15 +102,7 @@ def main() -> None:
         {"signerId": B, "publicKey": public[B], "validFrom": {CHAIN: 3}},
     ]}  # fmt: skip
     doc = {
-        "description": " ".join([
-            "Kernel key rotation v1 test vectors (decision 0018). Links follow audit_chain_v1;",
-            "the rotation link's payload is the keyRotation event, signed by the outgoing",
-            "key, its sourceOffset the previous link's. keyRotation signature =",
-            "base64(Ed25519(SHA-256(JCS(body without 'signature')))). Flag reasons:",
-            "'revoked' = signed at or after its key's revokedFrom; 'outside' = outside",
-            "validFrom..validUntil. The keys are PUBLISHED TEST KEYS:",
-            "seed = SHA-256(UTF-8 seedText).",
-        ]),  # fmt: skip
+        "description": DESCRIPTION,
         "chain": CHAIN,
         "keys": [
             {"signerId": sid, "seedText": KEYS[sid], "publicKey": public[sid]} for sid in KEYS

@@ -183,6 +183,8 @@ def windows_from_log(initial: Mapping[str, bytes], records: Iterable[Event]) -> 
         positions = body.get("positions") or {}
         old, new = str(body.get("oldSignerId")), str(body["newSignerId"])
         if action == ROTATE:
+            if history.current is not None and old != history.current:
+                raise ChainError(f"{where}: rotates from {old!r}, not the key in force")
             if new in history.keys and history.keys[new] != unb64(body["newPublicKey"]):
                 raise ChainError(f"{where}: signerId {new!r} is already another key")
             if new in valid_from or new in valid_until:
@@ -194,6 +196,8 @@ def windows_from_log(initial: Mapping[str, bytes], records: Iterable[Event]) -> 
         elif action == REVOKE:
             if old not in history.keys or old == new:
                 raise ChainError(f"{where}: revokes {old!r}, unknown or its own signer")
+            if history.current is not None and new != history.current:
+                raise ChainError(f"{where}: signed by {new!r}, not the key in force")
             mine = revoked.setdefault(old, {})
             for chain, seq in positions.items():
                 mine[chain] = min(seq, mine.get(chain, seq))

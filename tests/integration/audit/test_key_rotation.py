@@ -110,3 +110,46 @@ def test_rotate_needs_the_incoming_key_and_revoke_a_known_one(
         _cli(audit_kernel, capsys, "keys", "rotate", "--to", "nobody")
     with pytest.raises(ConfigError, match="not a key the chains know"):
         _cli(audit_kernel, capsys, "keys", "revoke", "someone-else", "--from", "*@0")
+
+
+@pytest.mark.slow  # ~10 s: a signer joins its group; run with -m slow
+def test_rotate_refuses_while_a_signer_runs(
+    audit_kernel: Kernel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    from schemas.errors import ConfigError
+
+    generate_key(audit_kernel.settings.keys_dir, "test-signer-2")
+    with audit_kernel.producer() as producer:
+        producer.publish_batch(_actions(2, "acct-a"))
+    runner, stop = audit_kernel.chain_signer(), threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop.is_set,), daemon=True)
+    thread.start()
+    try:
+        runner_heads = _wait_for_links(audit_kernel, 2)
+        assert runner_heads == 2
+        with pytest.raises(ConfigError, match="the chain signer is running"):
+            _cli(audit_kernel, capsys, "keys", "rotate", "--to", "test-signer-2", "--wait-s", "2")
+    finally:
+        stop.set()
+        thread.join(30)
+        runner.close()
+    from tests.integration.core.test_producer import read_all
+
+    links = [e for _, e, _ in read_all(audit_kernel, audit_kernel.names.chain)]
+    assert all(e.body["payload"]["eventType"] == "kernelAction" for e in links)  # no rotation
+
+
+def _wait_for_links(kernel: Kernel, n: int, timeout_s: float = 30.0) -> int:
+    import time
+
+    from tests.integration.core.test_producer import read_all
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = len(read_all(kernel, kernel.names.chain))
+        if found >= n:
+            return found
+        time.sleep(0.5)
+    return 0

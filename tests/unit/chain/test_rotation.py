@@ -261,3 +261,15 @@ class _Reader:
 
     def committed(self, topic: str, partition: int) -> int:
         return 0
+
+
+def test_a_rotation_or_revocation_not_by_the_key_in_force_is_refused() -> None:
+    third = LocalEd25519Signer(b"\x03" * 32, "key-third")
+    keys = {OLD.signer_id: OLD.public_key, third.signer_id: third.public_key}
+    first = _key_event(rotation_body(OLD, NEW.signer_id, NEW.public_key, {}, "r"), "o", "n")
+    from_retired = rotation_body(third, "key-fourth", b"\x04" * 32, {}, "r")
+    with pytest.raises(ChainError, match="not the key in force"):
+        windows_from_log(keys, [first, _key_event(from_retired, "t", "f")])
+    by_other = revocation_body(third, OLD.signer_id, {"*": 0}, "x")
+    with pytest.raises(ChainError, match="not the key in force"):
+        windows_from_log(keys, [first, _key_event(by_other, "t", "o")])

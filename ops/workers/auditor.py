@@ -169,13 +169,14 @@ class Auditor:
         for row in iter_rows(conn, chain, from_seq=state.summary.length):
             failure = verifier.feed(row)
             fed += 1
-            if failure is None and verifier.flagged:  # a key signed where it may not: alarm
-                failure = verifier.flagged[0]
             if failure is not None:
                 self._fail(failure)
                 break
             if fed % 5000 == 0 and should_stop():
                 raise _StoppedError
+        flagged = verifier.flagged  # a key signed where it may not (window, revocation)
+        if flagged:
+            self._fail(flagged[0])
         reached = state.summary.length
         state.pending = {s: cp for s, cp in state.pending.items() if s > reached}
         return fed

@@ -3,8 +3,8 @@
 Publish, sign, rotate (a link on every chain, signed by the outgoing key),
 publish and sign with the incoming key: ``audit-verify`` passes with
 ``signers.json`` from the log. Then revoke the old key from a position before
-the rotation: exactly the records between are flagged. (Replay's flags over the
-same kind of log are checked by the key-compromise runbook, tests/e2e/test_runbooks.py.)
+the rotation: exactly the records between are flagged, by audit-verify and (slow
+variant) by replay; the key-compromise runbook checks replay's flags by default.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ def _links(kernel: Kernel) -> list[tuple[str, int, str, str]]:
     return [(str(c), int(s), str(k), str(t)) for c, s, k, t in rows]
 
 
+# Replay of the same log too, as a slow variant (+4 s; run with -m slow): the
+# key-compromise runbook checks replay's flags in the default suite.
+@pytest.mark.parametrize("replay", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_rotate_then_revoke_flags_exactly_the_records_between(
-    audit_kernel: Kernel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    audit_kernel: Kernel, tmp_path: Path, capsys: pytest.CaptureFixture[str], replay: bool
 ) -> None:
     old = audit_kernel
     new_key = generate_key(old.settings.keys_dir, "test-signer-2")
@@ -99,6 +102,16 @@ def test_rotate_then_revoke_flags_exactly_the_records_between(
         f["reason"] == f"signed by revoked key 'test-signer' after position {chain}@1"
         for f in report["flagged"]
     )
+    if not replay:
+        return
+    code, out = _cli(
+        new, capsys, "replay", "audit", "--signers", str(signers), "--verify-only", "--json"
+    )
+    replayed = json.loads(out)["projections"]["audit"]
+    assert code == 1
+    assert not replayed["verified"] and not replayed["swapped"]
+    assert replayed["failures"] == []
+    assert {(f["chain"], f["seq"]) for f in replayed["flagged"]} == expected
 
 
 def test_rotate_needs_the_incoming_key_and_revoke_a_known_one(

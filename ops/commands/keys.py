@@ -29,8 +29,8 @@ from typing import Any
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
-from schemas.errors import ConfigError
-from schemas.events import Event, now_ms
+from schemas.errors import ConfigError, ValidationError
+from schemas.events import Event, now_ms, parse_ts
 from streams.chain.keys import (
     generate_key,
     key_files,
@@ -111,10 +111,16 @@ def register(sub: Subparsers) -> None:
         "--from",
         dest="positions",
         action="append",
-        required=True,
+        default=[],
         metavar="CHAIN@SEQ",
         help="the first seq of CHAIN (topic/partition, or '*' for every other chain) "
         "whose record KEY signed is void; repeatable",
+    )
+    v.add_argument(
+        "--from-time",
+        metavar="RFC3339",
+        help="on every chain, from the first record KEY signed with event time at or after "
+        "this (read from audit_events)",
     )
     v.add_argument(
         "--signed-by",
@@ -291,6 +297,14 @@ def _revoke(args: argparse.Namespace, kernel: Kernel) -> int:
         if not sep or not chain or not seq.isdigit():
             raise ConfigError(f"--from {text!r}: expected CHAIN@SEQ (kernel.actions/0@12, *@0)")
         positions[chain] = min(int(seq), positions.get(chain, int(seq)))
+    if args.from_time:
+        for chain, seq in _first_signed_at(kernel, args.key, args.from_time).items():
+            positions[chain] = min(seq, positions.get(chain, seq))
+    if not positions:
+        raise ConfigError(
+            "nothing to revoke from: name positions with --from CHAIN@SEQ ('*@0': all), or a "
+            f"--from-time at or before a record {args.key!r} signed"
+        )
     body = revocation_body(in_force, args.key, positions, args.reason)
     event = _key_event(in_force.signer_id, args.key, body)
     known = _history(kernel, {**_key_file_keys(kernel), in_force.signer_id: in_force.public_key})
@@ -310,6 +324,17 @@ def _revoke(args: argparse.Namespace, kernel: Kernel) -> int:
     print(f"revoked {args.key!r} from {shown} (signed by {in_force.signer_id!r}; at {where})")
     print("re-verify: `kernel keys export-signers --from-log > signers.json`, then audit-verify")
     return 0
+
+
+def _first_signed_at(kernel: Kernel, signer_id: str, text: str) -> dict[str, int]:
+    from replay.audit_postgres import connect, first_signed_at  # noqa: PLC0415
+
+    try:
+        ts_ms = parse_ts(text)
+    except ValidationError as exc:
+        raise ConfigError(f"--from-time {text!r}: {exc}") from exc
+    with connect(kernel.settings.database_url) as conn:
+        return first_signed_at(conn, signer_id, ts_ms)
 
 
 def _key_file_keys(kernel: Kernel) -> dict[str, bytes]:

@@ -267,6 +267,7 @@ def _wait_for_stopped_signer(kernel: Kernel, group: str, wait_s: float) -> None:
 
 
 def _incoming_key(args: argparse.Namespace, kernel: Kernel) -> bytes:
+    path = key_path(args.keys_dir or kernel.settings.keys_dir, args.to)  # checks the id
     if args.public_key:
         try:
             key = unb64(args.public_key)
@@ -275,7 +276,6 @@ def _incoming_key(args: argparse.Namespace, kernel: Kernel) -> bytes:
         if len(key) != 32:
             raise ConfigError("--public-key must be a raw 32-byte Ed25519 key, base64")
         return key
-    path = key_path(args.keys_dir or kernel.settings.keys_dir, args.to)
     if not path.exists():
         raise ConfigError(
             f"no key file for {args.to!r} at {path}: create it with "

@@ -19,6 +19,7 @@ import pytest
 from ops.bootstrap import Kernel
 from ops.cli import build_parser
 from schemas.events import format_ts
+from streams.chain.errors import KeyFileError
 from streams.chain.keys import generate_key
 from tests.integration.audit.test_pipeline import _run_pipeline
 from tests.integration.core.test_producer import _actions
@@ -138,6 +139,12 @@ def test_rotate_needs_the_incoming_key_and_revoke_a_known_one(
 
     with pytest.raises(ConfigError, match="no key file for 'nobody'"):
         _cli(audit_kernel, capsys, "keys", "rotate", "--to", "nobody")
+    with pytest.raises(ConfigError, match="raw 32-byte Ed25519 key"):
+        _cli(audit_kernel, capsys, "keys", "rotate", "--to", "hsm-2", "--public-key", "AAAA")
+    with pytest.raises(ConfigError, match="not base64"):
+        _cli(audit_kernel, capsys, "keys", "rotate", "--to", "hsm-2", "--public-key", "%%")
+    with pytest.raises(KeyFileError, match="signerId"):
+        _cli(audit_kernel, capsys, "keys", "rotate", "--to", "../evil", "--public-key", "AAAA")
     with pytest.raises(ConfigError, match="not a key the chains know"):
         _cli(audit_kernel, capsys, "keys", "revoke", "someone-else", "--from", "*@0")
 

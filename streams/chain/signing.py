@@ -10,6 +10,7 @@ members and plugs into :class:`~streams.chain.links.ChainStep` unchanged.
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nacl.exceptions import BadSignatureError
@@ -100,5 +101,11 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str) -> bytes:
-    """Strict standard base64 (padding required, no other characters)."""
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    """Strict, canonical standard base64: padding required, no other characters, and
+    the unused low bits of the last character zero. Without that last rule four
+    spellings decode to the same bytes, so a signature's text could be altered
+    and still verify (a hypothesis test flipping manifest bits found it)."""
+    data = base64.b64decode(text.encode("ascii"), validate=True)
+    if base64.b64encode(data).decode("ascii") != text:
+        raise binascii.Error("not canonical base64: the last character's unused bits are set")
+    return data

@@ -26,7 +26,12 @@ from dataclasses import replace
 from schemas.errors import ValidationError
 from schemas.events import Event
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change
+from streams.sentinel.lifecycle import (
+    ActivationApprovals,
+    PolicyChange,
+    RegistryState,
+    apply_change,
+)
 from streams.sentinel.policy import Policy
 from streams.sentinel.policy_index import CompiledPolicy, PolicySet, compile_policy
 from streams.sentinel.rules import uncompilable_rule
@@ -35,8 +40,11 @@ __all__ = ["PolicyRegistry"]
 
 
 class PolicyRegistry:
-    def __init__(self, state: RegistryState | None = None) -> None:
+    def __init__(
+        self, state: RegistryState | None = None, approvals: ActivationApprovals | None = None
+    ) -> None:
         self.state = state or RegistryState()
+        self.approvals = approvals  # the k-of-n rule for HIGH/CRITICAL activations, if any
         self.rejected: list[tuple[str | None, str]] = []  # (event id, reason)
         self.applied = 0
         self.policy_set = self._build()
@@ -45,7 +53,7 @@ class PolicyRegistry:
         """Fold one policyChange event; False (and recorded) if it was rejected."""
         try:
             change = PolicyChange.from_event(event)
-            self.state = apply_change(self.state, change)
+            self.state = apply_change(self.state, change, self.approvals)
         except (TransitionError, ValidationError) as exc:
             self.rejected.append((event.event_id, str(exc)))
             return False
@@ -57,7 +65,9 @@ class PolicyRegistry:
         """Fold many events, rebuilding the policy set once at the end."""
         for event in events:
             try:
-                self.state = apply_change(self.state, PolicyChange.from_event(event))
+                self.state = apply_change(
+                    self.state, PolicyChange.from_event(event), self.approvals
+                )
                 self.applied += 1
             except (TransitionError, ValidationError) as exc:
                 self.rejected.append((event.event_id, str(exc)))

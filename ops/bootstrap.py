@@ -416,8 +416,10 @@ class Kernel:
 
     def api(self, gate: Gate | None = None) -> FastAPI:
         """The HTTP API: every area's routers over this root's ports, behind the gate."""
+        from ops.approvals import load_approvals, now_ms  # noqa: PLC0415
         from ops.http.access_log import AccessLog  # noqa: PLC0415
         from ops.http.app import create_app  # noqa: PLC0415
+        from ops.http.approvals import approvals_router  # noqa: PLC0415
         from ops.http.audit import audit_router  # noqa: PLC0415
         from ops.http.events import events_router  # noqa: PLC0415
         from ops.http.sentinel_check import check_router  # noqa: PLC0415
@@ -431,6 +433,9 @@ class Kernel:
             events_router(self.async_log, self.names, contract),
             explain_router(reads),
             audit_router(reads),
+            approvals_router(
+                lambda: load_approvals(self), self.async_log, self.names.approvals, now_ms
+            ),
         ]
         access_log = AccessLog(self.async_log, self.names.access)
 

@@ -28,13 +28,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas.errors import ValidationError
 from schemas.events import Event, new_event
 from streams.approvals.errors import ApprovalError, RegistryError
-from streams.approvals.quorum import TARGET_TYPES, ApprovalRequest, QuorumResult, check_quorum
+from streams.approvals.quorum import (
+    TARGET_TYPES,
+    ApprovalRequest,
+    QuorumResult,
+    check_quorum,
+    judge,
+)
 from streams.approvals.registry import APPROVERS_SUBJECT, ApproverRegistry, parse_registry
 from streams.approvals.statement import ACTIVATE, Approval, Statement, activation_subject
 from streams.sentinel.lifecycle import ChangeKind, PolicyChange
@@ -42,11 +48,14 @@ from streams.sentinel.policy import Severity, State
 
 __all__ = [
     "ActivationGate",
+    "ApprovalRefusedError",
     "ApprovalsLog",
     "QuorumRecord",
+    "Submission",
     "activation_request",
     "approval_event",
     "genesis_event",
+    "plan_submission",
     "quorum_event",
     "request_event",
 ]
@@ -375,3 +384,46 @@ class ActivationGate:
             result = check_quorum(r, self.log.approvals.get(r.request_id, []), registry, at)
             counts.append(f"request {r.request_id} has {len(result.counted)} valid")
         return f"{where}: activating it needs {need}; no quorum yet ({', '.join(counts)})"
+
+
+# -- submitting an approval ----------------------------------------------------------
+
+
+class ApprovalRefusedError(ApprovalError):
+    """An approval that would not count (forged, expired, wrong subject, duplicate, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What to publish for one submitted approval, and the quorum it leads to."""
+
+    events: tuple[Event, ...]  # the approval, then the quorum event if it is reached
+    result: QuorumResult
+
+
+def plan_submission(
+    log: ApprovalsLog, request_id: str, approval: Approval, submitted_by: str, now_ms: int
+) -> Submission:
+    """Judge ``approval`` now; raise with the reason if it would not count.
+
+    The CLI and the HTTP route both call this before they publish anything, so
+    a refused approval never reaches the log and the caller learns why at once.
+    """
+    request = log.requests.get(request_id)
+    if request is None:
+        raise ApprovalError(f"no approval request {request_id!r} on the log")
+    if request_id in log.quorums:
+        raise ApprovalRefusedError(f"request {request_id} already has its quorum")
+    before = log.check(request_id, now_ms)
+    counted = frozenset(a.approver_id for a in before.counted)
+    registry = log.registry
+    assert registry is not None  # log.check refused otherwise
+    why = judge(request, approval, registry, now_ms, counted)
+    if why is not None:
+        raise ApprovalRefusedError(why)
+    event = approval_event(request_id, request.target_type, approval, submitted_by)
+    result = log.check(request_id, now_ms, extra=[replace(approval, event_id=event.event_id)])
+    events = [event]
+    if result.reached:
+        events.append(quorum_event(result, submitted_by))
+    return Submission(tuple(events), result)

@@ -304,6 +304,7 @@ class Kernel:
 
     def sentinel_projectors(self, producer: Producer | None = None) -> list[ProjectorRunner]:
         """The policy registry and explain projections, sharing one dead-letter producer."""
+        from ops.approvals import activation_gate  # noqa: PLC0415
         from projections.sentinel import (  # noqa: PLC0415
             PolicyCheckProjection,
             PolicyRegistryProjection,
@@ -312,7 +313,9 @@ class Kernel:
         dlq = producer or self.producer()
         return [
             self.projector(
-                PolicyRegistryProjection(self.names.policies),
+                PolicyRegistryProjection(
+                    self.names.policies, approvals=lambda: activation_gate(self)
+                ),
                 producer=dlq,
                 role="sentinel_projector",
             ),

@@ -22,7 +22,7 @@ with the checkpoint, so each table is exactly the committed log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,13 +34,14 @@ from schemas.errors import ValidationError
 from streams.processor import InputRecord
 from streams.sentinel.errors import TransitionError
 from streams.sentinel.lifecycle import (
+    ActivationApprovals,
     HistoryEntry,
     PolicyChange,
     PolicyRecord,
     RegistryState,
     apply_change,
 )
-from streams.sentinel.policy import Policy, State
+from streams.sentinel.policy import Policy, Severity, State
 
 __all__ = ["PolicyCheckProjection", "PolicyRegistryProjection", "load_records"]
 
@@ -93,10 +94,25 @@ def load_records(cur: Cursor, policy_ids: Sequence[str]) -> RegistryState:
     )
 
 
+def _guarded_activation(r: InputRecord) -> bool:
+    body = r.event.body
+    severity = (
+        body.get("policy", {}).get("severity") if isinstance(body.get("policy"), dict) else None
+    )
+    return body.get("toState") == State.ACTIVE.value and severity in (
+        Severity.HIGH.value,
+        Severity.CRITICAL.value,
+    )
+
+
 @dataclass
 class PolicyRegistryProjection:
+    """``approvals`` builds the k-of-n rule (it reads the approvals topic): called only
+    for a batch with a HIGH/CRITICAL activation, which it refuses without a quorum."""
+
     policies_topic: str
     name: str = "policy_registry"
+    approvals: Callable[[], ActivationApprovals] | None = None
     topics: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,9 +126,12 @@ class PolicyRegistryProjection:
         before = load_records(cur, ids)
         state = before
         rejected = []
+        gate = None
+        if self.approvals is not None and any(_guarded_activation(r) for r in records):
+            gate = self.approvals()
         for r in records:
             try:
-                state = apply_change(state, PolicyChange.from_event(r.event))
+                state = apply_change(state, PolicyChange.from_event(r.event), gate)
             except (TransitionError, ValidationError, KeyError) as exc:
                 log.warning("policy_registry: skipped change %s: %s", r.event.event_id, exc)
                 rejected.append((r, str(exc)))

@@ -381,14 +381,18 @@ class Kernel:
     def sync_check(self, evaluator: Evaluator | None = None, max_in_flight: int = 8) -> SyncCheck:
         """The synchronous check's service and the adapters it runs on (built when the
         API starts, by the check router's lifespan)."""
+        from ops.approvals import activation_gate  # noqa: PLC0415
         from ops.http.sentinel_check import SyncCheck  # noqa: PLC0415
         from streams.sentinel.check_service import CheckService  # noqa: PLC0415
         from streams.sentinel.evaluator import evaluate  # noqa: PLC0415
         from streams.sentinel.kafka_decision_log import KafkaDecisionLog  # noqa: PLC0415
         from streams.sentinel.kafka_policy_feed import KafkaPolicyFeed  # noqa: PLC0415
+        from streams.sentinel.registry import PolicyRegistry  # noqa: PLC0415
 
         s = self.settings
-        feed = KafkaPolicyFeed(self.kafka, self.codec, self.names.policies)
+        # a HIGH/CRITICAL activation is folded under the k-of-n rule (issue 12.3)
+        registry = PolicyRegistry(approvals_source=lambda: activation_gate(self))
+        feed = KafkaPolicyFeed(self.kafka, self.codec, self.names.policies, registry)
         decision_log = KafkaDecisionLog(
             self.kafka, self.codec, self.names.policy_checks, s.publish_timeout_s
         )

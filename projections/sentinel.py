@@ -40,8 +40,9 @@ from streams.sentinel.lifecycle import (
     PolicyRecord,
     RegistryState,
     apply_change,
+    needs_approvals,
 )
-from streams.sentinel.policy import Policy, Severity, State
+from streams.sentinel.policy import Policy, State
 
 __all__ = ["PolicyCheckProjection", "PolicyRegistryProjection", "load_records"]
 
@@ -94,17 +95,6 @@ def load_records(cur: Cursor, policy_ids: Sequence[str]) -> RegistryState:
     )
 
 
-def _guarded_activation(r: InputRecord) -> bool:
-    body = r.event.body
-    severity = (
-        body.get("policy", {}).get("severity") if isinstance(body.get("policy"), dict) else None
-    )
-    return body.get("toState") == State.ACTIVE.value and severity in (
-        Severity.HIGH.value,
-        Severity.CRITICAL.value,
-    )
-
-
 @dataclass
 class PolicyRegistryProjection:
     """``approvals`` builds the k-of-n rule (it reads the approvals topic): called only
@@ -126,12 +116,13 @@ class PolicyRegistryProjection:
         before = load_records(cur, ids)
         state = before
         rejected = []
-        gate = None
-        if self.approvals is not None and any(_guarded_activation(r) for r in records):
-            gate = self.approvals()
+        gate: ActivationApprovals | None = None
         for r in records:
             try:
-                state = apply_change(state, PolicyChange.from_event(r.event), gate)
+                change = PolicyChange.from_event(r.event)
+                if gate is None and self.approvals is not None and needs_approvals(change):
+                    gate = self.approvals()  # once per batch, only for such a batch
+                state = apply_change(state, change, gate)
             except (TransitionError, ValidationError, KeyError) as exc:
                 log.warning("policy_registry: skipped change %s: %s", r.event.event_id, exc)
                 rejected.append((r, str(exc)))

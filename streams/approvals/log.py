@@ -43,8 +43,7 @@ from streams.approvals.quorum import (
 )
 from streams.approvals.registry import APPROVERS_SUBJECT, ApproverRegistry, parse_registry
 from streams.approvals.statement import ACTIVATE, Approval, Statement, activation_subject
-from streams.sentinel.lifecycle import ChangeKind, PolicyChange
-from streams.sentinel.policy import Severity, State
+from streams.sentinel.lifecycle import PolicyChange, needs_approvals
 
 __all__ = [
     "ActivationGate",
@@ -59,8 +58,6 @@ __all__ = [
     "quorum_event",
     "request_event",
 ]
-
-_GUARDED = (Severity.HIGH, Severity.CRITICAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,9 +353,7 @@ class ActivationGate:
 
     def refusal(self, change: PolicyChange) -> str | None:
         policy = change.policy
-        if change.kind is not ChangeKind.TRANSITIONED or change.to_state is not State.ACTIVE:
-            return None
-        if policy.severity not in _GUARDED:
+        if not needs_approvals(change):
             return None
         registry = self.log.registry
         if registry is None and not self.required:

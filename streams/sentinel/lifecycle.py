@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from schemas.errors import ValidationError
 from schemas.events import Event, new_event
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.policy import Policy, State
+from streams.sentinel.policy import Policy, Severity, State
 
 __all__ = [
     "TRANSITIONS",
@@ -41,6 +41,7 @@ __all__ = [
     "RegistryState",
     "apply_change",
     "fold",
+    "needs_approvals",
     "plan_create",
     "plan_transition",
     "plan_version",
@@ -177,6 +178,15 @@ class RegistryState:
     def live(self) -> list[Policy]:
         """The versions the evaluator runs: test (simulated), canary and active."""
         return [p for r in self.policies.values() for p in r.versions if p.state in _EXCLUSIVE]
+
+
+def needs_approvals(change: PolicyChange) -> bool:
+    """A HIGH or CRITICAL version becoming active: the change k-of-n approvals guard."""
+    return (
+        change.kind is ChangeKind.TRANSITIONED
+        and change.to_state is State.ACTIVE
+        and change.policy.severity in (Severity.HIGH, Severity.CRITICAL)
+    )
 
 
 class ActivationApprovals(Protocol):

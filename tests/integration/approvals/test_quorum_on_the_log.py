@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ops.approvals import activation_gate
 from ops.bootstrap import Kernel
 from ops.cli import build_parser
 from projections.migrate import migrate
@@ -28,9 +29,10 @@ from projections.sentinel_queries import get_policy
 from streams.approvals.statement import Statement, sign_statement
 from streams.chain.keys import load_signer
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.kafka_registry import load_registry
+from streams.sentinel.kafka_registry import load_registry, read_policy_changes
 from streams.sentinel.lifecycle import plan_transition
 from streams.sentinel.policy import State
+from streams.sentinel.registry import PolicyRegistry
 from tests.integration.core.test_producer import read_all
 from tests.integration.sentinel.api_helpers import serve
 from tests.integration.sentinel.test_projections import project
@@ -121,6 +123,10 @@ def test_high_activation_refused_with_two_approvals_accepted_with_three(
         (reason,) = conn.execute("SELECT reason FROM policy_change_rejections").fetchone() or ("",)
     assert shown is not None and [v["state"] for v in shown["versions"]] == ["canary"]
     assert "HIGH" in reason and "quorum of 3 of 5" in reason
+    feed = PolicyRegistry(approvals_source=lambda: activation_gate(kernel))  # the API's fold
+    feed.apply_events(read_policy_changes(kernel.kafka, kernel.codec, kernel.names.policies))
+    assert feed.state.get("payments-huge").version(1).state is State.CANARY  # type: ignore[union-attr]
+    assert feed.rejected and "no quorum yet" in feed.rejected[-1][1]
 
     capsys.readouterr()
     assert approve(kernel, keys, 2, request_id) == 0

@@ -21,7 +21,8 @@ subject applies its change to the registry.
 :class:`ActivationGate` answers the lifecycle's question "may this HIGH or
 CRITICAL version become active?": only with a quorum for ``policy:<id>
 activate v<N>`` that is on the log no later than the change. It is enforced
-once a registry genesis is on the log, or always when ``required``.
+for changes made after the registry's genesis (so an activation made before
+there was a registry stays legal on replay), or always when ``required``.
 """
 
 from __future__ import annotations
@@ -212,6 +213,15 @@ class ApprovalsLog:
     approvals: dict[str, list[Approval]] = field(default_factory=dict)
     quorums: dict[str, QuorumRecord] = field(default_factory=dict)
     rejected: list[tuple[str | None, str]] = field(default_factory=list)  # (event id, reason)
+    genesis_ts_ms: int | None = None  # since when approvals are enforced
+
+    def copy(self) -> ApprovalsLog:
+        """An independent copy (a processor's state is never mutated in place)."""
+        return ApprovalsLog(
+            self.registry, dict(self.registries), dict(self.requests),
+            {k: list(v) for k, v in self.approvals.items()}, dict(self.quorums),
+            list(self.rejected), self.genesis_ts_ms,
+        )  # fmt: skip
 
     @classmethod
     def of(cls, events: Iterable[Event]) -> ApprovalsLog:
@@ -261,6 +271,7 @@ class ApprovalsLog:
             if registry.version != 1:
                 raise RegistryError("a genesis registry starts at version 1")
             self._set_registry(registry)
+            self.genesis_ts_ms = event.ts_ms
         elif kind == "request":
             self._request(event)
         elif kind == "approval":
@@ -356,7 +367,12 @@ class ActivationGate:
         if not needs_approvals(change):
             return None
         registry = self.log.registry
-        if registry is None and not self.required:
+        genesis = self.log.genesis_ts_ms
+        # enforced from the genesis on: an activation made before it stays legal on replay
+        enforced = registry is not None and (
+            change.ts_ms == 0 or genesis is None or genesis <= change.ts_ms
+        )
+        if not enforced and not self.required:
             return None
         where = f"policy {policy.policy_id!r} v{policy.version} is {policy.severity.value}"
         if registry is None:

@@ -64,7 +64,7 @@ def _quorum(log: ApprovalsLog, request_id: str, at: int = NOW) -> bool:
 
 def _base() -> tuple[ApprovalsLog, ApprovalRequest]:
     log = ApprovalsLog()
-    assert log.apply(_roundtrip(genesis_event(GENESIS, "ops")))
+    assert log.apply(_roundtrip(replace(genesis_event(GENESIS, "ops"), ts_ms=NOW - DAY_MS)))
     request = replace(activation_request("p1", 1, "alice"), ts_ms=NOW)
     assert log.apply(_roundtrip(request_event(request)))
     return log, request
@@ -189,3 +189,20 @@ def test_check_quorum_reports_each_reason() -> None:
     approvals = [sign_statement(SIGNERS[0], request.statement(NOW - 1))]
     result = check_quorum(request, approvals, GENESIS, NOW)
     assert not result.reached and "expired" in result.explain()
+
+
+def test_an_activation_before_the_genesis_stays_legal_on_replay() -> None:
+    state = RegistryState()
+    state = apply_change(state, plan_create(state, HIGH, "alice"))
+    for s in (State.TEST, State.CANARY):
+        state = apply_change(state, plan_transition(state, "p1", 1, s, "a", canary_percent=5))
+    early = replace(plan_transition(state, "p1", 1, State.ACTIVE, "a"), ts_ms=NOW - 1)
+    log = ApprovalsLog()
+    log.apply(replace(genesis_event(GENESIS, "ops"), ts_ms=NOW))  # the registry came later
+    gate = ActivationGate(log)
+    assert apply_change(state, early, gate).get("p1").version(1).state is State.ACTIVE  # type: ignore[union-attr]
+    with pytest.raises(TransitionError, match="no approval request"):
+        apply_change(state, replace(early, ts_ms=NOW + 1), gate)
+    copy = log.copy()
+    copy.apply(request_event(replace(activation_request("p1", 1, "alice"), ts_ms=NOW)))
+    assert copy.requests and not log.requests  # a copy is independent

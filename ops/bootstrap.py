@@ -299,6 +299,8 @@ class Kernel:
             names.policies,
             names.policy_checks,
             dedup_window=self.settings.dedup_window,
+            approvals_topic=names.approvals,  # k-of-n approvals (issue 12.3)
+            approvals_required=self.settings.approvals_required,
         )
         return self.transactional(MeteredSentinel(processor), instance_id)
 

@@ -73,7 +73,8 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-checkpointer", "write", n.checkpoints, n.dlq)
     yield from worker("kernel-checkpointer", f"{p}chain-checkpointer")
 
-    yield from topic("kernel-sentinel", "read", n.actions, n.policies)  # policies: broadcast
+    # policies and approvals (the k-of-n rule, issue 12.3): broadcast
+    yield from topic("kernel-sentinel", "read", n.actions, n.policies, n.approvals)
     yield from topic("kernel-sentinel", "write", n.policy_checks, n.dlq)
     yield from worker("kernel-sentinel", f"{p}sentinel", "kernel-broadcast")
 

@@ -201,7 +201,7 @@ def test_the_workers_read_exactly_their_inputs() -> None:
     assert _rights("kernel-producer", "read") == set()
     assert _rights("kernel-signer", "read") == {*NAMES.audited(), NAMES.chain}
     assert _rights("kernel-checkpointer", "read") == {NAMES.chain}
-    assert _rights("kernel-sentinel", "read") == {NAMES.actions, NAMES.policies}
+    assert _rights("kernel-sentinel", "read") == {NAMES.actions, NAMES.policies, NAMES.approvals}
     assert _rights("kernel-projector", "read") == {
         NAMES.approvals,  # the registry's k-of-n rule (issue 12.3)
         NAMES.chain,

@@ -28,6 +28,7 @@ from projections.migrate import migrate
 from projections.sentinel_queries import get_policy
 from streams.approvals.statement import Statement, sign_statement
 from streams.chain.keys import load_signer
+from streams.kafka.broadcast import BroadcastInput
 from streams.sentinel.errors import TransitionError
 from streams.sentinel.kafka_registry import load_registry, read_policy_changes
 from streams.sentinel.lifecycle import plan_transition
@@ -98,6 +99,19 @@ def activate(kernel: Kernel) -> int:
     return run(kernel, "policy", "transition", "payments-huge", "1", "active", "--actor", "bob")
 
 
+def streamed(kernel: Kernel) -> State:
+    """Version 1's state as the streaming sentinel folds its broadcast topics."""
+    runner = kernel.sentinel()  # as `kernel run sentinel` builds it
+    processor = runner.processor.inner  # type: ignore[attr-defined]
+    runner.close()
+    broadcast = BroadcastInput(kernel.kafka, kernel.codec, processor.broadcast_topics, timeout_s=10)
+    try:
+        state = broadcast.fold(processor.initial(), processor.absorb)
+    finally:
+        broadcast.close()
+    return state.registry.state.get("payments-huge").version(1).state  # type: ignore[no-any-return]
+
+
 def test_high_activation_refused_with_two_approvals_accepted_with_three(
     db_kernel: Kernel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,6 +141,7 @@ def test_high_activation_refused_with_two_approvals_accepted_with_three(
     feed.apply_events(read_policy_changes(kernel.kafka, kernel.codec, kernel.names.policies))
     assert feed.state.get("payments-huge").version(1).state is State.CANARY  # type: ignore[union-attr]
     assert feed.rejected and "no quorum yet" in feed.rejected[-1][1]
+    assert streamed(kernel) is State.CANARY  # the streaming sentinel's fold, too
 
     capsys.readouterr()
     assert approve(kernel, keys, 2, request_id) == 0
@@ -138,6 +153,7 @@ def test_high_activation_refused_with_two_approvals_accepted_with_three(
         rejected = conn.execute("SELECT count(*) FROM policy_change_rejections").fetchone()
     assert shown is not None and [v["state"] for v in shown["versions"]] == ["active"]
     assert rejected == (1,)  # the sneaky one stays refused; the approved one applied
+    assert streamed(kernel) is State.ACTIVE
 
     # every step is on the audited approvals topic; the quorum lists what it rests on
     steps = [e.body for _, e, _ in read_all(kernel, kernel.names.approvals)]

@@ -43,7 +43,13 @@ from streams.approvals.quorum import (
     judge,
 )
 from streams.approvals.registry import APPROVERS_SUBJECT, ApproverRegistry, parse_registry
-from streams.approvals.statement import ACTIVATE, Approval, Statement, activation_subject
+from streams.approvals.statement import (
+    ACTIVATE,
+    Approval,
+    Statement,
+    activation_subject,
+    remediation_subject,
+)
 from streams.sentinel.lifecycle import PolicyChange, needs_approvals
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
     "genesis_event",
     "plan_submission",
     "quorum_event",
+    "remediation_request",
     "request_event",
 ]
 
@@ -145,6 +152,17 @@ def activation_request(
     return ApprovalRequest(
         str(uuid.uuid4()), "policyActivation", activation_subject(policy_id), ACTIVATE, version,
         actor, 0, reason,
+    )  # fmt: skip
+
+
+def remediation_request(
+    idempotency_key: str, action: str, actor: str, reason: str | None = None, detail: Any = None
+) -> ApprovalRequest:
+    """A high-risk remediation's request (the remediation worker's): judge its
+    approvals with :func:`~streams.approvals.quorum.check_quorum`."""
+    return ApprovalRequest(
+        str(uuid.uuid4()), "remediation", remediation_subject(idempotency_key), action, 1,
+        actor, 0, reason, detail,
     )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from ops.bootstrap import Kernel
 from ops.cli import build_parser
 from projections.migrate import migrate
 from projections.sentinel_queries import get_policy
+from streams.approvals.errors import RegistryError
 from streams.approvals.statement import Statement, sign_statement
 from streams.chain.keys import load_signer
 from streams.kafka.broadcast import BroadcastInput
@@ -245,3 +246,27 @@ def test_http_lists_pending_and_takes_signed_approvals(
     post = app.openapi()["paths"]["/approvals/requests/{request_id}/approvals"]["post"]
     assert post["x-kernel-roles"] == ["approver"]
     assert {"201", "401", "403", "404", "409", "422", "503"} <= set(post["responses"])
+
+
+def test_a_registry_change_needs_a_quorum_of_the_current_registry(
+    kernel: Kernel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = setup_registry(kernel, tmp_path, capsys)
+    assert run(kernel, "approvers", "keygen", "approver-5", "--dir", str(keys)) == 0
+    new_key = keys / "approver-5.ed25519.json"
+    capsys.readouterr()
+    add = ["approvers", "propose", "add", "approver-5", "--key-file", str(new_key)]
+    assert run(kernel, *add, "--actor", "ops") == 0
+    request_id = capsys.readouterr().out.split()[1].rstrip(":")
+    assert run(kernel, "approve", request_id, "--key", str(new_key)) == 1  # not yet an approver
+    assert "not in the approvers registry" in capsys.readouterr().err
+    for i in range(3):
+        assert approve(kernel, keys, i, request_id) == 0
+    capsys.readouterr()
+    assert run(kernel, "approvers", "show") == 0
+    registry = out_json(capsys)
+    assert registry["version"] == 2 and len(registry["approvers"]) == 6
+    assert run(kernel, "approvers", "show", "--version", "1") == 0
+    assert len(out_json(capsys)["approvers"]) == 5
+    with pytest.raises(RegistryError, match="already has its genesis"):
+        run(kernel, "approvers", "genesis", str(tmp_path / "genesis.json"), "--actor", "x")

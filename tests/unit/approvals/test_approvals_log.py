@@ -16,6 +16,7 @@ from streams.approvals.log import (
     approval_event,
     genesis_event,
     quorum_event,
+    remediation_request,
     request_event,
 )
 from streams.approvals.quorum import ApprovalRequest, check_quorum
@@ -184,11 +185,22 @@ def test_registry_refuses_an_impossible_threshold() -> None:
     assert parse_registry(GENESIS.to_json()) == GENESIS
 
 
-def test_check_quorum_reports_each_reason() -> None:
-    request = ApprovalRequest("r", "remediation", "remediation:d1:webhook", "webhook", 1, "w")
-    approvals = [sign_statement(SIGNERS[0], request.statement(NOW - 1))]
-    result = check_quorum(request, approvals, GENESIS, NOW)
+def test_a_remediation_request_through_the_same_judge() -> None:
+    request = remediation_request("d1:webhook", "webhook", "remediation-worker")
+    assert (request.subject, request.action, request.version) == (
+        "remediation:d1:webhook",
+        "webhook",
+        1,
+    )
+    expired = [sign_statement(SIGNERS[0], request.statement(NOW - 1))]
+    result = check_quorum(request, expired, GENESIS, NOW)
     assert not result.reached and "expired" in result.explain()
+    valid = [sign_statement(s, request.statement(NOW + DAY_MS)) for s in SIGNERS[:3]]
+    assert check_quorum(request, valid, GENESIS, NOW).reached
+    log, _ = _base()
+    assert log.apply(_roundtrip(request_event(request)))
+    _approve(log, request, range(3))
+    assert _quorum(log, request.request_id)
 
 
 def test_an_activation_before_the_genesis_stays_legal_on_replay() -> None:

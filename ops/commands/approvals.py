@@ -248,8 +248,10 @@ def _verify(args: argparse.Namespace, kernel: Kernel) -> int:
         )
         return 1
     result = check_quorum(record.request, record.approvals, registry, record.at_ms)
-    print(("OK: " if result.reached else "FAIL: ") + result.explain())
-    return 0 if result.reached and not result.rejected else 1
+    # a quorum event lists only approvals that count: any refused one means it was altered
+    ok = result.reached and not result.rejected
+    print(("OK: " if ok else "FAIL: ") + result.explain())
+    return 0 if ok else 1
 
 
 def _approve(args: argparse.Namespace, kernel: Kernel) -> int:

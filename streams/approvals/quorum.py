@@ -121,7 +121,10 @@ def judge(
     if verifier is None:
         return f"{who}: not in the approvers registry (v{registry.version})"
     if not approval.verifies(verifier):
-        return f"{who}: the signature does not verify against {who}'s key (forged or altered)"
+        return (
+            f"{who}: the signature does not verify against {who}'s key "
+            "(forged, altered, or made over another statement)"
+        )
     s = approval.statement
     if not s.same_target(request.statement(s.expires_at_ms)):
         return (

@@ -69,17 +69,23 @@ def approvals_router(
     topic: str,
     clock_ms: Callable[[], int],
 ) -> APIRouter:
-    """``load`` reads the approvals topic (blocking); ``make_log`` is the async publisher."""
+    """``load`` reads the approvals topic (blocking); ``make_log`` builds the async
+    publisher, on the first submission (most API instances never take one)."""
     state: dict[str, EventLog] = {}
     submitting = asyncio.Lock()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state["log"] = make_log()
         try:
             yield
-        finally:
-            state.pop("log").close()
+        finally:  # the publisher exists only if an approval was submitted
+            if "log" in state:
+                state.pop("log").close()
+
+    def publisher() -> EventLog:
+        if "log" not in state:
+            state["log"] = make_log()
+        return state["log"]
 
     router = APIRouter(tags=["approvals"], lifespan=lifespan)
 
@@ -145,7 +151,7 @@ def approvals_router(
             except ApprovalError as exc:
                 return _error(422, "approval refused", str(exc))
             try:
-                await state["log"].publish(list(submission.events), topic)
+                await publisher().publish(list(submission.events), topic)
             except LogUnavailableError as exc:
                 return JSONResponse(
                     {"error": "log unavailable", "field": None, "reason": str(exc)},

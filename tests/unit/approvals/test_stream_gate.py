@@ -88,7 +88,7 @@ def _state(state: SentinelState) -> State:
     return version.state
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.data(), st.sampled_from([2, 3]), st.booleans())
 def test_activation_needs_the_quorum_whatever_the_interleaving(
     data: st.DataObject, approvers: int, after_quorum: bool

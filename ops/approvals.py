@@ -16,7 +16,6 @@ from ops.bootstrap import Kernel
 from schemas.errors import LogUnavailableError
 from streams.approvals.log import ActivationGate, ApprovalsLog
 from streams.kafka.clients import KafkaClients
-from streams.kafka.log_reader import KafkaLogReader
 
 __all__ = ["activation_gate", "load_approvals", "now_ms"]
 
@@ -28,7 +27,7 @@ def now_ms() -> int:
 def load_approvals(kernel: Kernel) -> ApprovalsLog:
     """The approvals topic folded, as of its end at call time (empty if it does not exist)."""
     topic = kernel.names.approvals
-    reader = KafkaLogReader(kernel.kafka, kernel.codec, kernel.settings.publish_timeout_s)
+    reader = kernel.log_reader(kernel.settings.publish_timeout_s)
     try:
         parts = reader.partitions(topic)
         if not parts:  # no approvals yet; KERNEL_APPROVALS_REQUIRED=1 still refuses

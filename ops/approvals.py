@@ -24,8 +24,24 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def load_approvals(kernel: Kernel) -> ApprovalsLog:
-    """The approvals topic folded, as of its end at call time (empty if it does not exist)."""
+def load_approvals(kernel: Kernel, attempts: int = 5) -> ApprovalsLog:
+    """The approvals topic folded, as of its end at call time (empty if it does not exist).
+
+    A topic just created may have no leader yet for a moment ("not leader for
+    partition"): a failed read is retried a few times (about 3 s) before it is
+    reported as the log being unavailable.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _read(kernel)
+        except LogUnavailableError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _read(kernel: Kernel) -> ApprovalsLog:
     topic = kernel.names.approvals
     reader = kernel.log_reader(kernel.settings.publish_timeout_s)
     try:

@@ -299,11 +299,14 @@ class Kernel:
             names.policies,
             names.policy_checks,
             dedup_window=self.settings.dedup_window,
+            approvals_topic=names.approvals,  # k-of-n approvals (issue 12.3)
+            approvals_required=self.settings.approvals_required,
         )
         return self.transactional(MeteredSentinel(processor), instance_id)
 
     def sentinel_projectors(self, producer: Producer | None = None) -> list[ProjectorRunner]:
         """The policy registry and explain projections, sharing one dead-letter producer."""
+        from ops.approvals import activation_gate  # noqa: PLC0415
         from projections.sentinel import (  # noqa: PLC0415
             PolicyCheckProjection,
             PolicyRegistryProjection,
@@ -312,7 +315,9 @@ class Kernel:
         dlq = producer or self.producer()
         return [
             self.projector(
-                PolicyRegistryProjection(self.names.policies),
+                PolicyRegistryProjection(
+                    self.names.policies, approvals=lambda: activation_gate(self)
+                ),
                 producer=dlq,
                 role="sentinel_projector",
             ),
@@ -378,14 +383,18 @@ class Kernel:
     def sync_check(self, evaluator: Evaluator | None = None, max_in_flight: int = 8) -> SyncCheck:
         """The synchronous check's service and the adapters it runs on (built when the
         API starts, by the check router's lifespan)."""
+        from ops.approvals import activation_gate  # noqa: PLC0415
         from ops.http.sentinel_check import SyncCheck  # noqa: PLC0415
         from streams.sentinel.check_service import CheckService  # noqa: PLC0415
         from streams.sentinel.evaluator import evaluate  # noqa: PLC0415
         from streams.sentinel.kafka_decision_log import KafkaDecisionLog  # noqa: PLC0415
         from streams.sentinel.kafka_policy_feed import KafkaPolicyFeed  # noqa: PLC0415
+        from streams.sentinel.registry import PolicyRegistry  # noqa: PLC0415
 
         s = self.settings
-        feed = KafkaPolicyFeed(self.kafka, self.codec, self.names.policies)
+        # a HIGH/CRITICAL activation is folded under the k-of-n rule (issue 12.3)
+        registry = PolicyRegistry(approvals_source=lambda: activation_gate(self))
+        feed = KafkaPolicyFeed(self.kafka, self.codec, self.names.policies, registry)
         decision_log = KafkaDecisionLog(
             self.kafka, self.codec, self.names.policy_checks, s.publish_timeout_s
         )
@@ -416,8 +425,10 @@ class Kernel:
 
     def api(self, gate: Gate | None = None) -> FastAPI:
         """The HTTP API: every area's routers over this root's ports, behind the gate."""
+        from ops.approvals import load_approvals, now_ms  # noqa: PLC0415
         from ops.http.access_log import AccessLog  # noqa: PLC0415
         from ops.http.app import create_app  # noqa: PLC0415
+        from ops.http.approvals import approvals_router  # noqa: PLC0415
         from ops.http.audit import audit_router  # noqa: PLC0415
         from ops.http.events import events_router  # noqa: PLC0415
         from ops.http.sentinel_check import check_router  # noqa: PLC0415
@@ -431,6 +442,9 @@ class Kernel:
             events_router(self.async_log, self.names, contract),
             explain_router(reads),
             audit_router(reads),
+            approvals_router(
+                lambda: load_approvals(self), self.async_log, self.names.approvals, now_ms
+            ),
         ]
         access_log = AccessLog(self.async_log, self.names.access)
 

@@ -103,6 +103,13 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_API_TLS_CERT": "PEM certificate (chain) the API serves TLS with; unset: plaintext",
     "KERNEL_API_TLS_KEY": "PEM private key of KERNEL_API_TLS_CERT",
     "KERNEL_API_CLIENT_CA": "PEM CA bundle client certificates are verified against (mTLS)",
+    # -- k-of-n approvals (issue 12.3)
+    "KERNEL_APPROVAL_TTL_DAYS": "how long a new approval is valid, in days (default 14)",
+    "KERNEL_APPROVALS_REQUIRED": (
+        "'1': a HIGH/CRITICAL activation is refused while no approvers registry exists; "
+        "'0': only once one exists (default: 1 when KERNEL_ENV=production, else 0)"
+    ),
+    # -- end of issue 12.3
     # -- Postgres roles (issue 11.4): each process connects as its own role
     "KERNEL_DATABASE_URL_MIGRATE": "URL of the migrations owner (`kernel db migrate`); "
     "unset: POSTGRES_URL",
@@ -240,6 +247,10 @@ class Settings:
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
     api_client_ca: Path | None = None
+    # -- k-of-n approvals (issue 12.3)
+    approval_ttl_days: int = 14
+    approvals_required: bool = False
+    # -- end of issue 12.3
     # -- Postgres roles (issue 11.4): Kernel role -> URL (DATABASE_ROLE_VARS); absent: POSTGRES_URL
     role_database_urls: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
@@ -307,6 +318,13 @@ class Settings:
             api_tls_cert=_path(e, "KERNEL_API_TLS_CERT"),
             api_tls_key=_path(e, "KERNEL_API_TLS_KEY"),
             api_client_ca=_path(e, "KERNEL_API_CLIENT_CA"),
+            # -- k-of-n approvals (issue 12.3)
+            approval_ttl_days=max(1, _int(e, "KERNEL_APPROVAL_TTL_DAYS", 14)),
+            approvals_required=e.get(
+                "KERNEL_APPROVALS_REQUIRED", "1" if environment == "production" else "0"
+            )
+            == "1",
+            # -- end of issue 12.3
             role_database_urls={r: e[v] for r, v in DATABASE_ROLE_VARS.items() if e.get(v)},
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup

@@ -73,7 +73,8 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-checkpointer", "write", n.checkpoints, n.dlq)
     yield from worker("kernel-checkpointer", f"{p}chain-checkpointer")
 
-    yield from topic("kernel-sentinel", "read", n.actions, n.policies)  # policies: broadcast
+    # policies and approvals (the k-of-n rule, issue 12.3): broadcast
+    yield from topic("kernel-sentinel", "read", n.actions, n.policies, n.approvals)
     yield from topic("kernel-sentinel", "write", n.policy_checks, n.dlq)
     yield from worker("kernel-sentinel", f"{p}sentinel", "kernel-broadcast")
 
@@ -81,6 +82,10 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-projector", "read", n.policies, n.policy_checks)
     yield from topic("kernel-projector", "write", n.dlq)
     yield Grant("kernel-projector", "group", f"{p}projector-", "read", prefixed=True)
+    # k-of-n approvals (issue 12.3): the policy registry folds a HIGH/CRITICAL activation
+    # against the approvals topic, read whole by an assign-only reader
+    yield from topic("kernel-projector", "read", n.approvals)
+    yield from _readers("kernel-projector", "kernel-reader")
 
     # The API writes the sync check's decisions, the actions producers POST to
     # /events and the refusals at its door (access); it folds the policies into
@@ -88,6 +93,9 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-api", "write", n.policy_checks, n.actions, n.access)
     yield from topic("kernel-api", "read", n.policies)
     yield from _readers("kernel-api", "kernel-policy-feed")
+    # k-of-n approvals (issue 12.3): POST /approvals/... publishes approvals and quorums
+    yield from topic("kernel-api", "write", n.approvals)
+    yield from _readers("kernel-api", "kernel-reader")
     for user in ("kernel-api", "kernel-monitor"):
         yield from _observer(user, n)
 

@@ -22,7 +22,7 @@ with the checkpoint, so each table is exactly the committed log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,11 +34,13 @@ from schemas.errors import ValidationError
 from streams.processor import InputRecord
 from streams.sentinel.errors import TransitionError
 from streams.sentinel.lifecycle import (
+    ActivationApprovals,
     HistoryEntry,
     PolicyChange,
     PolicyRecord,
     RegistryState,
     apply_change,
+    needs_approvals,
 )
 from streams.sentinel.policy import Policy, State
 
@@ -95,8 +97,12 @@ def load_records(cur: Cursor, policy_ids: Sequence[str]) -> RegistryState:
 
 @dataclass
 class PolicyRegistryProjection:
+    """``approvals`` builds the k-of-n rule (it reads the approvals topic): called only
+    for a batch with a HIGH/CRITICAL activation, which it refuses without a quorum."""
+
     policies_topic: str
     name: str = "policy_registry"
+    approvals: Callable[[], ActivationApprovals] | None = None
     topics: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,9 +116,13 @@ class PolicyRegistryProjection:
         before = load_records(cur, ids)
         state = before
         rejected = []
+        gate: ActivationApprovals | None = None
         for r in records:
             try:
-                state = apply_change(state, PolicyChange.from_event(r.event))
+                change = PolicyChange.from_event(r.event)
+                if gate is None and self.approvals is not None and needs_approvals(change):
+                    gate = self.approvals()  # once per batch, only for such a batch
+                state = apply_change(state, change, gate)
             except (TransitionError, ValidationError, KeyError) as exc:
                 log.warning("policy_registry: skipped change %s: %s", r.event.event_id, exc)
                 rejected.append((r, str(exc)))

@@ -91,6 +91,10 @@ class TopicNames:
         return self.name("policies")
 
     @property
+    def approvals(self) -> str:
+        return self.name("approvals")
+
+    @property
     def chain(self) -> str:
         return self.name("audit.chain")
 

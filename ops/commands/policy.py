@@ -16,8 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ops.approvals import activation_gate
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
+from streams.approvals.log import ActivationGate
 from streams.sentinel.evaluator import compile_policy
 from streams.sentinel.kafka_registry import load_registry
 from streams.sentinel.lifecycle import PolicyChange, plan_create, plan_transition, plan_version
@@ -59,12 +61,14 @@ def register(sub: Subparsers) -> None:
     ls.set_defaults(func=_list)
 
 
-def _registry(kernel: Kernel) -> PolicyRegistry:
+def _registry(kernel: Kernel, gate: ActivationGate | None = None) -> PolicyRegistry:
+    """The registry from the log, folded under the k-of-n rule as every replay is."""
     return load_registry(
         kernel.kafka,
         kernel.codec,
         kernel.names.policies,
         timeout_s=kernel.settings.publish_timeout_s,
+        approvals=gate or activation_gate(kernel),
     )
 
 
@@ -101,14 +105,18 @@ def _version(args: argparse.Namespace, kernel: Kernel) -> int:
 
 
 def _transition(args: argparse.Namespace, kernel: Kernel) -> int:
+    # A HIGH/CRITICAL activation needs a quorum on the approvals topic: refused here,
+    # before anything is published, and again by every fold of the log.
+    gate = activation_gate(kernel)
     change = plan_transition(
-        _registry(kernel).state,
+        _registry(kernel, gate).state,
         args.policy_id,
         args.version,
         State(args.state),
         args.actor,
         reason=args.reason,
         canary_percent=args.percent,
+        approvals=gate,
     )
     return _publish(kernel, change)
 

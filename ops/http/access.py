@@ -46,6 +46,9 @@ RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("GET", "/policies", frozenset({"policy-author", "approver", "auditor", "operator"})),
     ("GET", "/policies/", frozenset({"policy-author", "approver", "auditor", "operator"})),
     ("GET", "/audit/", frozenset({"auditor"})),
+    # k-of-n approvals (issue 12.3): the signature counts; the caller is recorded as submitter
+    ("GET", "/approvals/", frozenset({"approver"})),
+    ("POST", "/approvals/", frozenset({"approver"})),
     ("GET", "/metrics", frozenset({"operator"})),
     ("GET", "/ready", frozenset({"operator"})),
     ("GET", "/openapi.json", ANY),

@@ -16,6 +16,7 @@ from schemas.errors import LogUnavailableError
 from schemas.events import Event
 from streams.kafka.clients import KafkaClients
 from streams.kafka.log_reader import KafkaLogReader
+from streams.sentinel.lifecycle import ActivationApprovals
 from streams.sentinel.registry import PolicyRegistry
 
 __all__ = ["load_registry", "read_policy_changes"]
@@ -43,9 +44,13 @@ def read_policy_changes(
 
 
 def load_registry(
-    kafka: KafkaClients | str, codec: EventCodec, topic: str, timeout_s: float = 10.0
+    kafka: KafkaClients | str,
+    codec: EventCodec,
+    topic: str,
+    timeout_s: float = 10.0,
+    approvals: ActivationApprovals | None = None,
 ) -> PolicyRegistry:
-    """The registry as of the end of ``topic`` at call time."""
-    registry = PolicyRegistry()
+    """The registry as of the end of ``topic`` at call time (with the k-of-n rule, if given)."""
+    registry = PolicyRegistry(approvals=approvals)
     registry.apply_events(read_policy_changes(kafka, codec, topic, timeout_s))
     return registry

@@ -24,15 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.errors import ValidationError
 from schemas.events import Event, new_event
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.policy import Policy, State
+from streams.sentinel.policy import Policy, Severity, State
 
 __all__ = [
     "TRANSITIONS",
+    "ActivationApprovals",
     "ChangeKind",
     "HistoryEntry",
     "PolicyChange",
@@ -40,6 +41,7 @@ __all__ = [
     "RegistryState",
     "apply_change",
     "fold",
+    "needs_approvals",
     "plan_create",
     "plan_transition",
     "plan_version",
@@ -178,8 +180,31 @@ class RegistryState:
         return [p for r in self.policies.values() for p in r.versions if p.state in _EXCLUSIVE]
 
 
-def apply_change(state: RegistryState, change: PolicyChange) -> RegistryState:
-    """The registry after ``change``; :class:`TransitionError` if it is illegal."""
+def needs_approvals(change: PolicyChange) -> bool:
+    """A HIGH or CRITICAL version becoming active: the change k-of-n approvals guard."""
+    return (
+        change.kind is ChangeKind.TRANSITIONED
+        and change.to_state is State.ACTIVE
+        and change.policy.severity in (Severity.HIGH, Severity.CRITICAL)
+    )
+
+
+class ActivationApprovals(Protocol):
+    """The k-of-n approval rule (:class:`streams.approvals.log.ActivationGate`)."""
+
+    def refusal(self, change: PolicyChange) -> str | None:
+        """Why ``change`` may not happen without approvals (None: it may)."""
+        ...
+
+
+def apply_change(
+    state: RegistryState, change: PolicyChange, approvals: ActivationApprovals | None = None
+) -> RegistryState:
+    """The registry after ``change``; :class:`TransitionError` if it is illegal.
+
+    With ``approvals``, a change it refuses (a HIGH/CRITICAL activation without
+    a quorum) is illegal too; without, no approval is asked for.
+    """
     policy = change.policy
     record = state.get(policy.policy_id)
     entry = HistoryEntry(
@@ -204,18 +229,23 @@ def apply_change(state: RegistryState, change: PolicyChange) -> RegistryState:
         new = replace(record, versions=(*record.versions, policy), history=(*record.history, entry))
     else:
         new = _transition(record, change, entry)
+        refusal = None if approvals is None else approvals.refusal(change)
+        if refusal is not None:
+            raise TransitionError(refusal)
     return RegistryState({**state.policies, policy.policy_id: new})
 
 
 def fold(
-    changes: Iterable[PolicyChange], state: RegistryState | None = None
+    changes: Iterable[PolicyChange],
+    state: RegistryState | None = None,
+    approvals: ActivationApprovals | None = None,
 ) -> tuple[RegistryState, list[tuple[PolicyChange, str]]]:
     """Fold a log of changes; illegal ones are skipped and returned with the reason."""
     current = state or RegistryState()
     rejected: list[tuple[PolicyChange, str]] = []
     for change in changes:
         try:
-            current = apply_change(current, change)
+            current = apply_change(current, change, approvals)
         except TransitionError as exc:
             rejected.append((change, str(exc)))
     return current, rejected
@@ -246,6 +276,7 @@ def plan_transition(
     *,
     reason: str | None = None,
     canary_percent: float | None = None,
+    approvals: ActivationApprovals | None = None,
 ) -> PolicyChange:
     record = state.get(policy_id)
     current = None if record is None else record.version(version)
@@ -258,7 +289,7 @@ def plan_transition(
         actor,
         reason,
     )
-    apply_change(state, change)
+    apply_change(state, change, approvals)
     return change
 
 

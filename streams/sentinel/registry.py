@@ -20,13 +20,19 @@ Two failure rules keep it fail-closed:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from schemas.errors import ValidationError
+from schemas.errors import KernelError, ValidationError
 from schemas.events import Event
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change
+from streams.sentinel.lifecycle import (
+    ActivationApprovals,
+    PolicyChange,
+    RegistryState,
+    apply_change,
+    needs_approvals,
+)
 from streams.sentinel.policy import Policy
 from streams.sentinel.policy_index import CompiledPolicy, PolicySet, compile_policy
 from streams.sentinel.rules import uncompilable_rule
@@ -35,8 +41,18 @@ __all__ = ["PolicyRegistry"]
 
 
 class PolicyRegistry:
-    def __init__(self, state: RegistryState | None = None) -> None:
+    def __init__(
+        self,
+        state: RegistryState | None = None,
+        approvals: ActivationApprovals | None = None,
+        approvals_source: Callable[[], ActivationApprovals] | None = None,
+    ) -> None:
+        """``approvals``: the k-of-n rule for HIGH/CRITICAL activations; or
+        ``approvals_source``, called for each such activation to get the rule as of
+        now (it reads the approvals topic: a quorum is on the log before the change)."""
         self.state = state or RegistryState()
+        self.approvals = approvals
+        self.approvals_source = approvals_source
         self.rejected: list[tuple[str | None, str]] = []  # (event id, reason)
         self.applied = 0
         self.policy_set = self._build()
@@ -45,7 +61,7 @@ class PolicyRegistry:
         """Fold one policyChange event; False (and recorded) if it was rejected."""
         try:
             change = PolicyChange.from_event(event)
-            self.state = apply_change(self.state, change)
+            self.state = apply_change(self.state, change, self._rule(change))
         except (TransitionError, ValidationError) as exc:
             self.rejected.append((event.event_id, str(exc)))
             return False
@@ -57,14 +73,31 @@ class PolicyRegistry:
         """Fold many events, rebuilding the policy set once at the end."""
         for event in events:
             try:
-                self.state = apply_change(self.state, PolicyChange.from_event(event))
+                change = PolicyChange.from_event(event)
+                self.state = apply_change(self.state, change, self._rule(change))
                 self.applied += 1
             except (TransitionError, ValidationError) as exc:
                 self.rejected.append((event.event_id, str(exc)))
         self.policy_set = self._build()
 
+    def _rule(self, change: PolicyChange) -> ActivationApprovals | None:
+        if self.approvals is None and self.approvals_source and needs_approvals(change):
+            try:
+                return self.approvals_source()
+            except KernelError as exc:  # fail closed: refused, and a restart re-folds it
+                return _Unreadable(f"the approvals could not be read: {exc}")
+        return self.approvals
+
     def _build(self) -> PolicySet:
         return PolicySet(_compiled(p) for p in self.state.live())
+
+
+class _Unreadable:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def refusal(self, change: PolicyChange) -> str | None:
+        return self.reason
 
 
 def _compiled(policy: Policy) -> CompiledPolicy:

@@ -50,12 +50,13 @@ from dataclasses import dataclass, field, replace
 from schemas.errors import ValidationError
 from schemas.events import Event
 from schemas.ids import uuid5_text
+from streams.approvals.log import ActivationGate, ApprovalsLog
 from streams.dedup import DEFAULT_WINDOW, DuplicateCheck
 from streams.processor import InputRecord, LogReader, OutputRecord
 from streams.sentinel.decision import EvaluatedEvent, build_policy_checks
 from streams.sentinel.errors import TransitionError
 from streams.sentinel.evaluator import Evaluation, evaluate
-from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change
+from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change, fold
 from streams.sentinel.registry import PolicyRegistry
 from streams.sentinel.rules import Activation
 
@@ -75,6 +76,11 @@ class SentinelState:
     registry: PolicyRegistry
     rejected_changes: int = 0
     seen: DuplicateCheck = field(default_factory=DuplicateCheck)
+    # k-of-n approvals (issue 12.3), when the approvals topic is broadcast too: the
+    # approvals folded so far, and every policy change, refolded when a genesis or a
+    # quorum arrives (the two topics interleave arbitrarily)
+    approvals: ApprovalsLog | None = None
+    changes: tuple[PolicyChange, ...] = ()
 
     @classmethod
     def of(
@@ -93,14 +99,22 @@ class SentinelProcessor:
         checks_topic: str,
         name: str = PROCESSOR_NAME,
         dedup_window: int = DEFAULT_WINDOW,
+        *,
+        approvals_topic: str | None = None,
+        approvals_required: bool = False,
     ) -> None:
+        """``approvals_topic``: fold HIGH/CRITICAL activations under the k-of-n rule."""
         self.actions_topic = actions_topic
         self.policies_topic = policies_topic
         self.checks_topic = checks_topic
         self.name = name
         self.dedup_window = dedup_window
+        self.approvals_topic = approvals_topic
+        self.approvals_required = approvals_required
         self.input_topics: Sequence[str] = (actions_topic,)
-        self.broadcast_topics: Sequence[str] = (policies_topic,)
+        self.broadcast_topics: Sequence[str] = (
+            (policies_topic,) if approvals_topic is None else (policies_topic, approvals_topic)
+        )
 
     def recover(self, assigned: Sequence[tuple[str, int]], reader: LogReader) -> SentinelState:
         """An empty policy set and the dedup windows of the assigned action partitions.
@@ -110,21 +124,51 @@ class SentinelProcessor:
         """
         actions = [(t, p) for t, p in assigned if t == self.actions_topic]
         seen = DuplicateCheck.recover(actions, reader, self.dedup_window)
-        return SentinelState.of(RegistryState(), 0, seen)
+        return self._with_approvals(SentinelState.of(RegistryState(), 0, seen))
 
     def initial(self) -> SentinelState:
         """No policies, no actions seen (pure drivers, tests)."""
-        return SentinelState.of(RegistryState(), 0, DuplicateCheck(self.dedup_window))
+        state = SentinelState.of(RegistryState(), 0, DuplicateCheck(self.dedup_window))
+        return self._with_approvals(state)
+
+    def _with_approvals(self, state: SentinelState) -> SentinelState:
+        return state if self.approvals_topic is None else replace(state, approvals=ApprovalsLog())
 
     def absorb(self, state: SentinelState, record: InputRecord) -> SentinelState:
-        """Fold one record of the policies topic into the live set (no outputs)."""
+        """Fold one record of the policies (or approvals) topic into the live set (no outputs).
+
+        With approvals, the two broadcast topics interleave arbitrarily (an activation
+        may be read before its quorum, or before the registry's genesis), so a genesis
+        or a quorum refolds every policy change read so far: the gate compares
+        timestamps, so the result does not depend on the interleaving, and equals
+        the registry projection's.
+        """
         event = record.event
+        if state.approvals is not None and record.topic == self.approvals_topic:
+            approvals = state.approvals.copy()
+            if not approvals.apply(event) or event.body.get("kind") not in ("genesis", "quorum"):
+                return replace(state, approvals=approvals)
+            rule = ActivationGate(approvals, required=self.approvals_required)
+            new, rejected = fold(state.changes, None, rule)
+            return replace(
+                state, registry=PolicyRegistry(new), approvals=approvals,
+                rejected_changes=len(rejected),
+            )  # fmt: skip
         if event.event_type != "policyChange":
             return state
-        new, ok = _fold(state.registry.state, event)
-        if not ok:
+        try:
+            change = PolicyChange.from_event(event)
+        except (ValidationError, KeyError):
             return replace(state, rejected_changes=state.rejected_changes + 1)
-        return SentinelState.of(new, state.rejected_changes, state.seen)
+        gate: ActivationGate | None = None
+        if state.approvals is not None:
+            gate = ActivationGate(state.approvals, required=self.approvals_required)
+            state = replace(state, changes=(*state.changes, change))
+        try:
+            new = apply_change(state.registry.state, change, gate)
+        except (TransitionError, ValidationError, KeyError):
+            return replace(state, rejected_changes=state.rejected_changes + 1)
+        return replace(state, registry=PolicyRegistry(new))
 
     def step(
         self, state: SentinelState, record: InputRecord
@@ -161,10 +205,3 @@ def policy_checks_for(registry: PolicyRegistry, record: InputRecord) -> list[Eve
         ts_ms=event.ts_ms,
         event_id_for=check_event_id,
     )
-
-
-def _fold(state: RegistryState, event: Event) -> tuple[RegistryState, bool]:
-    try:
-        return apply_change(state, PolicyChange.from_event(event)), True
-    except (TransitionError, ValidationError, KeyError):
-        return state, False

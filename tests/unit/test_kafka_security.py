@@ -189,6 +189,7 @@ def test_each_topic_is_written_only_by_its_writers() -> None:
     assert writers == {
         NAMES.actions: {"kernel-producer", "kernel-api"},  # the API's POST /events
         NAMES.access: {"kernel-api"},  # refusals at its door
+        NAMES.approvals: {"kernel-api"},  # POST /approvals/... (issue 12.3)
         NAMES.chain: {"kernel-signer"},
         NAMES.checkpoints: {"kernel-checkpointer"},
         NAMES.policy_checks: {"kernel-sentinel", "kernel-api"},
@@ -200,8 +201,9 @@ def test_the_workers_read_exactly_their_inputs() -> None:
     assert _rights("kernel-producer", "read") == set()
     assert _rights("kernel-signer", "read") == {*NAMES.audited(), NAMES.chain}
     assert _rights("kernel-checkpointer", "read") == {NAMES.chain}
-    assert _rights("kernel-sentinel", "read") == {NAMES.actions, NAMES.policies}
+    assert _rights("kernel-sentinel", "read") == {NAMES.actions, NAMES.policies, NAMES.approvals}
     assert _rights("kernel-projector", "read") == {
+        NAMES.approvals,  # the registry's k-of-n rule (issue 12.3)
         NAMES.chain,
         NAMES.checkpoints,
         NAMES.policies,

@@ -113,6 +113,10 @@ ENV_VARS: dict[str, str] = {
     "unset: POSTGRES_URL",
     "KERNEL_DATABASE_URL_AUDITOR": "URL of the auditor's role (reads the audit tables); "
     "unset: POSTGRES_URL",
+    # -- remediation (issue 12.4)
+    "KERNEL_REMEDIATION_ACTIONS": "JSON file of the registered remediation actions: name -> "
+    "{type: webhook, url, timeoutS, retries, backoffS, secretFile | secretEnv, policies, "
+    "highRisk} or {type: quarantine, policies, highRisk} (docs/remediation.md); unset: none",
 }
 
 # -- Postgres roles (issue 11.4): Kernel.database(role) -> the variable naming its URL
@@ -242,6 +246,8 @@ class Settings:
     api_client_ca: Path | None = None
     # -- Postgres roles (issue 11.4): Kernel role -> URL (DATABASE_ROLE_VARS); absent: POSTGRES_URL
     role_database_urls: dict[str, str] = field(default_factory=dict)
+    # -- remediation (issue 12.4)
+    remediation_actions: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -308,6 +314,7 @@ class Settings:
             api_tls_key=_path(e, "KERNEL_API_TLS_KEY"),
             api_client_ca=_path(e, "KERNEL_API_CLIENT_CA"),
             role_database_urls={r: e[v] for r, v in DATABASE_ROLE_VARS.items() if e.get(v)},
+            remediation_actions=_path(e, "KERNEL_REMEDIATION_ACTIONS"),  # issue 12.4
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings

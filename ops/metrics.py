@@ -73,6 +73,19 @@ DECISION_ERRORS = Counter(
 )
 # The canary gate and remediation metrics come back with their features
 # (issue 12): a metric no code sets is an alert that can never fire.
+# -- remediation (issue 12.4)
+REMEDIATION_STEPS = Counter(
+    "kernel_remediation_steps",
+    "Remediation steps the worker wrote. status: requested | approved | started | applied "
+    "| failed; a step of an aborted transaction is counted again (the log is the record).",
+    ["action", "status"],
+)
+REMEDIATION_CALLS = Counter(
+    "kernel_remediation_webhook_calls",
+    "Webhook deliveries (one per remediation, plus the re-sends after a crash). "
+    "result: ok | failed (after its retries).",
+    ["action", "result"],
+)
 
 # -- stream processors -------------------------------------------------------------
 EVENTS_PROCESSED = Counter(

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ops import metrics
 from schemas.events import Event
 from schemas.topics import TopicNames
 from streams.processor import InputRecord, LogReader, OutputRecord
@@ -81,6 +82,7 @@ class WebhookRunner:
             "requestedBy": item.requested_by,
         }
         result = self.webhook.deliver(payload, item.key)
+        metrics.REMEDIATION_CALLS.labels(item.action, "ok" if result.ok else "failed").inc()
         details = {"attempts": result.attempts, "httpStatus": result.status}
         if not result.ok:
             details["reason"] = result.reason
@@ -152,6 +154,8 @@ class RemediationWorker:
             return Outcome(False, {"reason": f"the action raised {type(exc).__name__}: {exc}"})
 
     def _out(self, event: Event) -> OutputRecord:
+        if event.event_type == "remediation":
+            metrics.REMEDIATION_STEPS.labels(event.body["action"], event.body["status"]).inc()
         topic = self.names.for_event_type(event.event_type)
         return OutputRecord(topic, event.subject.encode(), event)
 

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ops import metrics
 from ops.remediation.worker import QuarantineRunner, RemediationWorker, WebhookRunner
 from schemas.events import Event
 from schemas.topics import TopicNames
@@ -149,9 +150,13 @@ def _request(decision: str, action: str = "hook", high_risk: bool = False) -> Ev
 def test_a_remediate_decision_requests_approves_starts_and_applies_each_matching_action() -> None:
     receiver = Receiver()
     log = Log(_worker(receiver))
+    applied = metrics.REMEDIATION_STEPS.labels("hook", "applied")
+    calls = metrics.REMEDIATION_CALLS.labels("hook", "ok")
+    before = (applied._value.get(), calls._value.get())
     log.append(_check("c1"))
     log.drain()
     assert log.steps("c1:hook") == ["requested", "approved", "started", "applied"]
+    assert (applied._value.get(), calls._value.get()) == (before[0] + 1, before[1] + 1)
     assert log.steps("c1:quarantine") == ["requested", "approved", "started", "applied"]
     assert "c1:risky" not in {e.body["idempotencyKey"] for e in log.topics[REMEDIATIONS]}
     assert receiver.deliveries == Counter({"c1:hook": 1})

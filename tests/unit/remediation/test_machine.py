@@ -244,7 +244,7 @@ def test_a_repeated_request_and_a_reset_group_execute_nothing_again() -> None:
     assert len(log.topics[NAMES.actions]) == 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     decisions=st.lists(
         st.sampled_from(["hook", "quarantine", "check", "risky"]), min_size=1, max_size=8

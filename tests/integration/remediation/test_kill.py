@@ -11,7 +11,7 @@ failed. Then the topics are consumed again from offset 0 by a worker with a
 fresh group, and the remediations view is rebuilt (what ``kernel
 remediation list`` prints): neither calls the webhook nor writes an event.
 
-The default test kills 3 times over 12 remediations (15 keys) (about 30 s); the slow
+The default test kills 3 times over 12 remediations (15 keys, about 18 s); the slow
 one 12 times over 60 (``pytest -m slow tests/integration/remediation``).
 """
 

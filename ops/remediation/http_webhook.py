@@ -10,10 +10,12 @@ attempt and after every restart, so the signature and the key are stable:
 - ``X-Kernel-Signature: sha256=<hex HMAC-SHA256 of the body>`` with the
   action's secret: the receiver checks it before anything else.
 
-A 2xx is success. A timeout, a connection error, 408, 425, 429 or a 5xx is
-retried after ``backoffS * 2**(n-1)`` seconds, ``retries`` times; any other
-status is final (the receiver refused this request; asking again would not
-help). Nothing here raises for a failed call: the outcome says what happened,
+Redirects are not followed: a 3xx is a final failure, so the signed body
+and its key never travel to a host the action does not name. A 2xx is
+success. A timeout, a connection error, 408, 425, 429 or a 5xx is retried
+after ``backoffS * 2**(n-1)`` seconds, ``retries`` times; any other status is
+final (the receiver refused this request; asking again would not help).
+Nothing here raises for a failed call: the outcome says what happened,
 and the worker records it as ``applied`` or ``failed``.
 """
 
@@ -37,6 +39,14 @@ __all__ = ["HttpWebhook", "WebhookResult", "signature", "webhook_body"]
 
 log = logging.getLogger(__name__)
 _RETRYABLE = frozenset({408, 425, 429})
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx status
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def webhook_body(payload: dict[str, Any]) -> bytes:
@@ -98,7 +108,7 @@ class HttpWebhook:
     def _attempt(self, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
         request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only (actions.py)
         try:
-            with urllib.request.urlopen(request, timeout=self.spec.timeout_s) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self.spec.timeout_s) as response:
                 response.read()
                 return int(response.status), f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:

@@ -68,6 +68,8 @@ def serving() -> Iterator[Receiver]:
                 self.headers.get("X-Kernel-Signature", ""),
             )
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", receiver.url + "/moved")
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -50,6 +50,10 @@ def test_a_5xx_is_retried_with_exponential_backoff_a_4xx_is_final() -> None:
         receiver.status = 429
         result = hook.deliver({}, "k3")
         assert result.attempts == 4  # too many requests: retried
+        receiver.status = 302  # not followed: the signed body stays with the named host
+        result = hook.deliver({}, "k4")
+        assert (result.ok, result.status, result.attempts) == (False, 302, 1)
+        assert receiver.deliveries["k4"] == 1
 
 
 def test_a_wrong_secret_is_refused_by_the_receiver() -> None:

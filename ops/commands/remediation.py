@@ -21,7 +21,7 @@ from ops.commands import Subparsers
 from replay.remediations import remediation_view
 from schemas.events import now_ms
 from streams.remediation.errors import RemediationRequestError
-from streams.remediation.machine import Remediation, decision_event, request_event
+from streams.remediation.machine import RANK, Remediation, decision_event, request_event
 
 __all__ = ["register"]
 
@@ -50,7 +50,7 @@ def register(sub: Subparsers) -> None:
         d.set_defaults(func=_decide, approve=approve)
 
     ls = cmds.add_parser("list", help="remediations and their status, from the log")
-    ls.add_argument("--status", help="only these: requested, approved, started, applied, ...")
+    ls.add_argument("--status", choices=sorted(RANK), help="only remediations in this status")
     ls.add_argument("--json", action="store_true", help="JSON lines")
     ls.set_defaults(func=_list)
 

@@ -58,8 +58,10 @@ def register(sub: Subparsers) -> None:
     show.add_argument("id")
     show.set_defaults(func=_show)
 
-    for q in cmds.choices.values():
-        q.add_argument("--actor", default=None, help="who does it (default operator:<login>)")
+    for name in ("request", "approve", "reject"):
+        cmds.choices[name].add_argument(
+            "--actor", default=None, help="who does it (default operator:<login>)"
+        )
 
 
 def _actor(args: argparse.Namespace) -> str:

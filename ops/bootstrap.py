@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from streams.kafka.offsets import KafkaOffsets
     from streams.kafka.producer import Producer
     from streams.kafka.transactional_runner import TransactionalRunner
+    from streams.remediation.actions import ActionSpec as RemediationAction
     from streams.sentinel.check_service import Evaluator
     from streams.sentinel.kafka_decision_log import KafkaDecisionLog
     from streams.sentinel.stream import SentinelState
@@ -231,7 +232,7 @@ class Kernel:
         return self.transactional(processor, instance_id)
 
     def transactional(
-        self, processor: Any, instance_id: str | None = None
+        self, processor: Any, instance_id: str | None = None, *, batch_size: int = 2000
     ) -> TransactionalRunner[Any]:
         """An exactly-once runner for ``processor``, reporting to the shared metrics.
 
@@ -249,8 +250,31 @@ class Kernel:
             names=self.names,
             instance_id=self.settings.instance_id if instance_id is None else instance_id,
             max_record_bytes=self.settings.max_record_bytes,
+            batch_size=batch_size,
             on_batch=TransactionalRunnerMetrics(processor.name),
         )
+
+    def remediation_actions(self) -> dict[str, RemediationAction]:
+        """The registered remediation actions (KERNEL_REMEDIATION_ACTIONS), validated."""
+        from ops.remediation.config import load_actions  # noqa: PLC0415
+
+        return load_actions(self.settings.remediation_actions)
+
+    def remediation(self, instance_id: str | None = None) -> TransactionalRunner[Any]:
+        """The remediation worker: requests from decisions, approvals, actions, exactly once.
+
+        One record per transaction: a webhook is never called inside an open broker
+        transaction (its duration does not count against the transaction timeout),
+        and an abort re-sends at most the one call (ops/remediation/worker.py).
+        """
+        from ops.remediation.config import webhook_secret  # noqa: PLC0415
+        from ops.remediation.http_webhook import HttpWebhook  # noqa: PLC0415
+        from ops.remediation.worker import RemediationWorker, runners_for  # noqa: PLC0415
+
+        actions = self.remediation_actions()
+        runners = runners_for(actions, lambda spec: HttpWebhook(spec, webhook_secret(spec)))
+        processor = RemediationWorker(self.names, actions, runners)
+        return self.transactional(processor, instance_id, batch_size=1)
 
     def projector(
         self,

@@ -120,6 +120,10 @@ ENV_VARS: dict[str, str] = {
     "unset: POSTGRES_URL",
     "KERNEL_DATABASE_URL_AUDITOR": "URL of the auditor's role (reads the audit tables); "
     "unset: POSTGRES_URL",
+    # -- remediation (issue 12.4)
+    "KERNEL_REMEDIATION_ACTIONS": "JSON file of the registered remediation actions: name -> "
+    "{type: webhook, url, timeoutS, retries, backoffS, secretFile | secretEnv, policies, "
+    "highRisk} or {type: quarantine, policies, highRisk} (docs/remediation.md); unset: none",
 }
 
 # -- Postgres roles (issue 11.4): Kernel.database(role) -> the variable naming its URL
@@ -253,6 +257,8 @@ class Settings:
     # -- end of issue 12.3
     # -- Postgres roles (issue 11.4): Kernel role -> URL (DATABASE_ROLE_VARS); absent: POSTGRES_URL
     role_database_urls: dict[str, str] = field(default_factory=dict)
+    # -- remediation (issue 12.4)
+    remediation_actions: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -326,6 +332,7 @@ class Settings:
             == "1",
             # -- end of issue 12.3
             role_database_urls={r: e[v] for r, v in DATABASE_ROLE_VARS.items() if e.get(v)},
+            remediation_actions=_path(e, "KERNEL_REMEDIATION_ACTIONS"),  # issue 12.4
         )
         InputContract.from_settings(settings)  # refuses limits without headroom, at startup
         return settings

@@ -37,6 +37,7 @@ PRINCIPALS: dict[str, str] = {
     "kernel-checkpointer": "kernel run checkpointer",
     "kernel-sentinel": "kernel run sentinel",
     "kernel-projector": "kernel run audit-projector, sentinel-projector",
+    "kernel-remediation": "kernel run remediation",
     "kernel-api": "kernel api (sync check, readiness)",
     "kernel-monitor": "kernel lag, the lag exporter",
 }
@@ -77,6 +78,13 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-sentinel", "read", n.actions, n.policies, n.approvals)
     yield from topic("kernel-sentinel", "write", n.policy_checks, n.dlq)
     yield from worker("kernel-sentinel", f"{p}sentinel", "kernel-broadcast")
+
+    # Remediation (issue 12.4): decisions and its own steps in; steps and the
+    # quarantine kernelAction out; its recovery folds the remediations topic.
+    remediations = n.for_event_type("remediation")
+    yield from topic("kernel-remediation", "read", n.policy_checks, remediations)
+    yield from topic("kernel-remediation", "write", remediations, n.actions, n.dlq)
+    yield from worker("kernel-remediation", f"{p}remediation")
 
     yield from topic("kernel-projector", "read", n.chain, n.checkpoints)
     yield from topic("kernel-projector", "read", n.policies, n.policy_checks)

@@ -44,6 +44,8 @@ __all__ = [
     "LAG_SAMPLE_DURATION",
     "LOG_END_OFFSET",
     "PROJECTION_CHECKPOINT_TIMESTAMP",
+    "REMEDIATION_CALLS",
+    "REMEDIATION_STEPS",
     "SYNC_CHECK_DURATION",
     "TRANSACTIONS",
     "WORKER_HEARTBEAT_TIMESTAMP",
@@ -73,6 +75,19 @@ DECISION_ERRORS = Counter(
 )
 # The canary gate and remediation metrics come back with their features
 # (issue 12): a metric no code sets is an alert that can never fire.
+# -- remediation (issue 12.4)
+REMEDIATION_STEPS = Counter(
+    "kernel_remediation_steps",
+    "Remediation steps the worker wrote. status: requested | approved | started | applied "
+    "| failed; a step of an aborted transaction is counted again (the log is the record).",
+    ["action", "status"],
+)
+REMEDIATION_CALLS = Counter(
+    "kernel_remediation_webhook_calls",
+    "Webhook deliveries (one per remediation, plus the re-sends after a crash). "
+    "result: ok | failed (after its retries).",
+    ["action", "result"],
+)
 
 # -- stream processors -------------------------------------------------------------
 EVENTS_PROCESSED = Counter(
@@ -209,6 +224,8 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     SYNC_CHECK_DURATION,
     DECISIONS,
     DECISION_ERRORS,
+    REMEDIATION_STEPS,  # issue 12.4
+    REMEDIATION_CALLS,
     EVENTS_PROCESSED,
     EVENTS_FAILED,
     DEAD_LETTERS,

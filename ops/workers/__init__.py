@@ -84,6 +84,12 @@ def workers() -> dict[str, Worker]:
             Kernel.checkpointer,
         ),
         Worker(
+            "remediation",
+            "run the registered remediation actions of remediate decisions and operators' "
+            "requests, each at most once (webhook, quarantine); record every step",
+            Kernel.remediation,
+        ),
+        Worker(
             "sentinel",
             "evaluate every kernel action against the live policies; emit policyCheck events",
             Kernel.sentinel,

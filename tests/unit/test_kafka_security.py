@@ -11,6 +11,7 @@ import pytest
 from ops.bootstrap import Kernel
 from ops.config import Settings
 from ops.kafka_acls import ADMIN, PRINCIPALS, PUBLISH_TRANSACTIONS, grants
+from ops.remediation.worker import RemediationWorker
 from ops.stack.errors import StackError
 from ops.stack.kafka_security import BROKER_PRINCIPAL, BrokerSecurity
 from ops.stack.kafka_server import KafkaServer
@@ -187,13 +188,21 @@ def test_each_topic_is_written_only_by_its_writers() -> None:
         if g.resource == "topic" and g.operation == "write":
             writers.setdefault(g.name, set()).add(g.user)
     assert writers == {
-        NAMES.actions: {"kernel-producer", "kernel-api"},  # the API's POST /events
+        # the API's POST /events; remediation's quarantine action
+        NAMES.actions: {"kernel-producer", "kernel-api", "kernel-remediation"},
+        NAMES.name("remediations"): {"kernel-remediation"},
         NAMES.access: {"kernel-api"},  # refusals at its door
         NAMES.approvals: {"kernel-api"},  # POST /approvals/... (issue 12.3)
         NAMES.chain: {"kernel-signer"},
         NAMES.checkpoints: {"kernel-checkpointer"},
         NAMES.policy_checks: {"kernel-sentinel", "kernel-api"},
-        NAMES.dlq: {"kernel-signer", "kernel-checkpointer", "kernel-sentinel", "kernel-projector"},
+        NAMES.dlq: {
+            "kernel-signer",
+            "kernel-checkpointer",
+            "kernel-sentinel",
+            "kernel-projector",
+            "kernel-remediation",
+        },
     }
 
 
@@ -209,6 +218,10 @@ def test_the_workers_read_exactly_their_inputs() -> None:
         NAMES.policies,
         NAMES.policy_checks,
     }
+    assert _rights("kernel-remediation", "read") == {
+        NAMES.policy_checks,
+        NAMES.name("remediations"),
+    }
     assert _rights("kernel-monitor", "read") == {NAMES.name(t.name) for t in TOPICS}
     assert _rights("kernel-monitor", "write") == set()
 
@@ -220,6 +233,7 @@ def test_groups_and_transactional_ids_are_the_ones_the_runners_use() -> None:
         ("kernel-signer", ChainSigner.name),
         ("kernel-checkpointer", Checkpointer.name),
         ("kernel-sentinel", PROCESSOR_NAME),
+        ("kernel-remediation", RemediationWorker.name),
     ):
         assert f"p.{name}" in _rights(user, "read", "group")
         assert _rights(user, "write", "transactional_id") == {f"p.{name}-"}

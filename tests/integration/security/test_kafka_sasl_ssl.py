@@ -39,6 +39,7 @@ from schemas.errors import KernelError
 from streams.chain.keys import generate_key, load_signer, parse_signers, signers_document
 from streams.kafka.acls import Grant
 from streams.kafka.async_producer import AsyncProducer
+from streams.remediation.machine import request_event
 from tests.integration.core.test_producer import _actions
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
 
@@ -251,3 +252,34 @@ def test_prune_takes_back_a_right_the_table_does_not_give(
     assert acls.prune(table, PRINCIPALS, admin.names.prefix) == [str(extra.binding())]
     assert str(extra.binding()) not in acls.existing("kernel-producer")
     assert acls.prune(table, PRINCIPALS, admin.names.prefix) == []
+
+
+def test_the_remediation_worker_runs_as_its_own_principal(
+    admin: Kernel, secure_broker: KafkaServer, tmp_path: Path
+) -> None:
+    """Its ACLs (ops/kafka_acls.py) cover its recovery, inputs, outputs and transactions."""
+    actions = tmp_path / "actions.json"
+    actions.write_text(json.dumps({"quarantine": {"type": "quarantine"}}))
+    remediation = as_principal(admin, secure_broker, "kernel-remediation")
+    remediation = Kernel(replace(remediation.settings, remediation_actions=actions))
+    request = request_event(
+        decision_id="d1", action="quarantine", subject="acct-q", actor="operator:t",
+        reason="test", high_risk=False, ts_ms=int(time.time() * 1000),
+    )  # fmt: skip
+    admin.producer().publish(request)
+    runner = remediation.remediation()
+    try:
+        runner.run_until_idle(idle_s=0.3)
+    finally:
+        runner.close()
+    reader = admin.log_reader(timeout_s=5)
+    topic = admin.names.for_event_type("remediation")
+    steps = [r.event.body["status"] for r in reader.read(topic, 0, 0, None)]
+    assert steps == ["requested", "approved", "started", "applied"]
+    (quarantine,) = [
+        r.event
+        for p in reader.partitions(admin.names.actions)
+        for r in reader.read(admin.names.actions, p, 0, None)
+    ]
+    reader.close()
+    assert (quarantine.subject, quarantine.body["action"]) == ("acct-q", "kernel.quarantine")

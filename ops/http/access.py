@@ -46,6 +46,8 @@ RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("GET", "/policies", frozenset({"policy-author", "approver", "auditor", "operator"})),
     ("GET", "/policies/", frozenset({"policy-author", "approver", "auditor", "operator"})),
     ("GET", "/audit/", frozenset({"auditor"})),
+    ("GET", "/sentinel/simulations", frozenset({"policy-author", "auditor"})),
+    ("GET", "/sentinel/simulations/", frozenset({"policy-author", "auditor"})),
     ("GET", "/metrics", frozenset({"operator"})),
     ("GET", "/ready", frozenset({"operator"})),
     ("GET", "/openapi.json", ANY),

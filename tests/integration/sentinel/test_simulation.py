@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,16 @@ import pytest
 
 from ops.bootstrap import Kernel
 from ops.cli import build_parser, main
+from ops.http.app import build_app
+from ops.http.tokens import TokenStore
+from projections.migrate import migrate
 from schemas.errors import LogUnavailableError, ValidationError
 from schemas.events import Event, new_event, now_ms
 from streams.kafka.log_reader import KafkaLogReader
 from streams.sentinel.kafka_history import window_ranges
 from streams.sentinel.simulation import Window
+from tests import identity
+from tests.integration.sentinel.api_helpers import serve
 
 ACTIVE = {
     "id": "huge-transfers",
@@ -218,3 +225,58 @@ def test_windows_are_bounded_and_bad_arguments_refused(
     assert "one of the arguments --since --last --from-offsets is required" in (
         capsys.readouterr().err
     )
+
+
+def test_reports_are_served_from_their_projection(
+    db_kernel: Kernel, history: list[Event], capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate(db_kernel.settings.database_url)
+    capsys.readouterr()
+    assert run(db_kernel, "simulate", "iran-transfers", "--last", "40", "--actor", "carol",
+               "--json") == 0  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    sid = printed["body"]["simulationId"]
+    for _ in range(2):  # a replayed report lands on its row
+        for runner in db_kernel.sentinel_projectors():
+            runner.run_until_idle(idle_s=0.3)
+            runner.close()
+    author, _ = TokenStore(identity.TOKENS_FILE).create(f"author-{uuid.uuid4().hex[:6]}",
+                                                        ["policy-author"])  # fmt: skip
+    checker, _ = TokenStore(identity.TOKENS_FILE).create(f"checker-{uuid.uuid4().hex[:6]}",
+                                                         ["checker"])  # fmt: skip
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        as_author = {"authorization": f"Bearer {author}"}
+        as_checker = {"authorization": f"Bearer {checker}"}
+        async with serve(build_app(db_kernel)) as c:
+            out["one"] = (await c.get(f"/sentinel/simulations/{sid}")).json()
+            mine = {"policyId": "iran-transfers"}
+            out["list"] = (await c.get("/sentinel/simulations", params=mine)).json()
+            other = {"policyId": "x"}
+            out["none"] = (await c.get("/sentinel/simulations", params=other)).json()
+            out["missing"] = (await c.get(f"/sentinel/simulations/{uuid.uuid4()}")).status_code
+            out["bad"] = (await c.get("/sentinel/simulations/nope")).json()
+            listed = await c.get("/sentinel/simulations", headers=as_checker)
+            out["checker"] = listed.status_code
+            shown = await c.get(f"/sentinel/simulations/{sid}", headers=as_author)
+            out["author"] = shown.status_code
+            out["paths"] = (await c.get("/openapi.json")).json()["paths"]
+        return out
+
+    out = asyncio.run(scenario())
+    one = out["one"]
+    assert one["report"] == printed["body"]["report"]
+    assert (one["policyId"], one["version"], one["actor"]) == ("iran-transfers", 1, "carol")
+    assert one["event"]["topic"] == db_kernel.names.policies
+    assert one["eventId"] == printed["eventId"]
+    (listed,) = out["list"]["simulations"]
+    assert listed["simulationId"] == sid and listed["eventsEvaluated"] == 40
+    assert listed["newlyDenied"] == printed["body"]["report"]["changes"]["newlyDenied"]["count"]
+    assert out["none"] == {"simulations": []}
+    assert out["missing"] == 404
+    assert out["bad"]["field"] == "simulationId"
+    assert out["checker"] == 403
+    item = out["paths"]["/sentinel/simulations/{simulation_id}"]["get"]
+    assert {"404", "422", "401", "403"} <= set(item["responses"])
+    assert out["author"] == 200

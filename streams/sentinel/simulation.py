@@ -1,15 +1,28 @@
 """Simulation over history: a candidate policy version beside the active set. Pure: no I/O.
 
-A candidate (a ``draft`` or ``test`` version) is put into the live set in the
-``test`` role (:func:`simulation_set`), next to the versions that are enforced
-now (``active`` and ``canary``; other ``test`` versions are left out, so one
-simulation measures one candidate). Each action of the window is then
-evaluated once, by the streaming evaluator itself
-(:func:`~streams.sentinel.stream.evaluate_event`): its enforced decision is
-what the active set decides, its ``sim_decision`` what enforcement would be
-with the candidate promoted (the evaluator's candidate view: each policy id's
-newest live version). Nothing is enforced and nothing is emitted: the
-evaluation is tallied, never turned into a ``policyCheck``.
+A candidate (a ``draft`` or ``test`` version) is judged beside the versions
+that are enforced now (``active`` and ``canary``; other ``test`` versions are
+left out, so one simulation measures one candidate) over each action of a
+window of history (:func:`judge`):
+
+- the **active decision** is the stream's own: the evaluator's index and rule
+  run over the enforced set (:func:`active_decision`, which skips building the
+  record of the decision -- the named non-matches, the evidence, the rationale
+  -- that a simulation does not keep, and otherwise calls the evaluator);
+- the **candidate decision** is what enforcement would be with the candidate
+  promoted in place of its policy's enforced version: for a new policy, the
+  precedence of the candidate's outcome against the active decider
+  (:func:`candidate_decision`; deciding over a union is the better of the two
+  decisions); for a new version, the evaluator over the promoted set. A
+  candidate that errors contributes nothing: simulated, it fails open.
+
+The candidate's rule runs through its own one-policy index, so its scope and
+rule are run exactly as the stream would run them once it is promoted.
+``tests/unit/sentinel/test_simulation.py`` proves both decisions equal the
+evaluator's over random policy sets. Nothing is enforced and nothing is
+emitted: a judgement is tallied, never turned into a ``policyCheck``; the
+examples a report carries are evaluated with the candidate in the evaluator's
+``test`` role, so their paths read as explain shows a simulated check.
 
 A :class:`SimulationTally` counts one slice of the window; tallies of disjoint
 slices :meth:`~SimulationTally.merge` into the tally of their union (counters

@@ -41,6 +41,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 from schemas.errors import ValidationError
@@ -306,15 +308,18 @@ def active_decision(
     if selection.all_active:
         run = policies.run_rules(positions, activation)
         if run.clean:
-            best: CompiledPolicy | None = None
-            for cp, o in zip(selection.candidates, run.outcomes, strict=True):
-                if o.matched and (best is None or cp.matched_order < best.matched_order):
-                    best = cp
-            if best is None:
+            # C-level iteration: with 100 policies in scope this loop was a fifth of a judgement
+            matched = list(compress(selection.candidates, map(_is_matched, run.outcomes)))
+            if not matched:
                 return Effect.ALLOW, None
+            best = min(matched, key=_by_matched_order)
             return best.policy.effect, best.matched_order
     evaluation = evaluate_event(policies, event, activation)
     return evaluation.decision, _order(evaluation.deciding)
+
+
+_by_matched_order = attrgetter("matched_order")
+_is_matched = attrgetter("matched")
 
 
 def _order(r: PolicyResult | None) -> Order | None:

@@ -18,7 +18,11 @@ window (``--last N``), rows that split the cost:
 - simulate, 1 / 2 processes: ``simulate_history`` end to end (spawn, read,
   decode, evaluate, merge), what ``kernel policy simulate`` runs.
 
-The share column is each stage's time as a fraction of the one-process run's.
+Columns: events/s (wall clock), seconds, CPU µs/event (this process's threads
+and, for the split run, its reaped children) and events per CPU-second. On a
+machine shared with other work the wall-clock rates move with the load; the
+CPU cost does much less, and 2 / (CPU s per event) of the split run is what two
+idle cores would give (printed below the table).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import resource
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -90,28 +95,38 @@ def main() -> None:
     job = HistoryJob(kernel.kafka, functools.partial(codec_of, kernel.settings), topic, live,
                      candidate)  # fmt: skip
 
-    consume_s, _ = _timed(lambda: _consume(job, ranges, decode=False))
-    decode_s, events = _timed(lambda: _consume(job, ranges, decode=True))
-    pset = simulation_set(live, candidate)
+    consume = _timed(lambda: _consume(job, ranges, decode=False))
+    decode = _timed(lambda: _consume(job, ranges, decode=True))
+    events = decode[2]
+    sets = simulation_set(live, candidate)
     tally = SimulationTally(candidate.policy_id, candidate.version)
-    evaluate_s, _ = _timed(lambda: tally.run(pset, events))
-    one_s, one = _timed(lambda: simulate_history(job, ranges, workers=1))
-    two_s, two = _timed(lambda: simulate_history(job, ranges, workers=2))
-    assert one.to_json() == two.to_json() == tally.to_json(), "split changed the report"
-    report = one.to_json()
-    rows = [
-        ["consume", n / consume_s, consume_s, consume_s / one_s],
-        ["consume + decode", n / decode_s, decode_s, decode_s / one_s],
-        ["evaluate (in memory)", n / evaluate_s, evaluate_s, evaluate_s / one_s],
-        ["simulate, 1 process", n / one_s, one_s, 1.0],
-        ["simulate, 2 processes", n / two_s, two_s, two_s / one_s],
+    evaluate = _timed(lambda: tally.run(sets, events))
+    one = _timed(lambda: simulate_history(job, ranges, workers=1))
+    two = _timed(lambda: simulate_history(job, ranges, workers=2))
+    assert one[2].to_json() == two[2].to_json() == tally.to_json(), "split changed the report"
+    report = one[2].to_json()
+    stages = [
+        ("consume", consume),
+        ("consume + decode", decode),
+        ("evaluate (in memory)", evaluate),
+        ("simulate, 1 process", one),
+        ("simulate, 2 processes", two),
+    ]
+    rows: list[list[object]] = [
+        [name, f"{n / wall:,.0f}", f"{wall:.2f}", f"{cpu / n * 1e6:.0f}", f"{n / cpu:,.0f}"]
+        for name, (wall, cpu, _) in stages
     ]
     table(
         f"simulation over {n} actions, 1 candidate + 100 active policies in scope "
         f"({args.workload}; published in {publish_s:.1f}s; load {os.getloadavg()[0]:.1f}, "
         f"{os.cpu_count()} cores)",
-        ["stage", "events/s", "seconds", "share"],
-        [[r[0], f"{r[1]:,.0f}", f"{r[2]:.2f}", f"{r[3]:.2f}"] for r in rows],
+        ["stage", "events/s", "seconds", "CPU µs/event", "events per CPU-s"],
+        rows,
+    )
+    two_cpu = two[1] / n
+    print(
+        f"2 processes: {two[1] / two[0]:.2f} cores busy on average; on 2 idle cores the split "
+        f"run's CPU cost ({two_cpu * 1e6:.0f} µs/event) is {2 / two_cpu:,.0f} events/s"
     )
     changed = report["changes"]
     print(
@@ -131,10 +146,17 @@ def _folded(items: list[Policy]) -> RegistryState:
 T = TypeVar("T")
 
 
-def _timed(fn: Callable[[], T]) -> tuple[float, T]:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], T]) -> tuple[float, float, T]:
+    """Wall seconds, CPU seconds (this process's threads and the children it reaped), result."""
+    start, cpu = time.perf_counter(), _cpu()
     out = fn()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, _cpu() - cpu, out
+
+
+def _cpu() -> float:
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _consume(job: HistoryJob, ranges: dict[int, tuple[int, int]], *, decode: bool) -> list[Any]:

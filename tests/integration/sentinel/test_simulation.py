@@ -182,6 +182,11 @@ def test_windows_are_bounded_and_bad_arguments_refused(
                "--json") == 0  # fmt: skip
     body = json.loads(capsys.readouterr().out)["body"]
     assert body["report"]["eventsEvaluated"] == 31
+    assert run(kernel, "simulate", "iran-transfers", "--last", "31", "--actor", "c") == 0
+    table = capsys.readouterr().out
+    assert "events evaluated   31 (0 skipped)" in table
+    denied = body["report"]["changes"]["newlyDenied"]["count"]
+    assert f"newlyDenied: {denied}" in table if denied else "newlyDenied" not in table
     assert sum(e - s for s, e in body["ranges"].values()) == 31
     assert run(kernel, "simulate", "iran-transfers", "--from-offsets", "0:10,2:0", "--actor", "c",
                "--json") == 0  # fmt: skip
@@ -213,7 +218,7 @@ def test_windows_are_bounded_and_bad_arguments_refused(
         run(kernel, "simulate", "huge-transfers", "--last", "5", "--actor", "c")
     with pytest.raises(ValidationError, match="no partition 9"):
         run(kernel, "simulate", "iran-transfers", "--from-offsets", "9:0", "--actor", "c")
-    assert len(report_events(kernel)) == 2  # the two above; none for a refused simulation
+    assert len(report_events(kernel)) == 3  # the three above; none for a refused simulation
     capsys.readouterr()
     code = main(["policy", "simulate", "iran-transfers", "--since", "24x", "--actor", "c"])
     assert code == 2

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import streams.sentinel.kafka_history as kernel_history
 from ops.bootstrap import Kernel
 from ops.cli import build_parser, main
 from ops.http.app import build_app
@@ -285,3 +286,20 @@ def test_reports_are_served_from_their_projection(
     item = out["paths"]["/sentinel/simulations/{simulation_id}"]["get"]
     assert {"404", "422", "401", "403"} <= set(item["responses"])
     assert out["author"] == 200
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_report_one_gives(
+    kernel: Kernel, history: list[Event], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Through the CLI, spawned workers (the codec built from the settings in each)."""
+    monkeypatch.setattr(kernel_history, "MIN_PER_WORKER", 10)
+    reports = []
+    for workers in ("1", "2"):
+        capsys.readouterr()
+        assert run(kernel, "simulate", "iran-transfers", "--last", "120", "--workers", workers,
+                   "--actor", "c", "--json") == 0  # fmt: skip
+        reports.append(json.loads(capsys.readouterr().out)["body"]["report"])
+    assert reports[0] == reports[1]
+    assert reports[0]["eventsEvaluated"] == 120

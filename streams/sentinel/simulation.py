@@ -18,7 +18,7 @@ window of history (:func:`judge`):
 
 The candidate's rule runs through its own one-policy index, so its scope and
 rule are run exactly as the stream would run them once it is promoted.
-``tests/unit/sentinel/test_simulation.py`` proves both decisions equal the
+``tests/unit/sentinel/test_simulation_judge.py`` proves both decisions equal the
 evaluator's over random policy sets. Nothing is enforced and nothing is
 emitted: a judgement is tallied, never turned into a ``policyCheck``; the
 examples a report carries are evaluated with the candidate in the evaluator's
@@ -211,7 +211,7 @@ class SimulationSets:
     evaluation: it is the precedence of the candidate's contribution against
     the active decider (``decide`` over the union is the better of the two),
     which :func:`candidate_decision` computes and
-    ``tests/unit/sentinel/test_simulation.py`` proves equal to evaluating
+    ``tests/unit/sentinel/test_simulation_judge.py`` proves equal to evaluating
     ``promoted`` in full.
 
     Raises :class:`ValidationError` when the candidate cannot be simulated: it

@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +21,14 @@ from schemas.errors import LogUnavailableError, ValidationError
 from schemas.events import Event, new_event, now_ms
 from streams.kafka.log_reader import KafkaLogReader
 from streams.sentinel.kafka_history import window_ranges
+from streams.sentinel.lifecycle import (
+    PolicyChange,
+    RegistryState,
+    apply_change,
+    plan_create,
+    plan_transition,
+)
+from streams.sentinel.policy import Policy, State
 from streams.sentinel.simulation import Window
 from tests import identity
 from tests.integration.sentinel.api_helpers import serve
@@ -112,19 +119,25 @@ def leaders_elected(kernel: Kernel) -> None:
 
 
 @pytest.fixture
-def history(kernel: Kernel, tmp_path: Path) -> list[Event]:
+def history(kernel: Kernel) -> list[Event]:
+    """The active policy taken through its lifecycle, the candidate created (a draft), and
+    120 actions: one batch each (the CLI's path is ``test_policy_cli``'s)."""
     leaders_elected(kernel)
-    for policy, state in ((ACTIVE, "active"), (CANDIDATE, None)):
-        f = tmp_path / f"{policy['id']}.json"
-        f.write_text(json.dumps(policy))
-        assert run(kernel, "create", str(f), "--actor", "alice") == 0
-        if state:
-            for s in ("test", "canary", "active"):
-                extra = ["--percent", "10"] if s == "canary" else []
-                assert run(kernel, "transition", str(policy["id"]), "1", s, "--actor", "bob",
-                           *extra) == 0  # fmt: skip
+    state = RegistryState()
+    changes = []
+
+    def publish(change: PolicyChange) -> None:
+        nonlocal state
+        state = apply_change(state, change)
+        changes.append(change.to_event())
+
+    publish(plan_create(state, Policy.from_json(ACTIVE), "alice"))
+    for to in (State.TEST, State.CANARY, State.ACTIVE):
+        publish(plan_transition(state, "huge-transfers", 1, to, "bob", canary_percent=10))
+    publish(plan_create(state, Policy.from_json(CANDIDATE), "alice"))
     events = actions(120)
     with kernel.producer() as producer:
+        producer.publish_batch(changes)
         producer.publish_batch(events)
     return events
 

@@ -1,5 +1,5 @@
 # The two commands of README.md are `make demo` and `make test`.
-.PHONY: install demo test test-slow test-corpus test-faults lint bench up down clean-state
+.PHONY: install demo test test-slow test-corpus test-faults lint bench up down clean-state release
 
 install:
 	@bash ops/install.sh
@@ -33,6 +33,12 @@ test-faults: install
 bench: install
 	.venv/bin/python -m pip install -q -e '.[bench]'
 	.venv/bin/python -m bench
+
+# The signed release of HEAD in dist/release (docs/releasing.md): sdist, wheel, image
+# build context and release-manifest.json, signed with KERNEL_RELEASE_KEY (or the token).
+release: install
+	rm -rf dist/release
+	.venv/bin/kernel release --out dist/release
 
 up: install
 	.venv/bin/kernel up

@@ -55,6 +55,13 @@ ENV_VARS: dict[str, str] = {
     "KERNEL_PKCS11_PIN": "user PIN of the token (secret; prefer KERNEL_PKCS11_PIN_FILE)",
     "KERNEL_PKCS11_PIN_FILE": "file holding the token's user PIN (read at startup, never logged)",
     # -- end of issue 11.5
+    # -- signed release artifacts (issue 11.7)
+    "KERNEL_RELEASE_KEY": "key file that `kernel release` signs the release manifest with",
+    "KERNEL_RELEASE_SIGNER_ID": (
+        "signerId of the release key (default kernel-release): its key file in "
+        "KERNEL_STATE_DIR/keys, or its key's label in the PKCS#11 token"
+    ),
+    # -- end of issue 11.7
     "KERNEL_CHECKPOINT_EVERY": "links between signed Merkle checkpoints of a chain (default 1000)",
     "KERNEL_CHECKPOINT_INTERVAL_S": "or seconds of event time between checkpoints (default 60)",
     "KERNEL_CHECK_BUDGET_MS": "time budget of POST /sentinel/check (default 200)",
@@ -198,6 +205,10 @@ class Settings:
     pkcs11_pin: str | None = field(default=None, repr=False)  # secret
     pkcs11_pin_file: Path | None = None
     # -- end of issue 11.5
+    # -- signed release artifacts (issue 11.7)
+    release_key: Path | None = None
+    release_signer_id: str = "kernel-release"
+    # -- end of issue 11.7
     checkpoint_every: int = 1000
     checkpoint_interval_s: int = 60
     check_budget_ms: int = 200
@@ -271,6 +282,10 @@ class Settings:
             if e.get("KERNEL_PKCS11_PIN_FILE")
             else None,
             # -- end of issue 11.5
+            # -- signed release artifacts (issue 11.7)
+            release_key=_path(e, "KERNEL_RELEASE_KEY"),
+            release_signer_id=e.get("KERNEL_RELEASE_SIGNER_ID") or "kernel-release",
+            # -- end of issue 11.7
             checkpoint_every=_int(e, "KERNEL_CHECKPOINT_EVERY", 1000),
             checkpoint_interval_s=_int(e, "KERNEL_CHECKPOINT_INTERVAL_S", 60),
             check_budget_ms=_int(e, "KERNEL_CHECK_BUDGET_MS", 200),

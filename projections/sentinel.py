@@ -193,7 +193,7 @@ def _json(value: Any) -> str:
 _CHECK_COLUMNS = (
     "policy_check_id", "event_id", "request_id", "decision", "allowed", "policy_id",
     "policy_version", "rationale", "evidence", "evaluations", "not_matched", "outranked",
-    "sim_mode", "mode",
+    "rollout", "sim_mode", "mode",
     "subject", "subject_event_id", "action_topic", "action_partition", "action_offset", "ts",
     "source_topic", "source_partition", "source_offset",
 )  # fmt: skip
@@ -238,7 +238,8 @@ def _check_row(r: InputRecord) -> tuple[Any, ...]:
         b.get("policyId"), b.get("policyVersion"), b["rationale"],
         orjson.dumps(b["evidence"]).decode(), orjson.dumps(b["evaluations"]).decode(),
         orjson.dumps(b.get("notMatched", [])).decode(),
-        orjson.dumps(b.get("outranked", [])).decode(), b["simMode"], b["mode"],
+        orjson.dumps(b.get("outranked", [])).decode(),
+        orjson.dumps(b.get("rollout", [])).decode(), b["simMode"], b["mode"],
         r.event.subject, b.get("subjectEventId"),
         where.get("topic"), where.get("partition"), where.get("offset"),
         _ts(r.event.ts_ms), r.topic, r.partition, r.offset,

@@ -39,8 +39,8 @@ LEFT JOIN LATERAL (
 """
 _EXPLAIN = (
     "SELECT pc.policy_check_id, pc.decision, pc.allowed, pc.policy_id, pc.policy_version, "
-    "pc.rationale, pc.evidence, pc.evaluations, pc.not_matched, pc.outranked, pc.sim_mode, "
-    "pc.mode, "
+    "pc.rationale, pc.evidence, pc.evaluations, pc.not_matched, pc.outranked, pc.rollout, "
+    "pc.sim_mode, pc.mode, "
     "pc.request_id, pc.subject, pc.subject_event_id, pc.ts, pc.source_topic, pc.source_partition, "
     "pc.source_offset, ev.id, ev.chain, ev.seq, ev.hash, own.id, own.chain, own.seq, own.hash "
     "FROM policy_checks pc"
@@ -62,12 +62,13 @@ def explain(conn: Conn, policy_check_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     (check_id, decision, allowed, policy_id, version, rationale, evidence, evaluations,
-     not_matched, outranked, sim, mode, request_id, subject, subject_event_id, ts, topic,
+     not_matched, outranked, rollout, sim, mode, request_id, subject, subject_event_id, ts, topic,
      partition, offset, *links) = row  # fmt: skip
     assert isinstance(evidence, dict)
     assert isinstance(evaluations, list)
     assert isinstance(not_matched, list)
     assert isinstance(outranked, list)
+    assert isinstance(rollout, list)
     record = {
         "evaluations": evaluations,
         "notMatched": not_matched,
@@ -94,6 +95,7 @@ def explain(conn: Conn, policy_check_id: str) -> dict[str, Any] | None:
         "ts": format_ts(_ms(ts)),
         "evidence": evidence,
         "evaluations": path,
+        "rollout": rollout,
         "record": {
             "topic": topic,
             "partition": partition,

@@ -25,6 +25,7 @@ __all__ = [
     "checkpoint_notes",
     "connect",
     "find_event",
+    "first_signed_at",
     "insert_checkpoint",
     "iter_rows",
     "latest_checkpoint_note",
@@ -48,6 +49,16 @@ def _json(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text  # not parseable by a strict reader: verification will say so
+
+
+def first_signed_at(conn: Conn, signer_id: str, ts_ms: int) -> dict[str, int]:
+    """Per chain, the first seq ``signer_id`` signed with event time at or after ``ts_ms``."""
+    rows = conn.execute(
+        "SELECT chain, min(seq) FROM audit_events"
+        " WHERE signer_id = %s AND ts >= to_timestamp(%s / 1000.0) GROUP BY chain",
+        (signer_id, ts_ms),
+    ).fetchall()
+    return {str(chain): int(seq) for chain, seq in rows}
 
 
 def iter_rows(

@@ -103,13 +103,16 @@ class ChainChecks:
     def finish(self) -> VerificationReport:
         chains: list[ChainSummary] = []
         failures = list(self.failures)
+        flagged: list[Failure] = []
         for chain in self._pins.keys() - self._chains.keys():  # pinned chains never seen
             self._chains[chain] = _ResumableVerifier(self._keys, self._pins[chain])
         for v in self._chains.values():
             report = v.finish()
             chains += report.chains
             failures += [f for f in report.failures if f not in failures]
-        return VerificationReport(sorted(chains, key=lambda c: c.chain), failures)
+            flagged += report.flagged
+        flagged.sort(key=lambda f: (f.chain, f.seq or 0))
+        return VerificationReport(sorted(chains, key=lambda c: c.chain), failures, flagged)
 
 
 class ShadowRebuild:

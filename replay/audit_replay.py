@@ -152,6 +152,7 @@ class ReplayReport:
             "steps": {name: round(t, 3) for name, t in self.steps.items()},
             "workers": self.workers,
             "failures": [] if v is None else [f.to_json() for f in v.failures],
+            "flagged": [] if v is None else [f.to_json() for f in v.flagged],
             "firstDifference": None if self.difference is None else self.difference.to_json(),
             "chains": [c.to_json() for c in self.chains],
         }

@@ -12,6 +12,13 @@ order (the first failure of a chain is its verdict; other chains go on):
 5. ``id``, ``event_type``, ``ts`` and ``metadata`` agree with the payload (they
    are query copies; an edit there would mislead readers without breaking 1-4).
 
+A row that passes all five can still be signed by a key that had no right to
+sign it: after the key's revocation, or outside its validity window
+(``signers.json``, :mod:`streams.chain.windows`). Such a row is *flagged*, per
+row, and the chain goes on (the links are intact; what is void is the key's
+word for them), so a report lists every such row, not just the first; a flagged
+row fails the verification as a failure does.
+
 Signed checkpoints pin what rows cannot: a chain shorter than a checkpoint
 (a truncated tail), or whose Merkle root or head at the checkpoint's size
 differs, fails. Where rows come from is the adapter's business
@@ -33,6 +40,7 @@ from streams.chain.links import link_digest
 from streams.chain.merkle import CompactRange
 from streams.chain.note import ChainCheckpoint
 from streams.chain.signing import Verifier, unb64
+from streams.chain.windows import window_flag
 
 __all__ = [
     "AuditRow",
@@ -63,8 +71,9 @@ class AuditRow:
 
 
 # A link whose checks 3-5 ran elsewhere: (chain, seq, id, prev_hash, hash, their
-# verdict). A plain tuple: it crosses process boundaries by the thousand.
-CheckedLink = tuple[str, int, str, str, str, str | None]
+# verdict, signerId -- None: not known, no window check). A plain tuple: it
+# crosses process boundaries by the thousand.
+CheckedLink = tuple[str, int, str, str, str, str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,7 @@ class ChainSummary:
     head_hash: str = ""
     tree: CompactRange = field(default_factory=CompactRange)
     failure: Failure | None = None
+    flagged: int = 0  # rows signed by a key outside its window or after its revocation
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,7 +102,8 @@ class ChainSummary:
             "length": self.length,
             "headHash": self.head_hash,
             "merkleRoot": self.tree.root().hex(),
-            "verified": self.failure is None,
+            "verified": self.failure is None and not self.flagged,
+            "flagged": self.flagged,
         }
 
 
@@ -100,10 +111,11 @@ class ChainSummary:
 class VerificationReport:
     chains: list[ChainSummary]
     failures: list[Failure]
+    flagged: list[Failure] = field(default_factory=list)  # per row: its key could not sign it
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.flagged
 
     @property
     def total(self) -> int:
@@ -115,6 +127,7 @@ class VerificationReport:
             "total": self.total,
             "chains": [c.to_json() for c in self.chains],
             "failures": [f.to_json() for f in self.failures],
+            "flagged": [f.to_json() for f in self.flagged],
         }
 
 
@@ -130,6 +143,7 @@ class ChainVerifier:
             self._pins.setdefault(cp.chain, {})[cp.size] = cp
         self._chains: dict[str, ChainSummary] = {}
         self._current: ChainSummary | None = None
+        self._flagged: list[Failure] = []
 
     def continue_chain(self, summary: ChainSummary) -> None:
         """Rows fed next extend ``summary``, a chain verified by an earlier pass.
@@ -141,9 +155,15 @@ class ChainVerifier:
         self._chains[summary.chain] = summary
         self._current = summary
 
+    @property
+    def flagged(self) -> list[Failure]:
+        """The rows flagged so far (signed outside their key's window or after its revocation)."""
+        return list(self._flagged)
+
     def feed(self, row: AuditRow) -> Failure | None:
         """Check one row; returns the chain's failure if this row is its first."""
-        return self._advance((row.chain, row.seq, row.id, row.prev_hash, row.hash, None), row)
+        link = (row.chain, row.seq, row.id, row.prev_hash, row.hash, None, row.signer_id)
+        return self._advance(link, row)
 
     def feed_checked(self, link: CheckedLink) -> Failure | None:
         """:meth:`feed` for a link whose checks 3-5 already ran (:func:`link_failure`)."""
@@ -151,7 +171,7 @@ class ChainVerifier:
 
     def _advance(self, link: CheckedLink, rest: AuditRow | str | None) -> Failure | None:
         """Checks 1-2 here, in order; then 3-5 (``rest``: the row, or their verdict)."""
-        chain, seq, id_, prev_hash, hash_, _ = link
+        chain, seq, id_, prev_hash, hash_, _, signer_id = link
         cur = self._current
         if cur is None or cur.chain != chain:
             if chain in self._chains:
@@ -165,6 +185,13 @@ class ChainVerifier:
             reason = link_failure(rest, self._verifiers) if isinstance(rest, AuditRow) else rest
         if reason is not None:
             return self._fail(cur, seq, id_, reason)
+        if signer_id is not None:
+            verifier = self._verifiers.get(signer_id)
+            window = None if verifier is None else verifier.window
+            flag = window_flag(signer_id, window, chain, seq)
+            if flag is not None:
+                cur.flagged += 1
+                self._flagged.append(Failure(chain, seq, id_, flag))
         cur.length += 1
         cur.head_hash = hash_
         cur.tree.append(bytes.fromhex(hash_))
@@ -189,7 +216,8 @@ class ChainVerifier:
                     f"{max(pins)}: records were removed from its tail",
                 )
         chains = sorted(self._chains.values(), key=lambda c: c.chain)
-        return VerificationReport(chains, [c.failure for c in chains if c.failure])
+        failures = [c.failure for c in chains if c.failure]
+        return VerificationReport(chains, failures, list(self._flagged))
 
     def _check_pin(self, cur: ChainSummary) -> Failure | None:
         pin = self._pins.get(cur.chain, {}).get(cur.length)

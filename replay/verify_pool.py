@@ -128,7 +128,7 @@ class LinkChecker:
                 out.append(offset)
                 continue
             reason = link_failure(row, self._verifiers)
-            out.append((row.chain, row.seq, row.id, row.prev_hash, row.hash, reason))
+            out.append((row.chain, row.seq, row.id, row.prev_hash, row.hash, reason, row.signer_id))
             lines.append(line)
         return out, "".join(lines).encode()
 

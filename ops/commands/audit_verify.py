@@ -100,10 +100,19 @@ def _print_report(args: argparse.Namespace, report: VerificationReport) -> None:
         return
     for c in report.chains:
         status = "verified" if c.failure is None else "FAILED"
+        if c.flagged:
+            status += f", {c.flagged} FLAGGED"
         print(f"chain {c.chain}: {c.length} records, head {c.head_hash or '(empty)'}, {status}")
     for f in report.failures:
         print(f"FAILED chain {f.chain} seq {f.seq} id {f.id}: {f.reason}", file=sys.stderr)
-    verdict = "verified" if report.ok else f"{len(report.failures)} chain(s) FAILED"
+    for f in report.flagged:
+        print(f"FLAGGED chain {f.chain} seq {f.seq} id {f.id}: {f.reason}", file=sys.stderr)
+    verdict = "verified"
+    if report.failures:
+        verdict = f"{len(report.failures)} chain(s) FAILED"
+    if report.flagged:
+        flagged = f"{len(report.flagged)} record(s) FLAGGED (signed by a key that may not)"
+        verdict = flagged if verdict == "verified" else f"{verdict}, {flagged}"
     print(f"total: {len(report.chains)} chains, {report.total} records, {verdict}")
 
 

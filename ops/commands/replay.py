@@ -103,6 +103,8 @@ def _print(name: str, r: ReplayReport) -> None:
     if r.verification is not None:
         for f in r.verification.failures:
             print(f"FAILED chain {f.chain} seq {f.seq} id {f.id}: {f.reason}", file=sys.stderr)
+        for f in r.verification.flagged:
+            print(f"FLAGGED chain {f.chain} seq {f.seq} id {f.id}: {f.reason}", file=sys.stderr)
     if not r.verified:
         print(f"{name}: verification FAILED; live left untouched", file=sys.stderr)
         return

@@ -152,7 +152,9 @@ class Auditor:
                 (cp.chain, cp.size),
             )
             for seq, id_, prev_hash, hash_ in cur:
-                if verifier.feed_checked((cp.chain, int(seq), str(id_), prev_hash, hash_, None)):
+                if verifier.feed_checked(
+                    (cp.chain, int(seq), str(id_), prev_hash, hash_, None, None)
+                ):
                     break
         for failure in verifier.finish().failures:
             self._fail(failure)
@@ -172,6 +174,9 @@ class Auditor:
                 break
             if fed % 5000 == 0 and should_stop():
                 raise _StoppedError
+        flagged = verifier.flagged  # a key signed where it may not (window, revocation)
+        if flagged:
+            self._fail(flagged[0])
         reached = state.summary.length
         state.pending = {s: cp for s, cp in state.pending.items() if s > reached}
         return fed

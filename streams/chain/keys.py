@@ -9,7 +9,8 @@ A key file (``<keys_dir>/<signerId>.ed25519.json``, mode 0600, directory
 Loading refuses a file that group or others can read (as ssh does), and a
 file whose public key does not match its seed. ``signers.json`` is the
 runbook's format, ``{"signers": [{"signerId": ..., "publicKey": ...}]}``,
-listing every key ever used so that old records stay verifiable.
+listing every key ever used so that old records stay verifiable; an entry may
+carry the key's validity window and revocation (:mod:`streams.chain.windows`).
 Production keys live in a KMS/HSM behind the same :class:`Signer` port.
 """
 
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from nacl.signing import SigningKey
 
 from streams.chain.errors import KeyFileError, SignerError
 from streams.chain.signing import LocalEd25519Signer, Verifier, b64, unb64
+from streams.chain.windows import KeyWindow, parse_window
 
 __all__ = [
     "generate_key",
@@ -105,8 +108,18 @@ def key_files(keys_dir: Path) -> list[Path]:
     return sorted(p for p in keys_dir.iterdir() if p.name.endswith(_SUFFIX))
 
 
-def signers_document(signers: list[tuple[str, bytes]]) -> dict[str, Any]:
-    return {"signers": [{"signerId": sid, "publicKey": b64(pk)} for sid, pk in signers]}
+def signers_document(
+    signers: list[tuple[str, bytes]], windows: Mapping[str, KeyWindow] | None = None
+) -> dict[str, Any]:
+    """The runbook's document; a key with a window in ``windows`` carries it."""
+    out = []
+    for sid, pk in signers:
+        entry: dict[str, Any] = {"signerId": sid, "publicKey": b64(pk)}
+        window = (windows or {}).get(sid)
+        if window is not None:
+            entry.update(window.to_json())
+        out.append(entry)
+    return {"signers": out}
 
 
 def parse_signers(doc: Any) -> dict[str, Verifier]:
@@ -120,8 +133,9 @@ def parse_signers(doc: Any) -> dict[str, Verifier]:
         sid, pk = entry.get("signerId"), entry.get("publicKey")
         if not isinstance(sid, str) or not sid or not isinstance(pk, str):
             raise KeyFileError(f"signers[{i}] needs a signerId and a base64 publicKey")
+        window = parse_window(entry, f"signers[{i}] ({sid})")
         try:
-            verifier = Verifier(unb64(pk))
+            verifier = Verifier(unb64(pk), window)
         except (ValueError, SignerError) as exc:
             raise KeyFileError(f"signers[{i}] ({sid}): bad publicKey: {exc}") from exc
         if sid in out and out[sid].public_key != verifier.public_key:

@@ -29,7 +29,14 @@ from streams.chain.canonical import canonicalize
 from streams.chain.errors import ChainError
 from streams.chain.signing import Signer, b64
 
-__all__ = ["ChainHead", "ChainStep", "canonical_digest", "chain_id", "link_digest"]
+__all__ = [
+    "ChainHead",
+    "ChainStep",
+    "canonical_digest",
+    "chain_id",
+    "link_body",
+    "link_digest",
+]
 
 
 def chain_id(topic: str, partition: int) -> str:
@@ -95,18 +102,45 @@ class ChainStep:
             seq, prev_hash = head.seq + 1, head.hash
         if canonical is None:
             canonical = canonicalize(payload)
-        digest = canonical_digest(canonical, prev_hash)
-        hex_hash = digest.hex()
-        body = {
-            "chain": chain,
-            "seq": seq,
-            "prevHash": prev_hash,
-            "hash": hex_hash,
-            "signature": b64(self.signer.sign(digest)),
-            "signerId": self.signer.signer_id,
-            "sourceTopic": source.topic,
-            "sourcePartition": source.partition,
-            "sourceOffset": source.offset,
-            "payload": dict(payload),
-        }
-        return ChainHead(chain, seq, hex_hash, source.offset), body
+        return _link(self.signer, chain, seq, prev_hash, canonical, payload=payload, source=source)
+
+
+def link_body(
+    head: ChainHead, payload: Mapping[str, Any], *, source: LogPosition, signer: Signer
+) -> tuple[ChainHead, dict[str, Any]]:
+    """The link after ``head`` with ``payload``, naming the source position given.
+
+    For links that are not one input record (a key rotation,
+    :mod:`streams.chain.rotation`): no check that the source moves on.
+    """
+    canonical = canonicalize(payload)
+    return _link(
+        signer, head.chain, head.seq + 1, head.hash, canonical, payload=payload, source=source
+    )
+
+
+def _link(
+    signer: Signer,
+    chain: str,
+    seq: int,
+    prev_hash: str,
+    canonical: bytes,
+    *,
+    payload: Mapping[str, Any],
+    source: LogPosition,
+) -> tuple[ChainHead, dict[str, Any]]:
+    digest = canonical_digest(canonical, prev_hash)
+    hex_hash = digest.hex()
+    body = {
+        "chain": chain,
+        "seq": seq,
+        "prevHash": prev_hash,
+        "hash": hex_hash,
+        "signature": b64(signer.sign(digest)),
+        "signerId": signer.signer_id,
+        "sourceTopic": source.topic,
+        "sourcePartition": source.partition,
+        "sourceOffset": source.offset,
+        "payload": dict(payload),
+    }
+    return ChainHead(chain, seq, hex_hash, source.offset), body

@@ -30,12 +30,15 @@ import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.errors import ValidationError
 from schemas.events import Event
 from schemas.ids import uuid5_text
 from streams.chain.canonical import canonicalize
+from streams.chain.errors import SignerError
 from streams.chain.links import ChainHead, ChainStep, chain_id
+from streams.chain.rotation import is_rotation_link, rotation_link
 from streams.chain.signing import Signer
 from streams.dedup import DEFAULT_WINDOW, DuplicateCheck
 from streams.processor import InputRecord, LogReader, OutputRecord
@@ -84,7 +87,17 @@ class ChainSigner:
             wanted.setdefault(chain_partition(chain, self.chain_partitions), set()).add(chain)
         heads: dict[str, ChainHead] = {}
         for part, chains in wanted.items():
-            heads.update(_find_heads(reader, self.chain_topic, part, chains))
+            found = _find_heads(reader, self.chain_topic, part, chains)
+            for chain, (head, rotated_to) in found.items():
+                if rotated_to is not None and rotated_to != self.signer.signer_id:
+                    # The outgoing key signed its last record there: signing on with
+                    # anything but the incoming key would put records outside every window.
+                    raise SignerError(
+                        f"chain {chain} was rotated to key {rotated_to!r}, but this signer "
+                        f"is {self.signer.signer_id!r}: point KERNEL_SIGNING_KEY (or "
+                        f"KERNEL_SIGNER_ID with PKCS#11) at {rotated_to!r}"
+                    )
+                heads[chain] = head
         return SignerState(heads, DuplicateCheck.recover(assigned, reader, self.dedup_window))
 
     def initial(self) -> SignerState:
@@ -106,23 +119,40 @@ class ChainSigner:
             # cannot be stored by the projection, so it is dead-lettered, never chained.
             raise ValidationError("NUL (U+0000) in the event: it cannot be stored, so not chained")
         head, body = self._step(state.heads.get(chain), payload, record.position, canonical)
-        link = Event(
-            event_id=record_id(chain, head.seq),
-            event_type="auditRecord",
-            ts_ms=record.event.ts_ms,
-            actor=self.signer.signer_id,
-            subject=chain,
-            body=body,
-        )
         heads = dict(state.heads)
         heads[chain] = head
-        out = OutputRecord(
-            self.chain_topic,
-            chain.encode(),
-            link,
-            partition=chain_partition(chain, self.chain_partitions),
+        return SignerState(heads, state.seen), [self._output(head, record.event.ts_ms, body)]
+
+    def rotate(self, state: SignerState, rotation: Event) -> tuple[SignerState, list[OutputRecord]]:
+        """The rotation link of every chain with a head, signed by this (outgoing) signer.
+
+        ``rotation`` is the keyRotation event (:func:`~streams.chain.rotation.rotation_body`)
+        whose positions name each chain's seq after the link. Pure: the same heads and
+        event give the same links; the caller publishes event and links atomically.
+        """
+        heads = dict(state.heads)
+        out = []
+        for chain in sorted(heads):
+            head, body = rotation_link(heads[chain], rotation, self.signer)
+            heads[chain] = head
+            out.append(self._output(head, rotation.ts_ms, body))
+        return SignerState(heads, state.seen), out
+
+    def _output(self, head: ChainHead, ts_ms: int, body: dict[str, Any]) -> OutputRecord:
+        link = Event(
+            event_id=record_id(head.chain, head.seq),
+            event_type="auditRecord",
+            ts_ms=ts_ms,
+            actor=self.signer.signer_id,
+            subject=head.chain,
+            body=body,
         )
-        return SignerState(heads, state.seen), [out]
+        return OutputRecord(
+            self.chain_topic,
+            head.chain.encode(),
+            link,
+            partition=chain_partition(head.chain, self.chain_partitions),
+        )
 
 
 def _has_nul(value: object) -> bool:
@@ -137,21 +167,26 @@ def _has_nul(value: object) -> bool:
 
 def _find_heads(
     reader: LogReader, topic: str, partition: int, chains: set[str]
-) -> dict[str, ChainHead]:
-    """The last link of each chain in ``chains`` stored in ``topic``/``partition``."""
+) -> dict[str, tuple[ChainHead, str | None]]:
+    """The last link of each chain in ``chains`` stored in ``topic``/``partition``,
+    and the incoming key's signerId when that link is a key rotation."""
     end = reader.end_offset(topic, partition)
-    found: dict[str, ChainHead] = {}
+    found: dict[str, tuple[ChainHead, str | None]] = {}
     window, stop = 256, end
     while stop > 0 and len(found) < len(chains):
         start = max(0, stop - window)
         # A link's Kafka key is its chain: only the chains still sought are decoded, so a
         # chain with no recent link (or none at all) costs a read back, not a decode back.
         wanted = frozenset(c.encode() for c in chains if c not in found)
-        latest: dict[str, ChainHead] = {}  # within a window, later records overwrite earlier
+        # within a window, later records overwrite earlier
+        latest: dict[str, tuple[ChainHead, str | None]] = {}
         for rec in reader.read_keyed(topic, partition, start, stop, wanted):
             body = rec.event.body
             if body["chain"] in chains and body["chain"] not in found:
-                latest[body["chain"]] = ChainHead.of_record(body)
+                rotated_to = (
+                    body["payload"]["body"]["newSignerId"] if is_rotation_link(body) else None
+                )
+                latest[body["chain"]] = (ChainHead.of_record(body), rotated_to)
         found.update(latest)
         stop = start
         window *= 4

@@ -10,12 +10,15 @@ members and plugs into :class:`~streams.chain.links.ChainStep` unchanged.
 from __future__ import annotations
 
 import base64
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from streams.chain.errors import SignerError
+
+if TYPE_CHECKING:
+    from streams.chain.windows import KeyWindow
 
 __all__ = ["LocalEd25519Signer", "Signer", "Verifier", "b64", "unb64"]
 
@@ -67,14 +70,19 @@ class LocalEd25519Signer:
 
 
 class Verifier:
-    """Checks Ed25519 signatures by one public key; built once, used per record."""
+    """Checks Ed25519 signatures by one public key; built once, used per record.
 
-    __slots__ = ("_key", "public_key")
+    ``window``: the positions the key may sign (``signers.json``'s validity and
+    revocation, :mod:`streams.chain.windows`); None: everywhere.
+    """
 
-    def __init__(self, public_key: bytes) -> None:
+    __slots__ = ("_key", "public_key", "window")
+
+    def __init__(self, public_key: bytes, window: KeyWindow | None = None) -> None:
         if len(public_key) != 32:
             raise SignerError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
         self.public_key = public_key
+        self.window = window
         self._key = VerifyKey(public_key)
 
     def verify(self, digest: bytes, signature: bytes) -> bool:

@@ -25,8 +25,12 @@ from schemas.positions import LogPosition
 from schemas.topics import TopicNames
 from streams import tracing
 from streams.kafka.clients import KafkaClients
+from streams.processor import OutputRecord
 
 __all__ = ["Producer", "producer_config"]
+
+# (topic, key, value), or (topic, key, value, partition)
+_Encoded = tuple[str, bytes, bytes] | tuple[str, bytes, bytes, int | None]
 
 
 def producer_config(timeout_s: float, **extra: Any) -> dict[str, Any]:
@@ -89,9 +93,7 @@ class Producer:
         """All or nothing, in one Kafka transaction (needs a transactional id)."""
         return self.publish_encoded_atomic([self._record(e, topic) for e in events])
 
-    def publish_encoded_atomic(
-        self, records: Sequence[tuple[str, bytes, bytes]]
-    ) -> list[LogPosition]:
+    def publish_encoded_atomic(self, records: Sequence[_Encoded]) -> list[LogPosition]:
         """``publish_encoded`` in one Kafka transaction: all visible, or none."""
         records = list(records)
         with self._lock:
@@ -107,6 +109,15 @@ class Producer:
                 self._abort()
                 raise
         return positions
+
+    def publish_outputs_atomic(self, outputs: Sequence[OutputRecord]) -> list[LogPosition]:
+        """Records a processor computed, each on the partition it names, in one transaction.
+
+        Derived records (a chain link): encoded as the workers encode theirs, without the
+        door's check relative to now.
+        """
+        records = [(o.topic, o.key, self.codec.encode(o.event), o.partition) for o in outputs]
+        return self.publish_encoded_atomic(records)
 
     def _record(self, event: Event, topic: str | None) -> tuple[str, bytes, bytes]:
         # A door: the input contract (relative to now) before anything is sent.
@@ -129,7 +140,7 @@ class Producer:
         with contextlib.suppress(KafkaException):
             self._producer.abort_transaction(self.timeout_s)
 
-    def _send(self, records: list[tuple[str, bytes, bytes]]) -> list[LogPosition]:
+    def _send(self, records: Sequence[_Encoded]) -> list[LogPosition]:
         results: list[LogPosition | KafkaError | None] = [None] * len(records)
 
         def done(index: int) -> Any:
@@ -145,12 +156,22 @@ class Producer:
         traced = self._tracing or tracing.in_trace()
         spans = [tracing.producer_span(r[0], self._tracing) for r in records] if traced else []
         headers = None
-        for i, (topic, key, value) in enumerate(records):
+        for i, record in enumerate(records):
+            topic, key, value = record[0], record[1], record[2]
             if traced:
                 headers = tracing.headers_of(spans[i])
+            # A 4th element names the partition (a chain link's); else the key's partitioner.
+            partition = record[3] if len(record) > 3 else None
             while True:
                 try:
-                    self._producer.produce(topic, value, key, on_delivery=done(i), headers=headers)
+                    if partition is None:
+                        self._producer.produce(
+                            topic, value, key, on_delivery=done(i), headers=headers
+                        )
+                    else:
+                        self._producer.produce(
+                            topic, value, key, partition, on_delivery=done(i), headers=headers
+                        )
                     break
                 except BufferError:
                     self._producer.poll(0.05)  # local queue full: let deliveries drain

@@ -194,6 +194,7 @@ def build_policy_check(
         "evaluations": record_path(evaluation.path_json() if path is None else path, recorded),
         "notMatched": list(evaluation.not_matched),
         "outranked": list(outranked),
+        "rollout": [view.to_json() for view in evaluation.canaries],
         "simMode": sim_mode,
         "mode": mode,
         "subjectEventId": evaluated.event_id,

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.sentinel.policy import Effect, Policy, Severity, State
 from streams.sentinel.rules import RuleOutcome
+
+if TYPE_CHECKING:
+    from streams.sentinel.canary import CanaryView
 
 __all__ = [
     "TEXT",
@@ -153,6 +156,7 @@ class Evaluation:
         "_expand",
         "_path",
         "_results",
+        "canaries",
         "deciding",
         "decision",
         "missing",
@@ -178,16 +182,19 @@ class Evaluation:
         results: tuple[PolicyResult, ...] | None = None,
         expand: Callable[[], tuple[PolicyResult, ...]] | None = None,
         sim: tuple[Effect | None, PolicyResult | None, str | None] = (None, None, None),
+        canaries: tuple[CanaryView, ...] = (),
     ) -> None:
         """``path``, ``not_matched``, ``outranked``: the results split as described above;
         ``evidence``: ``(values_read, missing)``; ``results``: every result, or
         ``expand``, which builds them on first use; neither: ``results`` is
         ``path``. ``sim``: ``(sim_decision, sim_deciding, sim_rationale)``.
+        ``canaries``: a :class:`~streams.sentinel.canary.CanaryView` per canary in scope.
 
         With the defaults, a decision no policy took part in (a fallback).
         """
         self.decision, self.deciding, self.rationale = decision, deciding, rationale
         self.sim_decision, self.sim_deciding, self.sim_rationale = sim
+        self.canaries = canaries
         self.not_matched, self.outranked = not_matched, outranked
         self.values_read, self.missing = ({}, ()) if evidence is None else evidence
         if results is None and expand is None:
@@ -236,6 +243,7 @@ class Evaluation:
             self.sim_decision,
             self.sim_deciding,
             self.sim_rationale,
+            self.canaries,
         )
 
     def __eq__(self, other: object) -> bool:

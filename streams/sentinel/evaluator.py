@@ -47,10 +47,10 @@ per in-scope selection, the union of the paths read (the evidence) once
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from operator import attrgetter
 
+from streams.sentinel.canary import canary_sampled, canary_views
 from streams.sentinel.evaluation import (
     Evaluation,
     Outcome,
@@ -102,12 +102,6 @@ __all__ = [
     "lost_reason",
     "policy_paths",
 ]
-
-
-def canary_sampled(sample_key: str, percent: float) -> bool:
-    """Deterministic: the same request is always in, or always out of, the canary."""
-    head = hashlib.sha256(sample_key.encode()).digest()[:4]
-    return int.from_bytes(head, "big") / 2**32 < percent / 100
 
 
 class _Matches:
@@ -242,6 +236,11 @@ def evaluate_each(
         else:
             r.reason = reason(r, decision, deciding)
     pairs = list(zip(candidates, raw, strict=True))
+    percents = {
+        cp.policy.policy_id: cp.policy.canary_percent
+        for cp in candidates
+        if cp.policy.state is State.CANARY
+    }
     return Evaluation(
         decision,
         deciding,
@@ -252,6 +251,7 @@ def evaluate_each(
         evidence=values_at(selection.paths),
         results=tuple(raw),
         sim=sim,
+        canaries=canary_views(raw, percents, sample_key) if percents else (),
     )
 
 

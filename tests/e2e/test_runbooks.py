@@ -235,6 +235,59 @@ def _export(d: Deployment, out: str, work: Path) -> None:
     assert sorted(ids) == sorted([d.signer_id, "kernel-signer-2"]), ids
 
 
+def _rotated(d: Deployment, out: str, work: Path) -> None:
+    assert f"rotated {len(d.chains)} chain(s) from {d.signer_id!r} to 'kernel-signer-2'" in out
+    for chain, n in d.chains.items():
+        assert f"  {chain}: rotation link at seq {n}; kernel-signer-2 signs from seq {n + 1}" in out
+
+
+def _windows(d: Deployment, work: Path) -> dict[str, dict[str, object]]:
+    doc = json.loads((work / "signers.json").read_text())
+    by_id = {e["signerId"]: e for e in doc["signers"]}
+    rotated_at = {chain: n + 1 for chain, n in d.chains.items()}  # after each rotation link
+    assert by_id[d.signer_id]["publicKey"] == d.public_key
+    assert by_id[d.signer_id]["validUntil"] == rotated_at, by_id
+    assert by_id["kernel-signer-2"]["validFrom"] == rotated_at, by_id
+    return by_id
+
+
+def _signers_from_log(d: Deployment, out: str, work: Path) -> None:
+    assert "revokedFrom" not in _windows(d, work)[d.signer_id]
+
+
+def _signers_revoked(d: Deployment, out: str, work: Path) -> None:
+    assert _windows(d, work)[d.signer_id]["revokedFrom"] == {"*": 0}
+
+
+def _replay_rotated(d: Deployment, out: str, work: Path) -> None:
+    # the log now has one more link per chain than the projection: replayed, verified, swapped
+    assert f"audit: replayed {d.records + len(d.chains)} records" in out, out
+    assert "audit: swapped in" in out, out
+
+
+def _revoked(d: Deployment, out: str, work: Path) -> None:
+    assert f"revoked {d.signer_id!r} from *@0 (signed by 'kernel-signer-2'" in out, out
+
+
+def _all_old_records(d: Deployment) -> set[tuple[str, int]]:
+    return {(chain, seq) for chain, n in d.chains.items() for seq in range(n + 1)}
+
+
+def _verify_revoked(d: Deployment, out: str, work: Path) -> None:
+    report = json.loads((work / "verify-revoked.json").read_text())
+    assert report["verified"] is False and report["failures"] == [], report
+    assert {(f["chain"], f["seq"]) for f in report["flagged"]} == _all_old_records(d)
+    assert all(
+        f["reason"].startswith(f"signed by revoked key {d.signer_id!r}") for f in report["flagged"]
+    )
+
+
+def _replay_revoked(d: Deployment, out: str, work: Path) -> None:
+    audit = json.loads((work / "replay.json").read_text())["projections"]["audit"]
+    assert audit["verified"] is False and audit["swapped"] is False, audit
+    assert {(f["chain"], f["seq"]) for f in audit["flagged"]} == _all_old_records(d)
+
+
 CHECKS: dict[str, Check] = {
     "kernel status": _status,
     "kernel doctor": _doctor,
@@ -254,6 +307,14 @@ CHECKS: dict[str, Check] = {
     'kernel restore --from backups/daily --database-url "$RESTORE_URL"': _restore,
     'kernel db migrate --database-url "$RESTORE_URL"': _migrated,
     'kernel audit-verify --database-url "$RESTORE_URL" --signers signers.json': _verify,
+    'kernel keys rotate --to kernel-signer-2 --reason "key compromise"': _rotated,
+    "kernel keys export-signers --from-log > signers.json": _signers_from_log,
+    "kernel replay audit --signers signers.json": _replay_rotated,
+    'kernel keys revoke kernel-signer --from "*@0" --signed-by kernel-signer-2': _revoked,
+    "kernel audit-verify --signers signers.json --json > verify-revoked.json": _verify_revoked,
+    "kernel replay audit --signers signers.json --verify-only --json > replay.json": (
+        _replay_revoked
+    ),
 }
 
 
@@ -265,6 +326,8 @@ def _check_for(c: Command, seen: dict[str, int]) -> Check:
     seen[line] = seen.get(line, 0) + 1
     if line == 'kernel db status --database-url "$RESTORE_URL"' and seen[line] > 1:
         return _applied
+    if line == "kernel keys export-signers --from-log > signers.json" and seen[line] > 1:
+        return _signers_revoked
     return CHECKS[line]
 
 

@@ -120,3 +120,45 @@ def test_sentinel_end_to_end(db_kernel: Kernel, db_cli: KernelCLI, tmp_path: Pat
     assert {"/sentinel/check", "/sentinel/explain/{policy_check_id}", "/policies"} <= set(
         out["openapi"]
     )
+
+
+def test_explain_names_the_canary_its_sample_and_what_the_active_set_decided(
+    db_kernel: Kernel, db_cli: KernelCLI, tmp_path: Path
+) -> None:
+    """Issue 12 item 5: a decision made by a canary is explained as one."""
+    migrate(db_kernel.settings.database_url)
+    pid = f"cap-{uuid.uuid4().hex[:6]}"
+    v1 = {**POLICY, "id": pid, "severity": "MEDIUM", "rule": "context.amount > 1000"}
+    v2 = {**v1, "rule": "context.amount > 100"}
+    for verb, spec in (("create", v1), ("version", v2)):
+        f = tmp_path / f"{verb}.json"
+        f.write_text(json.dumps(spec))
+        done = db_cli("policy", verb, str(f), "--actor", "alice")
+        assert done.returncode == 0, done.stderr
+    steps = [
+        (pid, "1", "test"), (pid, "1", "canary", "--percent", "100"), (pid, "1", "active"),
+        (pid, "2", "test"), (pid, "2", "canary", "--percent", "100"),
+    ]  # fmt: skip
+    for step in steps:
+        done = db_cli("policy", "transition", *step, "--actor", "bob")
+        assert done.returncode == 0, done.stderr
+
+    async def scenario() -> dict[str, Any]:
+        async with serve(build_app(db_kernel)) as c:
+            body = {"action": "payments.send", "context": {"amount": 500}, "requestId": "canary-1"}
+            check = (await c.post("/sentinel/check", json=body)).json()
+            projector = threading.Thread(target=project, args=(db_kernel,))
+            projector.start()
+            explained = await c.get(
+                f"/sentinel/explain/{check['policyCheckId']}", params={"wait_ms": 20000}
+            )
+            await asyncio.to_thread(projector.join)
+            return {"check": check, "explain": explained.json()}
+
+    out = asyncio.run(scenario())
+    assert (out["check"]["decision"], out["check"]["policyVersion"]) == ("deny", 2)
+    [view] = out["explain"]["rollout"]
+    assert view["policyId"] == pid
+    assert (view["canaryVersion"], view["activeVersion"], view["percent"]) == (2, 1, 100.0)
+    assert view["sampled"] is True and 0 <= view["sampleValue"] < 1
+    assert (view["candidateDecision"], view["activeDecision"]) == ("deny", "allow")

@@ -136,7 +136,8 @@ def test_explain_expands_the_compact_path_and_reads_v1_checks(db_kernel: Kernel)
     runner.close()
     (check,) = [e for _, e, _ in read_all(db_kernel, db_kernel.names.policy_checks)]
     # on the log: deny-big did not match, so it is named only
-    assert check.schema_version == 2
+    assert check.schema_version == 3
+    assert check.body["rollout"] == []  # no canary in scope
     assert (check.body["evaluations"], check.body["notMatched"]) == ([], ["deny-big@1"])
     # a policyCheck v1 (every entry in full, no notMatched) from before the upgrade
     v1_entry = {"policyId": "old", "version": 4, "result": "not_matched", "reason": "not matched"}
@@ -164,6 +165,7 @@ def test_explain_expands_the_compact_path_and_reads_v1_checks(db_kernel: Kernel)
         }
     ]
     assert old["evaluations"] == [v1_entry]
+    assert explained["rollout"] == [] and old["rollout"] == []  # a v1 row: the column's default
 
 
 def test_explain_expands_the_matched_policies_that_did_not_decide(db_kernel: Kernel) -> None:

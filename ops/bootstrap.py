@@ -457,6 +457,7 @@ class Kernel:
         from ops.http.events import events_router  # noqa: PLC0415
         from ops.http.sentinel_check import check_router  # noqa: PLC0415
         from ops.http.sentinel_explain import explain_router  # noqa: PLC0415
+        from ops.http.sentinel_simulations import simulations_router  # noqa: PLC0415
         from schemas.contract import InputContract  # noqa: PLC0415
 
         reads = self.database("api")
@@ -465,6 +466,7 @@ class Kernel:
             check_router(self.sync_check),
             events_router(self.async_log, self.names, contract),
             explain_router(reads),
+            simulations_router(reads),
             audit_router(reads),
             approvals_router(
                 lambda: load_approvals(self), self.async_log, self.names.approvals, now_ms

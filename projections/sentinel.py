@@ -10,7 +10,9 @@ with the checkpoint, so each table is exactly the committed log.
   table cannot disagree with the live set. It keeps no memory between batches:
   each batch loads the records of the policies it touches from the table it
   writes (changes are rare), so a rolled-back batch leaves nothing stale behind.
-  Illegal changes (operators raced) go to ``policy_change_rejections``.
+  Illegal changes (operators raced) go to ``policy_change_rejections``. The
+  same topic's ``policySimulation`` reports become ``policy_simulations`` rows
+  (``INSERT ... ON CONFLICT DO NOTHING``: a report is a fact, replayed onto itself).
 - :class:`PolicyCheckProjection` writes one ``policy_checks`` row per
   ``policyCheck`` by COPY into a per-session staging table and one
   ``INSERT ... ON CONFLICT DO NOTHING``: a replayed check (deterministic id)
@@ -109,6 +111,7 @@ class PolicyRegistryProjection:
         self.topics = [self.policies_topic]
 
     def write(self, cur: Cursor, batch: Sequence[InputRecord]) -> None:
+        _write_simulations(cur, [r for r in batch if r.event.event_type == "policySimulation"])
         records = [r for r in batch if r.event.event_type == "policyChange"]
         if not records:
             return
@@ -173,6 +176,28 @@ class PolicyRegistryProjection:
                 for seq, h in enumerate(record.history) if seq >= start
             ],
         )  # fmt: skip
+
+
+def _write_simulations(cur: Cursor, records: Sequence[InputRecord]) -> None:
+    if not records:
+        return
+    cur.executemany(
+        "INSERT INTO policy_simulations (simulation_id, event_id, policy_id, version, actor, ts, "
+        "actions_topic, sim_window, ranges, active_set, report, source_topic, source_partition, "
+        "source_offset) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, "
+        "%s::jsonb, %s, %s, %s) ON CONFLICT (simulation_id) DO NOTHING",
+        [
+            (b["simulationId"], r.event.event_id, b["policyId"], b["version"], r.event.actor,
+             _ts(r.event.ts_ms), b["actionsTopic"], _json(b["window"]), _json(b["ranges"]),
+             _json(b["activeSet"]), _json(b["report"]), r.topic, r.partition, r.offset)
+            for r in records
+            for b in (r.event.body,)
+        ],
+    )  # fmt: skip
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 _CHECK_COLUMNS = (

@@ -25,7 +25,7 @@ from schemas.events import format_ts
 from streams.sentinel.decision import expand_path
 from streams.sentinel.policy import Policy
 
-__all__ = ["explain", "get_policy", "list_policies"]
+__all__ = ["explain", "get_policy", "get_simulation", "list_policies", "list_simulations"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -164,3 +164,48 @@ def get_policy(conn: Conn, policy_id: str) -> dict[str, Any] | None:
 def _ms(ts: object) -> int:
     assert isinstance(ts, datetime)
     return (ts - _EPOCH) // timedelta(milliseconds=1)
+
+
+_SIMULATION_SUMMARY = (
+    "SELECT simulation_id, event_id, policy_id, version, actor, ts, actions_topic, sim_window, "
+    "report->'eventsEvaluated', report->'matchRate', report->'errors', "
+    "report->'changes'->'newlyDenied'->'count', report->'changes'->'newlyAllowed'->'count', "
+    "report->'changes'->'total' FROM policy_simulations"
+)
+
+
+def list_simulations(
+    conn: Conn, policy_id: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The newest simulation reports first, summarised; of one policy if ``policy_id``."""
+    where, args = ("", ()) if policy_id is None else (" WHERE policy_id = %s", (policy_id,))
+    rows = conn.execute(
+        f"{_SIMULATION_SUMMARY}{where} ORDER BY ts DESC, simulation_id LIMIT %s", (*args, limit)
+    ).fetchall()
+    return [
+        {"simulationId": str(sid), "eventId": str(eid), "policyId": pid, "version": version,
+         "actor": actor, "ts": format_ts(_ms(ts)), "actionsTopic": topic, "window": window,
+         "eventsEvaluated": n, "matchRate": rate, "errors": errors, "newlyDenied": denied,
+         "newlyAllowed": allowed, "changed": total}
+        for sid, eid, pid, version, actor, ts, topic, window, n, rate, errors, denied, allowed,
+        total in rows
+    ]  # fmt: skip
+
+
+def get_simulation(conn: Conn, simulation_id: str) -> dict[str, Any] | None:
+    """One simulation report in full, with where its event is on the log."""
+    row = conn.execute(
+        "SELECT simulation_id, event_id, policy_id, version, actor, ts, actions_topic, "
+        "sim_window, ranges, active_set, report, source_topic, source_partition, source_offset "
+        "FROM policy_simulations WHERE simulation_id = %s",
+        (simulation_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    sid, eid, pid, version, actor, ts, topic, window, ranges, active, report, st, sp, so = row
+    return {
+        "simulationId": str(sid), "eventId": str(eid), "policyId": pid, "version": version,
+        "actor": actor, "ts": format_ts(_ms(ts)), "actionsTopic": topic, "window": window,
+        "ranges": ranges, "activeSet": active, "report": report,
+        "event": {"topic": st, "partition": sp, "offset": so},
+    }  # fmt: skip

@@ -31,7 +31,13 @@ _KEEP = {"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes":
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("actions", 3, _KEEP, ("kernelAction",), "every kernel action"),
     TopicSpec("policy-checks", 3, _KEEP, ("policyCheck",), "SentinelNet decisions"),
-    TopicSpec("policies", 1, _KEEP, ("policyChange",), "policy lifecycle; one ordered log"),
+    TopicSpec(
+        "policies",
+        1,
+        _KEEP,
+        ("policyChange", "policySimulation"),
+        "policy lifecycle and simulation reports; one ordered log",
+    ),
     TopicSpec("approvals", 1, _KEEP, ("approval",), "k-of-n signed approvals"),
     TopicSpec("remediations", 1, _KEEP, ("remediation",), "remediation steps"),
     TopicSpec("keys", 1, _KEEP, ("keyRotation",), "signing key rotations"),

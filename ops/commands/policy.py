@@ -1,30 +1,49 @@
-"""``kernel policy create|version|show|list|transition``: the policy lifecycle, on the log.
+"""``kernel policy create|version|show|list|transition|simulate``: the policy lifecycle, on the log.
 
 Every command that changes a policy rebuilds the registry from the policies
 topic, validates the policy (rule compiled and checked against the kernel
 action schema, rationale placeholders) and the lifecycle move against it, and
 only then publishes one ``policyChange`` event (actor = ``--actor``). The
 registry projection and the evaluators pick the change up from the log.
+
+``simulate`` runs a draft or test version over a window of the actions topic
+beside the enforced set (:mod:`streams.sentinel.simulation`, read by
+:mod:`streams.sentinel.kafka_history`) and publishes the report as one
+``policySimulation`` event; it enforces nothing and emits no ``policyCheck``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops.approvals import activation_gate
-from ops.bootstrap import Kernel
+from ops.bootstrap import Kernel, bootstrap
 from ops.commands import Subparsers
+from ops.config import Settings
+from schemas.errors import ValidationError
 from streams.approvals.log import ActivationGate
 from streams.sentinel.evaluator import compile_policy
 from streams.sentinel.kafka_registry import load_registry
 from streams.sentinel.lifecycle import PolicyChange, plan_create, plan_transition, plan_version
 from streams.sentinel.policy import Policy, State, loads_policy
 from streams.sentinel.registry import PolicyRegistry
+from streams.sentinel.simulation import (
+    Window,
+    parse_duration,
+    parse_offsets,
+    report_body,
+    simulation_set,
+)
+
+if TYPE_CHECKING:
+    from schemas.codec import EventCodec
 
 __all__ = ["register"]
 
@@ -59,6 +78,21 @@ def register(sub: Subparsers) -> None:
     ls = cmds.add_parser("list", help="every policy: id, versions and their states")
     ls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     ls.set_defaults(func=_list)
+
+    sim = cmds.add_parser(
+        "simulate", help="run a draft/test version over history beside the active set"
+    )
+    sim.add_argument("policy", metavar="ID[@VERSION]", help="the candidate (default: newest)")
+    window = sim.add_mutually_exclusive_group(required=True)
+    window.add_argument("--since", help="history this far back: 90s, 30m, 24h, 7d")
+    window.add_argument("--last", type=int, help="the newest N actions (spread over partitions)")
+    window.add_argument(
+        "--from-offsets", metavar="P:O,...", help="from these offsets to the end, per partition"
+    )
+    sim.add_argument("--actor", required=True, help="who asks for the simulation (recorded)")
+    sim.add_argument("--workers", type=int, default=2, help="processes to split the window over")
+    sim.add_argument("--json", action="store_true", help="print the report event as JSON")
+    sim.set_defaults(func=_simulate)
 
 
 def _registry(kernel: Kernel, gate: ActivationGate | None = None) -> PolicyRegistry:
@@ -161,3 +195,92 @@ def _list(args: argparse.Namespace, kernel: Kernel) -> int:
     if registry.rejected:
         print(f"({len(registry.rejected)} illegal change(s) on the log were skipped)")
     return 0
+
+
+def _simulate(args: argparse.Namespace, kernel: Kernel) -> int:
+    from schemas.events import new_event, now_ms  # noqa: PLC0415
+    from streams.sentinel.kafka_history import (  # noqa: PLC0415
+        HistoryJob,
+        simulate_history,
+        window_ranges,
+    )
+
+    window = _window(args)
+    if args.workers < 1:
+        raise ValidationError("must be at least 1", field="workers")
+    registry = _registry(kernel)
+    candidate = _candidate(registry, args.policy)
+    live = registry.state.live()
+    sets = simulation_set(live, candidate)  # refuses a candidate it cannot simulate
+    topic = kernel.names.actions
+    ranges = window_ranges(kernel.offsets(), topic, window, now_ms())
+    codec: functools.partial[EventCodec] = functools.partial(_codec, kernel.settings)
+    job = HistoryJob(kernel.kafka, codec, topic, live, candidate)
+    tally = simulate_history(job, ranges, workers=args.workers)
+    body = report_body(
+        str(uuid.uuid4()),
+        candidate,
+        actions_topic=topic,
+        window=window,
+        ranges=ranges,
+        sets=sets,
+        tally=tally,
+    )
+    event = new_event("policySimulation", args.actor, candidate.policy_id, body)
+    with kernel.producer() as producer:
+        position = producer.publish(event)
+    if args.json:
+        print(json.dumps(event.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_report(body, f"{event.event_id} at {position}")
+    return 0
+
+
+def _codec(settings: Settings) -> EventCodec:
+    """A simulation worker's codec, built in its own process from the settings."""
+    return bootstrap(settings).codec
+
+
+def _window(args: argparse.Namespace) -> Window:
+    if args.since is not None:
+        return Window(since_ms=parse_duration(args.since))
+    if args.last is not None:
+        return Window(last=args.last)
+    return Window(offsets=parse_offsets(args.from_offsets))
+
+
+def _candidate(registry: PolicyRegistry, spec: str) -> Policy:
+    policy_id, sep, version = spec.partition("@")
+    record = registry.state.get(policy_id)
+    if record is None:
+        raise ValidationError(f"no policy {policy_id!r} on the log", field="policy")
+    if not sep:
+        return record.latest
+    if not version.isdigit():
+        raise ValidationError(f"{version!r} is not a version number", field="policy")
+    found = next((p for p in record.versions if p.version == int(version)), None)
+    if found is None:
+        have = ", ".join(f"v{p.version}" for p in record.versions)
+        raise ValidationError(f"{policy_id} has no v{version} (it has {have})", field="policy")
+    return found
+
+
+def _print_report(body: dict[str, Any], where: str) -> None:
+    r = body["report"]
+    changes = r["changes"]
+    print(f"simulation {body['simulationId']} of {body['policyId']} v{body['version']} ({where})")
+    print(f"  events evaluated   {r['eventsEvaluated']} ({r['recordsSkipped']} skipped)")
+    print(f"  candidate in scope {r['candidateInScope']}, matched {r['candidateMatched']} "
+          f"(match rate {r['matchRate']:.2%}), errors {r['errors']}")  # fmt: skip
+    for who in ("active", "candidate"):
+        counts = ", ".join(f"{k} {n}" for k, n in r["decisions"][who].items()) or "-"
+        print(f"  {who + ' decisions':<18} {counts}")
+    print(f"  changed            {changes['total']}")
+    for kind in ("newlyDenied", "newlyAllowed", "changed"):
+        c = changes[kind]
+        if not c["count"]:
+            continue
+        print(f"    {kind}: {c['count']}")
+        for dim in ("byActor", "bySubject", "byAction"):
+            top = ", ".join(f"{e['key']} {e['count']}" for e in c[dim]["top"][:5])
+            print(f"      {dim:<10} {top}")

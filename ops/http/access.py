@@ -49,6 +49,8 @@ RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
     # k-of-n approvals (issue 12.3): the signature counts; the caller is recorded as submitter
     ("GET", "/approvals/", frozenset({"approver"})),
     ("POST", "/approvals/", frozenset({"approver"})),
+    ("GET", "/sentinel/simulations", frozenset({"policy-author", "auditor"})),
+    ("GET", "/sentinel/simulations/", frozenset({"policy-author", "auditor"})),
     ("GET", "/metrics", frozenset({"operator"})),
     ("GET", "/ready", frozenset({"operator"})),
     ("GET", "/openapi.json", ANY),

@@ -37,7 +37,7 @@ from streams.sentinel.policy import Policy
 from streams.sentinel.policy_index import CompiledPolicy, PolicySet, compile_policy
 from streams.sentinel.rules import uncompilable_rule
 
-__all__ = ["PolicyRegistry"]
+__all__ = ["PolicyRegistry", "compile_live"]
 
 
 class PolicyRegistry:
@@ -89,7 +89,7 @@ class PolicyRegistry:
         return self.approvals
 
     def _build(self) -> PolicySet:
-        return PolicySet(_compiled(p) for p in self.state.live())
+        return PolicySet(compile_live(p) for p in self.state.live())
 
 
 class _Unreadable:
@@ -100,7 +100,9 @@ class _Unreadable:
         return self.reason
 
 
-def _compiled(policy: Policy) -> CompiledPolicy:
+def compile_live(policy: Policy) -> CompiledPolicy:
+    """A live version compiled; one whose rule no longer compiles always errors (fails
+    closed to its fallback when enforced)."""
     try:
         return compile_policy(policy)
     except ValidationError as exc:

@@ -55,12 +55,18 @@ from streams.dedup import DEFAULT_WINDOW, DuplicateCheck
 from streams.processor import InputRecord, LogReader, OutputRecord
 from streams.sentinel.decision import EvaluatedEvent, build_policy_checks
 from streams.sentinel.errors import TransitionError
-from streams.sentinel.evaluator import Evaluation, evaluate
+from streams.sentinel.evaluator import Evaluation, PolicySet, evaluate
 from streams.sentinel.lifecycle import PolicyChange, RegistryState, apply_change, fold
 from streams.sentinel.registry import PolicyRegistry
 from streams.sentinel.rules import Activation
 
-__all__ = ["PROCESSOR_NAME", "SentinelProcessor", "SentinelState", "check_event_id"]
+__all__ = [
+    "PROCESSOR_NAME",
+    "SentinelProcessor",
+    "SentinelState",
+    "check_event_id",
+    "evaluate_event",
+]
 
 PROCESSOR_NAME = "sentinel"
 _EVENT_NS = uuid.UUID("9d7c2a51-3f0e-4b8e-a6f4-1f6b0e2d7c35")
@@ -186,9 +192,17 @@ class SentinelProcessor:
 
 
 def evaluate_record(registry: PolicyRegistry, record: InputRecord) -> Evaluation:
-    event = record.event
+    return evaluate_event(registry.policy_set, record.event)
+
+
+def evaluate_event(
+    policies: PolicySet, event: Event, activation: Activation | None = None
+) -> Evaluation:
+    """One action against ``policies``, sampled by its request id (else its event id):
+    the stream's evaluation, which simulation over history reuses (passing the
+    ``activation`` it built once for several sets)."""
     sample_key = event.body.get("requestId") or event.event_id
-    return evaluate(registry.policy_set, Activation.of_event(event), sample_key)
+    return evaluate(policies, activation or Activation.of_event(event), sample_key)
 
 
 def policy_checks_for(registry: PolicyRegistry, record: InputRecord) -> list[Event]:

@@ -24,9 +24,10 @@ from ops.config import DATABASE_ROLE_VARS, Settings
 from ops.stack import LocalStack
 from ops.stack.postgres_roles import OWNER, local_url
 from projections.migrate import migrate
-from projections.sentinel_queries import explain, get_policy
+from projections.sentinel_queries import explain, get_policy, list_simulations
 from replay.audit_postgres import iter_rows
 from replay.verify import ChainVerifier
+from schemas.events import new_event
 from streams.chain.keys import generate_key
 from tests.integration.core.test_producer import _actions
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, actions, activate
@@ -98,6 +99,12 @@ _REJECTION = (
     "INSERT INTO policy_change_rejections (event_id, reason, ts, source_topic, source_partition,"
     " source_offset) VALUES (gen_random_uuid(), 'r', now(), 't', 0, {n}) ON CONFLICT DO NOTHING"
 )
+_SIMULATION = (
+    "INSERT INTO policy_simulations (simulation_id, event_id, policy_id, version, actor, ts,"
+    " actions_topic, sim_window, ranges, active_set, report, source_topic, source_partition,"
+    " source_offset) VALUES (gen_random_uuid(), gen_random_uuid(), 'p', 1, 'a', now(), 't',"
+    " '{{}}', '{{}}', '[]', '{{}}', 't', 0, {n}) ON CONFLICT (simulation_id) DO NOTHING"
+)
 _MOVE = (
     "UPDATE projection_checkpoints SET next_offset = next_offset + 1, updated_at = now()"
     " WHERE projection = '{p}'"
@@ -137,6 +144,11 @@ MATRIX: dict[str, set[str]] = {
     _REJECTION.format(n=100): {SENTINEL},
     "SELECT * FROM policy_change_rejections": {API},
     "DELETE FROM policy_change_rejections": set(),
+    _SIMULATION.format(n=100): {SENTINEL},
+    "SELECT * FROM policy_simulations": {API},
+    "UPDATE policy_simulations SET actor = 'x'": set(),
+    "DELETE FROM policy_simulations": set(),
+    "TRUNCATE policy_simulations": set(),
     _MOVE.format(p="audit"): {PROJECTOR},
     _MOVE.format(p="policy_checks"): {SENTINEL},
     _ADD.format(p="audit"): {PROJECTOR},
@@ -161,6 +173,7 @@ def _seed(db: OwnedDatabase) -> None:
             conn.execute(_HISTORY.format(n=n).encode())
             conn.execute(_CHECK.format(n=n).encode())
             conn.execute(_REJECTION.format(n=n).encode())
+            conn.execute(_SIMULATION.format(n=n).encode())
         for p in ("audit", "policy_registry", "policy_checks", "other"):
             conn.execute(
                 "INSERT INTO projection_checkpoints (projection, topic, partition, next_offset)"
@@ -217,6 +230,7 @@ APPEND_ONLY = {
     "policy_history": "actor = actor",
     "policy_checks": "decision = decision",
     "policy_change_rejections": "reason = reason",
+    "policy_simulations": "actor = actor",
 }
 
 
@@ -321,6 +335,12 @@ def test_the_sentinel_projector_projects_as_its_own_role_end_to_end(role_kernel:
     k = role_kernel
     producer = k.producer()
     producer.publish_batch(activate(DENY_BIG))
+    simulated = new_event("policySimulation", "alice", "deny-big", {
+        "simulationId": str(uuid.uuid4()), "policyId": "deny-big", "version": 1,
+        "actionsTopic": k.names.actions, "window": {"kind": "last", "last": 6},
+        "ranges": {"0": [0, 6]}, "activeSet": [], "report": {"eventsEvaluated": 6},
+    })  # fmt: skip
+    producer.publish(simulated)
     runner = k.sentinel()
     try:
         runner.run_until_idle(idle_s=0.5)
@@ -336,6 +356,7 @@ def test_the_sentinel_projector_projects_as_its_own_role_end_to_end(role_kernel:
         policy = get_policy(conn, "deny-big")
         checks = conn.execute("SELECT policy_check_id::text FROM policy_checks").fetchall()
         explained = explain(conn, checks[0][0]) if checks else None
+        simulations = list_simulations(conn)
         positions = conn.execute(
             "SELECT projection, sum(next_offset) FROM projection_checkpoints GROUP BY 1 ORDER BY 1"
         ).fetchall()
@@ -343,6 +364,7 @@ def test_the_sentinel_projector_projects_as_its_own_role_end_to_end(role_kernel:
     assert len(checks) == 6
     assert explained is not None and explained["evaluations"][0]["policyId"] == "deny-big"
     assert [p for p, _ in positions] == ["policy_checks", "policy_registry"]
+    assert [(x["eventId"], x["eventsEvaluated"]) for x in simulations] == [(simulated.event_id, 6)]
 
 
 def test_the_dr_drill_runs_as_the_owner_with_each_projector_as_its_role(

@@ -15,9 +15,10 @@ import asyncio
 import time
 import uuid
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
+from ops.http.openapi import TEXT_PATTERN, error_responses
 from ops.http.params import check_text
 from projections import sentinel_queries as q
 from projections.store import Connections, read
@@ -37,9 +38,13 @@ def explain_router(db: Connections) -> APIRouter:
     """The routes, reading through ``db`` (the API role's pool)."""
     router = APIRouter(tags=["sentinel"])
 
-    @router.get("/sentinel/explain/{policy_check_id}", summary="Explain one decision")
+    @router.get(
+        "/sentinel/explain/{policy_check_id}",
+        summary="Explain one decision",
+        responses=error_responses(404, 422, 503, s404="no such policyCheck (yet)"),
+    )
     async def explain(
-        policy_check_id: str,
+        policy_check_id: str = Path(json_schema_extra={"format": "uuid"}),
         wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS, description="wait for the projection"),
     ) -> JSONResponse:
         """Decision, rationale, evidence (with the evaluated event's chain position and
@@ -61,12 +66,24 @@ def explain_router(db: Connections) -> APIRouter:
                 )
             await asyncio.sleep(_POLL_S)
 
-    @router.get("/policies", tags=["policies"], summary="Every policy and its versions' states")
+    @router.get(
+        "/policies",
+        tags=["policies"],
+        summary="Every policy and its versions' states",
+        responses=error_responses(503),
+    )
     async def policies() -> JSONResponse:
         return JSONResponse({"policies": await read(db, q.list_policies)})
 
-    @router.get("/policies/{policy_id}", tags=["policies"], summary="A policy with its history")
-    async def policy(policy_id: str) -> JSONResponse:
+    @router.get(
+        "/policies/{policy_id}",
+        tags=["policies"],
+        summary="A policy with its history",
+        responses=error_responses(404, 422, 503, s404="no such policy"),
+    )
+    async def policy(
+        policy_id: str = Path(json_schema_extra={"pattern": TEXT_PATTERN}),
+    ) -> JSONResponse:
         found = await read(db, q.get_policy, check_text("policyId", policy_id))
         if found is None:
             return _not_found(f"no policy {policy_id!r} in the registry projection")

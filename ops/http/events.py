@@ -164,9 +164,21 @@ def _request_body(names: TopicNames, contract: InputContract) -> dict[str, Any]:
     types = [t for t in catalog().event_types if names.for_event_type(t) == names.actions]
     name = {"type": "string", "minLength": 1, "maxLength": contract.max_name_bytes}
     envelope = {
-        "eventId": {"type": "string", "format": "uuid", "pattern": _UUID},
-        "ts": {"type": "string", "format": "date-time"},
-        "actor": {"type": "string"},
+        "eventId": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "pattern": _UUID,
+            "description": "the idempotency key; absent or null: the server makes one",
+        },
+        "ts": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "absent or null: now",
+        },
+        "actor": {
+            "type": ["string", "null"],
+            "description": "who the producer acts for: kept as metadata.claimedActor",
+        },
         "subject": name,
         "schemaVersion": {"type": "integer", "minimum": 1},
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -296,6 +308,13 @@ def _event(item: Any, caller: str, names: TopicNames, contract: InputContract, w
     if not isinstance(item, dict):
         raise ValidationError("an event must be a JSON object", field=where.rstrip(".") or "body")
     data = dict(item)
+    given = data.get("eventId")
+    if given is not None and not (isinstance(given, str) and given):
+        # 0, false or "" were read as "no id" and given a random one: a retry of the
+        # same event then published it again, under another id
+        raise ValidationError(
+            "must be a UUID (or absent: the server makes one)", field=f"{where}eventId"
+        )
     claimed = data.get("actor")
     metadata = data.get("metadata", {})
     if isinstance(metadata, dict) and claimed is not None and claimed != caller:

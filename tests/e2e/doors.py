@@ -33,7 +33,6 @@ from schemas.events import new_event
 from streams.chain.keys import generate_key
 from tests.certs import LOCALHOST, Issued, authority, spiffe
 from tests.conftest import fresh_database
-from tests.e2e.conftest import settings_env
 from tests.integration.sentinel.test_stream_runner import DENY_BIG, activate
 from tests.ports import free_port
 
@@ -46,7 +45,7 @@ class Doors:
 
     port: int
     ca: Issued  # the CA the server's certificate and the role certificates chain to
-    tokens: dict[str, str]  # role -> a token holding only that role; "revoked" -> revoked
+    tokens: dict[str, str]  # role -> a token of that role only; "every-role"; "revoked"
     certs: dict[str, Issued]  # role -> its certificate; "wrong-ca", "expired" -> auditor's name
     log: Path
 
@@ -75,7 +74,7 @@ def _publish_data(kernel: Kernel, tmp: Path) -> None:
     runners: list[Any] = [kernel.chain_signer(), kernel.audit_projector()]
     for runner in [*runners, *kernel.sentinel_projectors()]:
         try:
-            runner.run_until_idle(idle_s=1.0)
+            runner.run_until_idle(idle_s=0.5)
         finally:
             runner.close()
 
@@ -116,8 +115,11 @@ def deployed(base_settings: Settings, tmp: Path) -> Iterator[Doors]:
         roles.write_text(json.dumps({"identities": table}))
         store = TokenStore(tmp / "tokens.json")
         tokens = {role: store.create(f"as-{role}", [role])[0] for role in ROLES}
+        tokens["every-role"] = store.create("as-every-role", ROLES)[0]
         tokens["revoked"] = store.create("gone", ["auditor"])[0]
         store.revoke("gone")
+        from tests.e2e.conftest import settings_env
+
         env = settings_env(replace(kernel.settings, tokens_file_path=store.path))
         env.update(KERNEL_ROLES_FILE=str(roles), KERNEL_METRICS_PORT="0")
         doors = Doors(free_port(), ca.issued, tokens, certs, tmp / "api.log")

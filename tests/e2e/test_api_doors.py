@@ -22,14 +22,9 @@ import http.client
 import json
 import ssl
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from ops.config import Settings
-from ops.stack import LocalStack
 from tests.certs import Issued
-from tests.e2e.doors import Doors, deployed
+from tests.e2e.doors import Doors
 
 ROLES = (
     "producer",
@@ -97,14 +92,6 @@ IDENTITIES = [
     *(f"token:{r}" for r in ROLES),
     *(f"cert:{r}" for r in ROLES),
 ]
-
-
-@pytest.fixture(scope="module")
-def doors(
-    stack: LocalStack, base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Doors]:
-    with deployed(base_settings, tmp_path_factory.mktemp("doors")) as d:
-        yield d
 
 
 def _concrete(path: str) -> str:
@@ -249,3 +236,16 @@ def test_an_event_whose_context_is_not_an_object_is_refused_naming_it(doors: Doo
     )
     status, answer = _post(doors, "checker", "/sentinel/check", {"action": "a", "context": []})
     assert (status, answer["field"]) == (422, "context")
+
+
+def test_an_event_id_that_is_not_a_uuid_is_refused_not_replaced(doors: Doors) -> None:
+    """Found by schemathesis: ``"eventId": 0`` (or false, or "") was read as no id and
+    published under a random one -- a producer's retry then published the event twice."""
+    one = {"eventType": "kernelAction", "subject": "s", "body": {"action": "a"}}
+    for bad in (0, False, "", [], {}):
+        status, answer = _post(doors, "producer", "/events", {**one, "eventId": bad})
+        assert (status, answer["field"]) == (422, "eventId"), (bad, answer)
+    status, answer = _post(doors, "producer", "/events", {"events": [one, {**one, "eventId": 0}]})
+    assert (status, answer["field"]) == (422, "events[1].eventId"), answer
+    for fine in (None, "6F1D0C3E-6A53-4B8E-9F7E-0D7F2B8C1A12"):  # null: the server makes one
+        assert _post(doors, "producer", "/events", {**one, "eventId": fine})[0] == 200, fine

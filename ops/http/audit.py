@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ops.http.openapi import TEXT_PATTERN, error_responses
 from ops.http.params import POSITION_PATTERN, optional_text, parse_position, parse_time
@@ -34,6 +35,42 @@ _TEXT: Any = {"json_schema_extra": {"pattern": TEXT_PATTERN}}
 _TS: Any = {"json_schema_extra": {"format": "date-time"}}
 _CURSOR: Any = {"json_schema_extra": {"pattern": "^[A-Za-z0-9_-]+={0,2}$"}}  # URL-safe base64
 _POSITION: Any = {"json_schema_extra": {"pattern": POSITION_PATTERN}}
+
+
+# What the document says the answers are (the routes write the queries' dicts as JSON).
+class _Position(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class AuditEvent(BaseModel):
+    id: str
+    chain: str
+    seq: int
+    event_type: str = Field(alias="eventType")
+    event: dict[str, Any] = Field(description="the event as chained")
+    hash: str
+    signer_id: str = Field(alias="signerId")
+    ts: str
+    position: _Position
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEvent]
+    next_cursor: str | None = Field(alias="nextCursor", description="null on the last page")
+
+
+class ChainHead(BaseModel):
+    chain: str
+    length: int
+    head: str
+    head_ts: str = Field(alias="headTs")
+    signer_id: str = Field(alias="signerId")
+
+
+class Chains(BaseModel):
+    chains: list[ChainHead]
 
 
 def audit_router(db: Connections) -> APIRouter:
@@ -60,7 +97,7 @@ def audit_router(db: Connections) -> APIRouter:
     @router.get(
         "/audit/events",
         summary="Audit events, filtered, in (ts, chain, seq) order",
-        responses=error_responses(422, 503, 504),
+        responses={200: {"model": AuditPage}, **error_responses(422, 503, 504)},
     )
     async def audit_events(  # noqa: PLR0917 - FastAPI query parameters
         event_type: str | None = Query(None, alias="eventType", **_TEXT),
@@ -93,7 +130,9 @@ def audit_router(db: Connections) -> APIRouter:
         return JSONResponse(await read(db, q.events, flt, limit, cursor))
 
     @router.get(
-        "/audit/chains", summary="Every chain's head and length", responses=error_responses(503)
+        "/audit/chains",
+        summary="Every chain's head and length",
+        responses={200: {"model": Chains}, **error_responses(503)},
     )
     async def audit_chains() -> JSONResponse:
         return JSONResponse({"chains": await read(db, q.chains)})

@@ -195,6 +195,19 @@ def test_the_table_names_every_operation_the_document_publishes(doors: Doors) ->
                 assert op["security"] == [], path
             else:
                 assert sorted(op["x-kernel-roles"]) == sorted(roles), path
+    # the limits and errors it enforces
+    ops = {(m.upper(), p): op for p, by in doc["paths"].items() for m, op in by.items()}
+    check = ops["POST", "/sentinel/check"]["requestBody"]["content"]["application/json"]
+    action = check["schema"]["properties"]["action"]
+    assert (action["minLength"], action["maxLength"]) == (1, 512)
+    assert check["schema"]["additionalProperties"] is False
+    events = ops["POST", "/events"]["requestBody"]["content"]["application/json"]["schema"]
+    assert events["oneOf"][1]["properties"]["events"]["maxItems"] == 500
+    for route in [("GET", "/audit/events"), ("GET", "/policies/{policy_id}")]:
+        assert {"401", "403", "422", "503"} <= set(ops[route]["responses"]), route
+    assert {"400", "413", "415", "422", "503"} <= set(ops["POST", "/events"]["responses"])
+    error = ops["GET", "/audit/events"]["responses"]["422"]["content"]["application/json"]
+    assert error["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def test_a_refused_handshake_leaves_the_server_serving(doors: Doors) -> None:

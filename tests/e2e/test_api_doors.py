@@ -6,7 +6,8 @@ from :mod:`ops.http.access`: a change to the gate's rules that this table does
 not make fails here. Outcomes:
 
 - ``allowed``: past the door (any answer but 401/403; never 5xx);
-- ``401``: no identity, or a revoked token (``WWW-Authenticate`` set);
+- ``401``: no identity, or a revoked token -- even beside a role's good client
+  certificate (``WWW-Authenticate`` set);
 - ``403``: an identity without a role the route needs;
 - ``handshake``: a client certificate of another CA, or expired, is refused
   by TLS before any HTTP (whatever else the request carries).
@@ -78,7 +79,7 @@ def expected(route: tuple[str, str], who: str) -> str:
     roles = WHO_MAY[route]
     if roles is OPEN:
         return "allowed"
-    if who in ("none", "revoked"):
+    if who in ("none", "revoked") or who.startswith("cert+revoked:"):
         return "401"
     role = who.split(":", 1)[1]
     return "allowed" if role in roles else "403"
@@ -91,6 +92,7 @@ IDENTITIES = [
     "expired",
     *(f"token:{r}" for r in ROLES),
     *(f"cert:{r}" for r in ROLES),
+    *(f"cert+revoked:{r}" for r in ROLES),
 ]
 
 
@@ -149,6 +151,8 @@ def _knocker(doors: Doors, who: str) -> Knocker:
     if who in ("wrong-ca", "expired"):  # with a valid token too: TLS refuses first
         return Knocker(doors, doors.certs[who], doors.tokens["auditor"])
     kind, role = who.split(":", 1)
+    if kind == "cert+revoked":
+        return Knocker(doors, doors.certs[role], doors.tokens["revoked"])
     if kind == "token":
         return Knocker(doors, None, doors.tokens[role])
     return Knocker(doors, doors.certs[role], None)

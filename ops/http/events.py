@@ -215,7 +215,7 @@ def _request_body(names: TopicNames, contract: InputContract) -> dict[str, Any]:
     }
     return {
         "required": True,
-        "description": f"at most {MAX_BODY_BYTES} bytes",
+        "description": f"at most {MAX_BODY_BYTES} bytes (413 past it)",
         "content": {"application/json": {"schema": {"oneOf": [event, batch]}}},
     }
 

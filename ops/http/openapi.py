@@ -81,6 +81,7 @@ class HotOperation:
     tags: tuple[str, ...]
     request: type[BaseModel]
     responses: Mapping[int, tuple[type[BaseModel], str]]
+    request_description: str | None = None  # e.g. the body's size limit
 
     def render(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The operation object and the component schemas its ``$ref``\\s name."""
@@ -100,6 +101,7 @@ class HotOperation:
             "summary": self.summary,
             "operationId": self.operation_id,
             "requestBody": {
+                **({"description": self.request_description} if self.request_description else {}),
                 "content": {"application/json": {"schema": self.request.model_json_schema()}},
                 "required": True,
             },

@@ -133,6 +133,7 @@ CHECK_OPERATION = HotOperation(
     summary="Decide an action now; answers once the decision is durably on the log",
     tags=("sentinel",),
     request=CheckRequestModel,
+    request_description=f"at most {MAX_REQUEST_BYTES} bytes (413 past it)",
     responses={
         200: (CheckResponseModel, "the recorded decision"),
         400: (ErrorModel, "malformed or non-I-JSON body"),

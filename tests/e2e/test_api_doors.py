@@ -205,6 +205,8 @@ def test_the_table_names_every_operation_the_document_publishes(doors: Doors) ->
     action = check["schema"]["properties"]["action"]
     assert (action["minLength"], action["maxLength"]) == (1, 512)
     assert check["schema"]["additionalProperties"] is False
+    assert "65536 bytes" in ops["POST", "/sentinel/check"]["requestBody"]["description"]
+    assert "8388608 bytes" in ops["POST", "/events"]["requestBody"]["description"]
     events = ops["POST", "/events"]["requestBody"]["content"]["application/json"]["schema"]
     assert events["oneOf"][1]["properties"]["events"]["maxItems"] == 500
     for route in [("GET", "/audit/events"), ("GET", "/policies/{policy_id}")]:

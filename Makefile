@@ -1,5 +1,5 @@
 # The two commands of README.md are `make demo` and `make test`.
-.PHONY: install demo test test-slow test-corpus test-faults lint bench up down clean-state release
+.PHONY: install demo test test-slow test-corpus test-faults test-doors lint bench up down clean-state release
 
 install:
 	@bash ops/install.sh
@@ -29,6 +29,11 @@ test-corpus: install
 # and of the corpus, each printing its table; their short forms run in `make test`.
 test-faults: install
 	.venv/bin/pytest -s -m slow tests/faults tests/integration/corpus
+
+# Bad input at the API's doors in full: schemathesis as every role (a table of
+# requests per role) and the route x role x identity matrix; short forms run in `make test`.
+test-doors: install
+	.venv/bin/pytest -s -m 'slow or not slow' tests/e2e/test_api_schemathesis.py tests/e2e/test_api_doors.py
 
 bench: install
 	.venv/bin/python -m pip install -q -e '.[bench]'

@@ -9,6 +9,9 @@ A request's identity is, in this order:
 - else a bearer token (``Authorization: Bearer kt_...``, :mod:`ops.http.tokens`):
   ``token:<name>``, with the roles stored with the token.
 
+Every credential a request presents must hold: a bearer token that is unknown,
+expired or revoked is a 401 even beside a good client certificate.
+
 :data:`RULES` names the roles that may call each route; a route no rule
 names is refused to everyone, and only ``/health`` is open. No identity is a
 401 with ``WWW-Authenticate``; an identity without the role is a 403 naming the
@@ -153,14 +156,24 @@ class Gate:
         self.rules = rules
 
     def principal(self, scope: Mapping[str, Any]) -> Principal | Refusal | None:
-        """The caller; a :class:`Refusal` for credentials that do not hold; None: none given."""
+        """The caller; a :class:`Refusal` for credentials that do not hold; None: none given.
+
+        Every credential presented must hold: a bad ``Authorization`` header is a 401
+        even on a connection with a good client certificate (which is then the identity).
+        """
         tls = (scope.get("extensions") or {}).get("tls") or {}
         chain = tls.get("client_cert_chain") or ()
+        bearer = self._bearer(scope)
+        if isinstance(bearer, Refusal):
+            return bearer
         if chain:
             name = certificate_name(chain[0])
             if name is None:
                 return Refusal(401, "the client certificate names no identity (no SAN, no CN)")
             return Principal(name, self.roles.roles_of(name), "mtls")
+        return bearer
+
+    def _bearer(self, scope: Mapping[str, Any]) -> Principal | Refusal | None:
         for key, value in scope.get("headers") or ():
             if key == b"authorization":
                 scheme, _, credential = value.decode("latin-1").partition(" ")

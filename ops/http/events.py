@@ -33,10 +33,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ops.http.access_log import EventLog
 from ops.http.errors import UnsupportedMediaTypeError
 from ops.http.front_door import principal_of
+from ops.http.openapi import error_responses
 from schemas.catalog import catalog
 from schemas.contract import InputContract, LimitError
 from schemas.errors import LogUnavailableError, ValidationError
@@ -73,14 +75,19 @@ def events_router(
     @router.post(
         "/events",
         summary="Publish one event or a batch; answers once Kafka has them, with positions",
-        responses={
-            400: {"description": "malformed or non-I-JSON body"},
-            409: {"description": "an eventId already published with other content"},
-            413: {"description": "body over the size limit"},
-            415: {"description": "Content-Type is not application/json"},
-            422: {"description": "an event is invalid; field names it"},
-            503: {"description": "Kafka did not acknowledge; retry"},
-        },
+        response_model=Published,
+        responses=error_responses(
+            400,
+            409,
+            413,
+            415,
+            422,
+            503,
+            s409="an eventId already published with other content",
+            s422="an event is invalid; field names it",
+            s503="Kafka did not acknowledge; retry after Retry-After",
+        ),
+        openapi_extra={"requestBody": _request_body(names, contract)},
     )
     async def publish(request: Request) -> JSONResponse:
         _json_only(request)
@@ -137,6 +144,110 @@ def events_router(
         )
 
     return router
+
+
+class _Position(BaseModel):
+    event_id: str = Field(alias="eventId")
+    topic: str
+    partition: int
+    offset: int
+
+
+class Published(BaseModel):
+    """Each event's position on the log, in the order sent."""
+
+    events: list[_Position]
+
+
+def _request_body(names: TopicNames, contract: InputContract) -> dict[str, Any]:
+    """The document's request body: an event of an action type, or a batch of them."""
+    types = [t for t in catalog().event_types if names.for_event_type(t) == names.actions]
+    name = {"type": "string", "minLength": 1, "maxLength": contract.max_name_bytes}
+    envelope = {
+        "eventId": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "pattern": _UUID,
+            "description": "the idempotency key; absent or null: the server makes one",
+        },
+        "ts": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "absent or null: now",
+        },
+        "actor": {
+            "type": ["string", "null"],
+            "description": "who the producer acts for: kept as metadata.claimedActor",
+        },
+        "subject": name,
+        "schemaVersion": {"type": "integer", "minimum": 1},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    }
+    described = (
+        "an envelope as `kernel publish` takes it; the actor is the caller (a claimed actor "
+        "goes to metadata.claimedActor); ts at most "
+        f"{contract.future_skew_ms // 1000} s ahead of the server's clock, after 2000; the "
+        f"event's JSON at most {contract.max_event_bytes} bytes, I-JSON, nested at most "
+        f"{contract.max_depth} deep"
+    )
+    events = [
+        {
+            "type": "object",
+            "description": described,
+            "properties": {
+                **envelope,
+                "eventType": {"type": "string", "enum": [t]},
+                "body": _body_schema(catalog().newest(t)),
+            },
+            "required": ["eventType", "subject", "body"],
+            "additionalProperties": False,
+        }
+        for t in types
+    ]
+    event = events[0] if len(events) == 1 else {"oneOf": events}
+    batch = {
+        "type": "object",
+        "properties": {
+            "events": {"type": "array", "items": event, "minItems": 1, "maxItems": MAX_BATCH}
+        },
+        "required": ["events"],
+        "additionalProperties": False,
+    }
+    return {
+        "required": True,
+        "description": f"at most {MAX_BODY_BYTES} bytes (413 past it)",
+        "content": {"application/json": {"schema": {"oneOf": [event, batch]}}},
+    }
+
+
+_AVRO_JSON = {"string": "string", "boolean": "boolean", "int": "integer", "long": "integer"}
+
+
+def _body_schema(schema: Any) -> dict[str, Any]:
+    """The JSON schema of an event type's body, from its Avro record."""
+    props: dict[str, Any] = {}
+    for f in schema.raw["fields"][-1]["type"]["fields"]:
+        kinds = f["type"] if isinstance(f["type"], list) else [f["type"]]
+        json_types = []
+        for kind in kinds:
+            if f["name"] in schema.json_fields:
+                json_types.append("object")
+            elif kind == "null":
+                json_types.append("null")
+            else:
+                json_types.append(
+                    _AVRO_JSON.get(kind, "string") if isinstance(kind, str) else "object"
+                )
+        props[f["name"]] = {"type": json_types[0] if len(json_types) == 1 else json_types}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": sorted(schema.required_body_fields),
+        "additionalProperties": False,
+    }
+
+
+_UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 def _json_only(request: Request) -> None:
@@ -197,6 +308,13 @@ def _event(item: Any, caller: str, names: TopicNames, contract: InputContract, w
     if not isinstance(item, dict):
         raise ValidationError("an event must be a JSON object", field=where.rstrip(".") or "body")
     data = dict(item)
+    given = data.get("eventId")
+    if given is not None and not (isinstance(given, str) and given):
+        # 0, false or "" were read as "no id" and given a random one: a retry of the
+        # same event then published it again, under another id
+        raise ValidationError(
+            "must be a UUID (or absent: the server makes one)", field=f"{where}eventId"
+        )
     claimed = data.get("actor")
     metadata = data.get("metadata", {})
     if isinstance(metadata, dict) and claimed is not None and claimed != caller:
@@ -211,9 +329,15 @@ def _event(item: Any, caller: str, names: TopicNames, contract: InputContract, w
             field=f"{where}eventType",
         )
     try:
-        return Event.from_json(data, contract=contract)
+        event = Event.from_json(data, contract=contract)
     except ValidationError as exc:
         raise ValidationError(exc.reason, field=f"{where}{exc.field or 'body'}") from exc
+    context = event.body.get("context", {})
+    if not isinstance(context, dict):  # rules read an object: [] would evaluate as {}
+        raise ValidationError(
+            f"must be an object, got {type(context).__name__}", field=f"{where}body.context"
+        )
+    return event
 
 
 def _where(i: int, n: int) -> str:

@@ -20,12 +20,53 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.models import OpenAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-__all__ = ["HotOperation", "document_hot_routes", "document_security"]
+__all__ = [
+    "TEXT_PATTERN",
+    "ErrorBody",
+    "HotOperation",
+    "document_hot_routes",
+    "document_security",
+    "error_responses",
+]
 
 _REF = "#/components/schemas/{model}"
+
+TEXT_PATTERN = "^[^\\u0000]*$"
+"""A text parameter's pattern: no NUL (:func:`ops.http.params.check_text` refuses it)."""
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, the parameter or field it names, why."""
+
+    error: str
+    field: str | None = Field(None, description="the parameter or body field, as sent")
+    reason: str
+
+
+_ERROR_WHAT = {
+    400: "malformed or non-I-JSON body",
+    404: "no such resource",
+    413: "body over the size limit",
+    415: "Content-Type is not application/json",
+    422: "a parameter or field is invalid; field names it",
+    503: "a dependency (Postgres or Kafka) is unavailable; retry after Retry-After",
+    504: "the projection did not reach the position in time",
+}
+
+
+def error_responses(*statuses: int, **what: str) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses=`` for error answers of ``statuses`` (an :class:`ErrorBody`);
+    ``what`` overrides a description (``s422="..."``)."""
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": what.get(f"s{status}", _ERROR_WHAT.get(status, "error")),
+        }
+        for status in statuses
+    }
 
 
 @dataclass(frozen=True)
@@ -40,6 +81,7 @@ class HotOperation:
     tags: tuple[str, ...]
     request: type[BaseModel]
     responses: Mapping[int, tuple[type[BaseModel], str]]
+    request_description: str | None = None  # e.g. the body's size limit
 
     def render(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The operation object and the component schemas its ``$ref``\\s name."""
@@ -59,6 +101,7 @@ class HotOperation:
             "summary": self.summary,
             "operationId": self.operation_id,
             "requestBody": {
+                **({"description": self.request_description} if self.request_description else {}),
                 "content": {"application/json": {"schema": self.request.model_json_schema()}},
                 "required": True,
             },

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from projections.store import Connections
 from streams.kafka.admin import TopicAdmin
@@ -22,6 +23,18 @@ from streams.kafka.admin import TopicAdmin
 __all__ = ["ReadinessCheck", "kafka_ready", "operations_router", "postgres_ready"]
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
+
+
+class _Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    """``/ready``'s answer (the document's; the route writes it as JSON)."""
+
+    ready: bool
+    checks: dict[str, _Check]
 
 
 def kafka_ready(admin: TopicAdmin, topics: Sequence[str]) -> ReadinessCheck:
@@ -67,7 +80,13 @@ def operations_router(readiness: Mapping[str, ReadinessCheck]) -> APIRouter:
         """The process is alive."""
         return {"status": "ok"}
 
-    @router.get("/ready")
+    @router.get(
+        "/ready",
+        responses={
+            200: {"model": Readiness, "description": "every check passed"},
+            503: {"model": Readiness, "description": "some check failed; detail says which"},
+        },
+    )
     async def ready() -> Response:
         """Kafka reachable with topics, Postgres reachable with migrations current."""
         results: dict[str, Any] = {}
@@ -79,7 +98,16 @@ def operations_router(readiness: Mapping[str, ReadinessCheck]) -> APIRouter:
             {"ready": ok_all, "checks": results}, status_code=200 if ok_all else 503
         )
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

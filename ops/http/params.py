@@ -21,6 +21,7 @@ __all__ = [
     "INT64_MAX",
     "MAX_TS_MS",
     "MIN_TS_MS",
+    "POSITION_PATTERN",
     "Position",
     "check_text",
     "optional_text",
@@ -35,6 +36,8 @@ MIN_TS_MS = -62_135_596_800_000
 MAX_TS_MS = 253_402_300_799_999
 
 _POSITION = re.compile(r"(?P<topic>[^/@]+)/(?P<partition>[0-9]+)@(?P<offset>[0-9]+)")
+POSITION_PATTERN = "^[^/@\\u0000]+/[0-9]+@[0-9]+$"
+"""What the OpenAPI document says a position is (:func:`parse_position` also bounds it)."""
 
 Position = tuple[str, int, int]
 

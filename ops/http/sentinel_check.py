@@ -49,13 +49,14 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Message, Receive, Scope, Send
 
 from ops import metrics
 from ops.http.errors import validation_status
 from ops.http.front_door import ARRIVED, HotRoute, principal_of
 from ops.http.openapi import HotOperation
+from schemas.contract import default_contract
 from schemas.errors import ValidationError
 from streams.sentinel.check_request import (
     MAX_REQUEST_BYTES,
@@ -79,20 +80,34 @@ class SyncCheck:
     decision_log: KafkaDecisionLog
 
 
-class CheckRequestModel(BaseModel):
-    """The request (documentation; the body is validated by ``parse_check_request``)."""
+def _name_field(description: str | None = None, *, required: bool = False, **kw: Any) -> Any:
+    """A name of the request (at most the contract's name size in UTF-8 bytes, not blank)."""
+    limit = default_contract().max_name_bytes
+    text = f"at most {limit} bytes of UTF-8, not blank"
+    return Field(
+        ... if required else None,
+        min_length=1,
+        max_length=limit,
+        pattern=r"\S",
+        description=f"{description}; {text}" if description else text,
+        **kw,
+    )
 
-    action: str = Field(description="the action verb, e.g. payments.transfer")
-    actor: str | None = Field(
-        None,
-        description="who the caller acts for: recorded as claimedActor; the actor is the caller",
+
+class CheckRequestModel(BaseModel):
+    """The request (documentation; the body is validated by ``parse_check_request``,
+    at most :data:`~streams.sentinel.check_request.MAX_REQUEST_BYTES`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = _name_field("the action verb, e.g. payments.transfer", required=True)
+    actor: str | None = _name_field(
+        "who the caller acts for: recorded as claimedActor; the actor is the caller"
     )
-    resource: str | None = None
+    resource: str | None = _name_field()
     context: dict[str, Any] | None = Field(None, description="I-JSON attributes rules read")
-    request_id: str | None = Field(
-        None, alias="requestId", description="idempotency and canary sampling key"
-    )
-    subject: str | None = Field(None, description="ordering key (default resource or actor)")
+    request_id: str | None = _name_field("idempotency and canary sampling key", alias="requestId")
+    subject: str | None = _name_field("ordering key (default resource or actor)")
 
 
 class CheckResponseModel(BaseModel):
@@ -118,6 +133,7 @@ CHECK_OPERATION = HotOperation(
     summary="Decide an action now; answers once the decision is durably on the log",
     tags=("sentinel",),
     request=CheckRequestModel,
+    request_description=f"at most {MAX_REQUEST_BYTES} bytes (413 past it)",
     responses={
         200: (CheckResponseModel, "the recorded decision"),
         400: (ErrorModel, "malformed or non-I-JSON body"),

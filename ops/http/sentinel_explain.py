@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
+from ops.http.openapi import TEXT_PATTERN, error_responses
 from ops.http.params import check_text
 from projections import sentinel_queries as q
 from projections.store import Connections, read
@@ -29,6 +32,54 @@ MAX_WAIT_MS = 30_000
 _POLL_S = 0.02
 
 
+# What the document says the answers are (the routes write the queries' dicts as JSON).
+class Explanation(BaseModel):
+    policy_check_id: str = Field(alias="policyCheckId")
+    decision: str = Field(description="allow | deny | quarantine | remediate | escalate")
+    allowed: bool
+    policy_id: str | None = Field(alias="policyId")
+    policy_version: int | None = Field(alias="policyVersion")
+    rationale: str
+    ts: str
+    evidence: dict[str, Any] | None
+    evaluations: list[Any] = Field(description="the full evaluation path")
+
+
+class _VersionState(BaseModel):
+    state: str
+    canary_percent: float = Field(alias="canaryPercent")
+
+
+class PolicySummary(BaseModel):
+    id: str
+    name: str
+    severity: str
+    updated_at: str = Field(alias="updatedAt")
+    versions: dict[str, _VersionState]
+
+
+class Policies(BaseModel):
+    policies: list[PolicySummary]
+
+
+class _Change(BaseModel):
+    seq: int
+    version: int
+    change: str
+    from_state: str | None = Field(alias="fromState")
+    to_state: str = Field(alias="toState")
+    actor: str
+    ts: str
+    reason: str | None
+    event_id: str | None = Field(alias="eventId")
+
+
+class PolicyHistory(BaseModel):
+    id: str
+    versions: list[dict[str, Any]] = Field(description="each version's definition")
+    history: list[_Change]
+
+
 def _not_found(message: str) -> JSONResponse:
     return JSONResponse({"error": "not found", "reason": message}, status_code=404)
 
@@ -37,9 +88,16 @@ def explain_router(db: Connections) -> APIRouter:
     """The routes, reading through ``db`` (the API role's pool)."""
     router = APIRouter(tags=["sentinel"])
 
-    @router.get("/sentinel/explain/{policy_check_id}", summary="Explain one decision")
+    @router.get(
+        "/sentinel/explain/{policy_check_id}",
+        summary="Explain one decision",
+        responses={
+            200: {"model": Explanation},
+            **error_responses(404, 422, 503, s404="no such policyCheck (yet)"),
+        },
+    )
     async def explain(
-        policy_check_id: str,
+        policy_check_id: str = Path(json_schema_extra={"format": "uuid"}),
         wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS, description="wait for the projection"),
     ) -> JSONResponse:
         """Decision, rationale, evidence (with the evaluated event's chain position and
@@ -61,12 +119,27 @@ def explain_router(db: Connections) -> APIRouter:
                 )
             await asyncio.sleep(_POLL_S)
 
-    @router.get("/policies", tags=["policies"], summary="Every policy and its versions' states")
+    @router.get(
+        "/policies",
+        tags=["policies"],
+        summary="Every policy and its versions' states",
+        responses={200: {"model": Policies}, **error_responses(503)},
+    )
     async def policies() -> JSONResponse:
         return JSONResponse({"policies": await read(db, q.list_policies)})
 
-    @router.get("/policies/{policy_id}", tags=["policies"], summary="A policy with its history")
-    async def policy(policy_id: str) -> JSONResponse:
+    @router.get(
+        "/policies/{policy_id}",
+        tags=["policies"],
+        summary="A policy with its history",
+        responses={
+            200: {"model": PolicyHistory},
+            **error_responses(404, 422, 503, s404="no such policy"),
+        },
+    )
+    async def policy(
+        policy_id: str = Path(json_schema_extra={"pattern": TEXT_PATTERN}),
+    ) -> JSONResponse:
         found = await read(db, q.get_policy, check_text("policyId", policy_id))
         if found is None:
             return _not_found(f"no policy {policy_id!r} in the registry projection")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ops.bootstrap import Kernel
 from ops.config import Settings
+from ops.stack import LocalStack
+from tests.e2e.doors import Doors, deployed
 
 KernelCLI = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -67,3 +69,13 @@ def cli(kernel: Kernel) -> KernelCLI:
 def db_cli(db_kernel: Kernel) -> KernelCLI:
     """``kernel`` with this test's topics and its own database."""
     return make_cli(db_kernel.settings)
+
+
+@pytest.fixture(scope="session")
+def doors(
+    stack: LocalStack, base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Doors]:
+    """One ``kernel api`` behind its doors for the session (:mod:`tests.e2e.doors`):
+    the identity matrix and schemathesis share it."""
+    with deployed(base_settings, tmp_path_factory.mktemp("doors")) as d:
+        yield d

@@ -1,12 +1,11 @@
 """``kernel api`` over TLS as an operator runs it: mutual TLS identities, tokens, refusals.
 
-A CA, the server's certificate and client certificates are made here with
+A CA, the server's certificate and client certificates are made by :mod:`tests.certs` with
 ``cryptography``; the API is the real ``kernel api`` process (uvicorn, TLS).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import json
 import socket
@@ -16,70 +15,16 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ops.bootstrap import Kernel
 from projections.migrate import migrate
 from tests import identity
+from tests.certs import LOCALHOST, Issued, authority, spiffe
 from tests.e2e.conftest import settings_env
 from tests.ports import free_port
-
-NOW = dt.datetime.now(dt.UTC)
-
-
-@dataclass
-class Issued:
-    cert: Path
-    key: Path
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(
-    out: Path,
-    name: str,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    *,
-    san: list[x509.GeneralName] | None = None,
-    ca: bool = False,
-    expired: bool = False,
-) -> tuple[Issued, x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = NOW - dt.timedelta(days=30 if expired else 1)
-    end = NOW - dt.timedelta(days=1) if expired else NOW + dt.timedelta(days=30)
-    signer_cert, signer_key = issuer if issuer else (None, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(signer_cert.subject if signer_cert else _name(name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    cert = builder.sign(signer_key, hashes.SHA256())
-    issued = Issued(out / f"{name}.crt", out / f"{name}.key")
-    issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    issued.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return issued, cert, key
 
 
 @dataclass
@@ -94,15 +39,13 @@ class Deployment:
 @pytest.fixture
 def tls_api(db_kernel: Kernel, tmp_path: Path) -> Iterator[Deployment]:
     migrate(db_kernel.settings.database_url)
-    ca, ca_cert, ca_key = _issue(tmp_path, "kernel-ca", None, ca=True)
-    server, _, _ = _issue(
-        tmp_path, "api", (ca_cert, ca_key), san=[x509.IPAddress(IPv4Address("127.0.0.1"))]
-    )
-    uri = x509.UniformResourceIdentifier("spiffe://kernel/auditor-1")
-    auditor, _, _ = _issue(tmp_path, "auditor", (ca_cert, ca_key), san=[uri])
-    expired, _, _ = _issue(tmp_path, "old", (ca_cert, ca_key), san=[uri], expired=True)
-    _, other_cert, other_key = _issue(tmp_path, "other-ca", None, ca=True)
-    stranger, _, _ = _issue(tmp_path, "stranger", (other_cert, other_key), san=[uri])
+    kernel_ca = authority(tmp_path)
+    server = kernel_ca.issue("api", san=LOCALHOST)
+    uri = spiffe("spiffe://kernel/auditor-1")
+    auditor = kernel_ca.issue("auditor", san=uri)
+    expired = kernel_ca.issue("old", san=uri, expired=True)
+    stranger = authority(tmp_path, "other-ca").issue("stranger", san=uri)
+    ca = kernel_ca.issued
     roles = tmp_path / "roles.json"
     roles.write_text(json.dumps({"identities": {"cert:spiffe://kernel/auditor-1": ["auditor"]}}))
     port = free_port()

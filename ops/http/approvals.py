@@ -26,17 +26,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ops.http.access_log import EventLog
 from ops.http.front_door import principal_of
-from ops.http.params import INT64_MAX, check_text
+from ops.http.openapi import TEXT_PATTERN
+from ops.http.params import check_text
 from schemas.errors import LogUnavailableError
 from streams.approvals.errors import ApprovalError
 from streams.approvals.log import ApprovalRefusedError, ApprovalsLog, plan_submission
 from streams.approvals.statement import Approval
+
+MAX_EXPIRES_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_REQUEST_ID = Path(json_schema_extra={"pattern": TEXT_PATTERN})
 
 __all__ = ["ApprovalSubmission", "approvals_router"]
 
@@ -46,7 +50,11 @@ class ApprovalSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     approverId: str = Field(min_length=1, max_length=128)  # noqa: N815 - the wire name
-    expiresAt: int = Field(ge=0, le=INT64_MAX, description="UTC milliseconds, as signed")  # noqa: N815
+    # the bound is exact in a double, as JSON Schema tools read it (2^63-1 is not:
+    # schemathesis sent 2^63+191 as "valid")
+    expiresAt: int = Field(  # noqa: N815
+        ge=0, le=MAX_EXPIRES_MS, description="UTC milliseconds, as signed"
+    )
     signature: str = Field(
         min_length=1, max_length=128, description="base64 Ed25519 over the JCS of the statement"
     )
@@ -109,7 +117,7 @@ def approvals_router(
         "/approvals/requests/{request_id}", summary="One approval request and its quorum",
         responses={**_ERRORS, 404: {"description": "no such request"}},
     )  # fmt: skip
-    async def one(request_id: str) -> JSONResponse:
+    async def one(request_id: str = _REQUEST_ID) -> JSONResponse:
         log = await asyncio.to_thread(load)
         found = log.requests.get(check_text("requestId", request_id))
         if found is None:
@@ -132,7 +140,9 @@ def approvals_router(
                   "unknown or duplicate approver (reason says which)"},
         },
     )  # fmt: skip
-    async def submit(request_id: str, body: ApprovalSubmission, request: Request) -> JSONResponse:
+    async def submit(
+        body: ApprovalSubmission, request: Request, request_id: str = _REQUEST_ID
+    ) -> JSONResponse:
         caller = principal_of(request.scope)
         assert caller is not None  # the front door admits only an approver here
         check_text("requestId", request_id)

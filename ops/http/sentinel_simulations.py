@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from ops.http.params import check_text
@@ -49,7 +49,9 @@ def simulations_router(db: Connections) -> APIRouter:
         summary="One simulation report in full",
         responses={404: {"description": "no such simulation (yet)"}, **_ERRORS},
     )
-    async def simulation(simulation_id: str) -> JSONResponse:
+    async def simulation(
+        simulation_id: str = Path(json_schema_extra={"format": "uuid"}),
+    ) -> JSONResponse:
         """Events evaluated, match rate, decisions by outcome, the change against the
         active set by actor, subject and action, errors, and examples with their paths."""
         try:

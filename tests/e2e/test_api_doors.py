@@ -50,6 +50,13 @@ WHO_MAY: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/policies/{policy_id}"): POLICY_READERS,
     ("GET", "/audit/events"): frozenset({"auditor"}),
     ("GET", "/audit/chains"): frozenset({"auditor"}),
+    # k-of-n approvals (issue 12.3): the approvers list requests and submit signatures
+    ("GET", "/approvals/requests"): frozenset({"approver"}),
+    ("GET", "/approvals/requests/{request_id}"): frozenset({"approver"}),
+    ("POST", "/approvals/requests/{request_id}/approvals"): frozenset({"approver"}),
+    # simulation reports (issue 12.1): who writes policies and who audits them
+    ("GET", "/sentinel/simulations"): frozenset({"policy-author", "auditor"}),
+    ("GET", "/sentinel/simulations/{simulation_id}"): frozenset({"policy-author", "auditor"}),
     ("GET", "/metrics"): frozenset({"operator"}),
     ("GET", "/ready"): frozenset({"operator"}),
     ("GET", "/openapi.json"): EVERYONE,
@@ -69,6 +76,8 @@ NOT_READY = ("GET", "/ready")  # 503 is its answer "not ready": this deployment 
 CONCRETE = {
     "{policy_check_id}": "6f1d0c3e-6a53-4b8e-9f7e-0d7f2b8c1a11",
     "{policy_id}": "deny-big",
+    "{request_id}": "6f1d0c3e-6a53-4b8e-9f7e-0d7f2b8c1a12",
+    "{simulation_id}": "6f1d0c3e-6a53-4b8e-9f7e-0d7f2b8c1a13",
 }
 
 

@@ -72,6 +72,7 @@ class CanaryState:
     passing_s: float = 0.0
     last_tick: float | None = None
     finished: Action | None = None
+    behind: int = 0  # observations since the last tick that did not move the clock
 
     @classmethod
     def start(cls, thresholds: Thresholds) -> CanaryState:
@@ -88,9 +89,17 @@ def observe(
     state = replace(state, tally=state.tally.add(observation))
     if state.last_tick is None:
         return replace(state, last_tick=observation.ts), None
+    # Ticks follow the newest time seen (a watermark): an older observation (another
+    # partition's) is counted in its own second but never moves the clock back. When
+    # a backlog is read partition by partition, the later partitions' observations all
+    # lie behind the clock; a window's worth of them (minSample) is judged then too.
     every = step_s if step_s is not None else thresholds.window_s / 5
     if observation.ts - state.last_tick >= every:
         return tick(state, observation.ts, severity, thresholds)
+    if observation.ts < state.last_tick:
+        if state.behind + 1 >= thresholds.min_sample:
+            return tick(state, state.last_tick, severity, thresholds)
+        return replace(state, behind=state.behind + 1), None
     return state, None
 
 

@@ -226,15 +226,32 @@ class Tally:
     buckets: tuple[tuple[int, Counts], ...] = ()  # (bucket index, counts), ascending
 
     def add(self, o: Observation) -> Tally:
+        """Count ``o`` in the bucket of its own time. Observations arrive out of time order
+        (checks of several partitions); one older than the span, as of the newest bucket,
+        is dropped (:meth:`late` says whether it would be)."""
         index = math.floor(o.ts / self.bucket_s)
         buckets = self.buckets
         if buckets and buckets[-1][0] == index:
             buckets = (*buckets[:-1], (index, buckets[-1][1].add(o)))
-        elif buckets and buckets[-1][0] > index:  # late: count it in the newest bucket
-            buckets = (*buckets[:-1], (buckets[-1][0], buckets[-1][1].add(o)))
-        else:
+        elif not buckets or buckets[-1][0] < index:
             buckets = (*buckets, (index, Counts().add(o)))
+        elif self.late(o):
+            return self
+        else:
+            at = next(i for i, (b, _) in enumerate(buckets) if b >= index)
+            if buckets[at][0] == index:
+                buckets = (*buckets[:at], (index, buckets[at][1].add(o)), *buckets[at + 1 :])
+            else:
+                buckets = (*buckets[:at], (index, Counts().add(o)), *buckets[at:])
+            return replace(self, buckets=buckets)
         return replace(self, buckets=buckets).expire(o.ts)
+
+    def late(self, o: Observation) -> bool:
+        """Older than the span as of the newest bucket's start: it would expire at once."""
+        if not self.buckets:
+            return False
+        newest = self.buckets[-1][0] * self.bucket_s
+        return (math.floor(o.ts / self.bucket_s) + 1) * self.bucket_s <= newest - self.span_s
 
     def expire(self, now: float) -> Tally:
         oldest = now - self.span_s

@@ -100,3 +100,13 @@ def test_sim_views_and_versions_no_longer_in_canary_are_not_judged() -> None:
     rolled = plan_transition(state.registry, "p", 1, State.DRAFT, "bob")
     state = processor.absorb(state, _record("policies", rolled.to_event()))
     assert _run(processor, state, [_check(T0 + i * 100, "deny") for i in range(600)]) == []
+
+
+def test_a_backlog_read_partition_by_partition_is_still_judged() -> None:
+    """Each partition alone is too sparse (10 in a 10 s window, minSample 20); read one
+    after another, the later ones lie behind the clock and are judged by count."""
+    processor, state = _canary()
+    partitions = [[_check(T0 + p * 333 + i * 1_000, "deny") for i in range(60)] for p in range(3)]
+    changes = _run(processor, state, [c for part in partitions for c in part])
+    assert [PolicyChange.from_event(e).policy.state for e in changes] == [State.DRAFT]
+    assert _run(processor, state, partitions[0]) == []  # one partition alone: inconclusive

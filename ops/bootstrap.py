@@ -328,6 +328,14 @@ class Kernel:
         )
         return self.transactional(MeteredSentinel(processor), instance_id)
 
+    def rollout(self, instance_id: str | None = None) -> TransactionalRunner[Any]:
+        """The canary gates over every policyCheck; rollbacks and promotions, exactly once."""
+        from ops.workers.rollout import MeteredRollout  # noqa: PLC0415
+        from streams.rollout.processor import RolloutProcessor  # noqa: PLC0415
+
+        processor = RolloutProcessor(self.names.policy_checks, self.names.policies)
+        return self.transactional(MeteredRollout(processor), instance_id)
+
     def sentinel_projectors(self, producer: Producer | None = None) -> list[ProjectorRunner]:
         """The policy registry and explain projections, sharing one dead-letter producer."""
         from ops.approvals import activation_gate  # noqa: PLC0415

@@ -38,6 +38,7 @@ PRINCIPALS: dict[str, str] = {
     "kernel-sentinel": "kernel run sentinel",
     "kernel-projector": "kernel run audit-projector, sentinel-projector",
     "kernel-remediation": "kernel run remediation",
+    "kernel-rollout": "kernel run rollout",
     "kernel-api": "kernel api (sync check, readiness)",
     "kernel-monitor": "kernel lag, the lag exporter",
 }
@@ -78,6 +79,12 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from topic("kernel-sentinel", "read", n.actions, n.policies, n.approvals)
     yield from topic("kernel-sentinel", "write", n.policy_checks, n.dlq)
     yield from worker("kernel-sentinel", f"{p}sentinel", "kernel-broadcast")
+
+    # The canary gates (issue 12.2): decisions in, policies broadcast; the
+    # rollback or promotion out, on the policies topic.
+    yield from topic("kernel-rollout", "read", n.policy_checks, n.policies)
+    yield from topic("kernel-rollout", "write", n.policies, n.dlq)
+    yield from worker("kernel-rollout", f"{p}rollout", "kernel-broadcast")
 
     # Remediation (issue 12.4): decisions and its own steps in; steps and the
     # quarantine kernelAction out; its recovery folds the remediations topic.

@@ -27,6 +27,11 @@ __all__ = [
     "ALL_METRICS",
     "AUDIT_VERIFICATIONS",
     "BATCH_SIZE",
+    "CANARY_GATE_VALUE",
+    "CANARY_PROMOTIONS",
+    "CANARY_ROLLBACKS",
+    "CANARY_VERDICTS",
+    "CANARY_WINDOW_OBSERVATIONS",
     "CHAIN_CHECKPOINT_TIMESTAMP",
     "CHAIN_HEAD_TIMESTAMP",
     "CHAIN_LENGTH",
@@ -73,8 +78,33 @@ DECISION_ERRORS = Counter(
     "reason: evaluation | timeout | log_unavailable | invalid_input.",
     ["policy", "reason"],
 )
-# The canary gate and remediation metrics come back with their features
-# (issue 12): a metric no code sets is an alert that can never fire.
+# -- canary gates (issue 12.2): set by the rollout worker (ops/workers/rollout.py)
+CANARY_GATE_VALUE = Gauge(
+    "kernel_canary_gate_value",
+    "A canary's gate value over its last judged window. gate: disagreement | "
+    "deny_rate_change | error_rate | p99_latency | fallbacks.",
+    ["policy", "gate"],
+)
+CANARY_WINDOW_OBSERVATIONS = Gauge(
+    "kernel_canary_window_observations",
+    "Observations in a canary's last judged window (below its minSample: inconclusive).",
+    ["policy"],
+)
+CANARY_VERDICTS = Counter(
+    "kernel_canary_verdicts",
+    "Judged windows of a canary. outcome: pass | fail | inconclusive.",
+    ["policy", "outcome"],
+)
+CANARY_ROLLBACKS = Counter(
+    "kernel_canary_rollbacks",
+    "Canaries rolled back by their gates, by the first failing gate.",
+    ["policy", "gate"],
+)
+CANARY_PROMOTIONS = Counter(
+    "kernel_canary_promotions",
+    "Canaries promoted to active by their gates (LOW and MEDIUM policies).",
+    ["policy"],
+)
 # -- remediation (issue 12.4)
 REMEDIATION_STEPS = Counter(
     "kernel_remediation_steps",
@@ -224,6 +254,11 @@ ALL_METRICS: tuple[MetricWrapperBase, ...] = (
     SYNC_CHECK_DURATION,
     DECISIONS,
     DECISION_ERRORS,
+    CANARY_GATE_VALUE,  # issue 12.2
+    CANARY_WINDOW_OBSERVATIONS,
+    CANARY_VERDICTS,
+    CANARY_ROLLBACKS,
+    CANARY_PROMOTIONS,
     REMEDIATION_STEPS,  # issue 12.4
     REMEDIATION_CALLS,
     EVENTS_PROCESSED,

@@ -29,6 +29,7 @@ from ops.commands import Subparsers
 from ops.config import Settings
 from schemas.errors import ValidationError
 from streams.approvals.log import ActivationGate
+from streams.sentinel.errors import TransitionError
 from streams.sentinel.evaluator import compile_policy
 from streams.sentinel.kafka_registry import load_registry
 from streams.sentinel.lifecycle import PolicyChange, plan_create, plan_transition, plan_version
@@ -44,6 +45,7 @@ from streams.sentinel.simulation import (
 
 if TYPE_CHECKING:
     from schemas.codec import EventCodec
+    from schemas.events import Event
 
 __all__ = ["register"]
 
@@ -69,6 +71,13 @@ def register(sub: Subparsers) -> None:
     t.add_argument("--actor", required=True, help="who makes the change (recorded)")
     t.add_argument("--reason", help="why (recorded)")
     t.add_argument("--percent", type=float, help="canary percent (required for canary)")
+    t.add_argument(
+        "--history",
+        default="24h",
+        metavar="DURATION",
+        help="to canary: the history gate simulates the version over this much of the log "
+        "first (default 24h); over its newly-denied budget, the canary is refused",
+    )
     t.set_defaults(func=_transition)
 
     s = cmds.add_parser("show", help="a policy's versions and history, as JSON")
@@ -142,8 +151,9 @@ def _transition(args: argparse.Namespace, kernel: Kernel) -> int:
     # A HIGH/CRITICAL activation needs a quorum on the approvals topic: refused here,
     # before anything is published, and again by every fold of the log.
     gate = activation_gate(kernel)
+    registry = _registry(kernel, gate)
     change = plan_transition(
-        _registry(kernel, gate).state,
+        registry.state,
         args.policy_id,
         args.version,
         State(args.state),
@@ -152,7 +162,37 @@ def _transition(args: argparse.Namespace, kernel: Kernel) -> int:
         canary_percent=args.percent,
         approvals=gate,
     )
+    if change.policy.state is State.CANARY:
+        verdict = _history_gate(args, kernel, registry, change.policy)
+        change = _with_reason(change, "; ".join(filter(None, (args.reason, verdict))))
     return _publish(kernel, change)
+
+
+def _history_gate(
+    args: argparse.Namespace, kernel: Kernel, registry: PolicyRegistry, canary: Policy
+) -> str:
+    """The candidate over recent history, before its canary: over its newly-denied
+    budget it is refused (nothing published but the simulation report); too little
+    history is said in the change's reason, and promotion still waits for live data."""
+    from streams.rollout.gates import Outcome, Thresholds, history_gate  # noqa: PLC0415
+
+    window = Window(since_ms=parse_duration(args.history))
+    candidate = replace(canary, state=State.TEST)
+    event, where = _run_simulation(kernel, registry, candidate, window, args.actor, workers=2)
+    body = event.body
+    report = body["report"]
+    in_scope, newly = report["candidateInScope"], report["changes"]["newlyDenied"]["count"]
+    thresholds = Thresholds.from_spec(dict(canary.rollout))
+    verdict = history_gate(in_scope, newly, thresholds)
+    said = (
+        f"history gate {verdict.outcome.value}: {newly} newly denied of {in_scope} actions "
+        f"in scope over {args.history} (budget {thresholds.history_newly_denied_budget:.2%}, "
+        f"minimum {thresholds.min_sample}); simulation {body['simulationId']} at {where}"
+    )
+    if verdict.outcome is Outcome.FAIL:
+        raise TransitionError(f"{canary.policy_id} v{canary.version} may not enter canary: {said}")
+    print(f"kernel policy: {said}")
+    return said
 
 
 def _with_reason(change: PolicyChange, reason: str | None) -> PolicyChange:
@@ -198,6 +238,31 @@ def _list(args: argparse.Namespace, kernel: Kernel) -> int:
 
 
 def _simulate(args: argparse.Namespace, kernel: Kernel) -> int:
+    window = _window(args)
+    if args.workers < 1:
+        raise ValidationError("must be at least 1", field="workers")
+    registry = _registry(kernel)
+    candidate = _candidate(registry, args.policy)
+    event, where = _run_simulation(
+        kernel, registry, candidate, window, args.actor, workers=args.workers
+    )
+    if args.json:
+        print(json.dumps(event.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_report(event.body, where)
+    return 0
+
+
+def _run_simulation(
+    kernel: Kernel,
+    registry: PolicyRegistry,
+    candidate: Policy,
+    window: Window,
+    actor: str,
+    *,
+    workers: int,
+) -> tuple[Event, str]:
+    """Simulate ``candidate`` over ``window`` of the actions; publish the report event."""
     from schemas.events import new_event, now_ms  # noqa: PLC0415
     from streams.sentinel.kafka_history import (  # noqa: PLC0415
         HistoryJob,
@@ -205,18 +270,13 @@ def _simulate(args: argparse.Namespace, kernel: Kernel) -> int:
         window_ranges,
     )
 
-    window = _window(args)
-    if args.workers < 1:
-        raise ValidationError("must be at least 1", field="workers")
-    registry = _registry(kernel)
-    candidate = _candidate(registry, args.policy)
     live = registry.state.live()
     sets = simulation_set(live, candidate)  # refuses a candidate it cannot simulate
     topic = kernel.names.actions
     ranges = window_ranges(kernel.offsets(), topic, window, now_ms())
     codec: functools.partial[EventCodec] = functools.partial(_codec, kernel.settings)
     job = HistoryJob(kernel.kafka, codec, topic, live, candidate)
-    tally = simulate_history(job, ranges, workers=args.workers)
+    tally = simulate_history(job, ranges, workers=workers)
     body = report_body(
         str(uuid.uuid4()),
         candidate,
@@ -226,14 +286,10 @@ def _simulate(args: argparse.Namespace, kernel: Kernel) -> int:
         sets=sets,
         tally=tally,
     )
-    event = new_event("policySimulation", args.actor, candidate.policy_id, body)
+    event = new_event("policySimulation", actor, candidate.policy_id, body)
     with kernel.producer() as producer:
         position = producer.publish(event)
-    if args.json:
-        print(json.dumps(event.to_json(), indent=2, ensure_ascii=False))
-    else:
-        _print_report(body, f"{event.event_id} at {position}")
-    return 0
+    return event, f"{event.event_id} at {position}"
 
 
 def _codec(settings: Settings) -> EventCodec:

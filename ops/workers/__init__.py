@@ -90,6 +90,12 @@ def workers() -> dict[str, Worker]:
             Kernel.remediation,
         ),
         Worker(
+            "rollout",
+            "judge every canary's gates on the policyChecks; roll back a failing canary, "
+            "promote a passing LOW/MEDIUM one (one instance)",
+            Kernel.rollout,
+        ),
+        Worker(
             "sentinel",
             "evaluate every kernel action against the live policies; emit policyCheck events",
             Kernel.sentinel,

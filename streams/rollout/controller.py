@@ -22,12 +22,12 @@ further steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from streams.rollout.gates import GateReport, Observation, Outcome, Thresholds, Window, judge
+from streams.rollout.gates import GateReport, Observation, Outcome, Tally, Thresholds, judge
 
-__all__ = ["Action", "CanaryController", "Step"]
+__all__ = ["Action", "CanaryController", "CanaryState", "Step", "observe", "tick"]
 
 AUTO_PROMOTED = frozenset({"LOW", "MEDIUM"})
 
@@ -63,51 +63,89 @@ class Step:
         return f"holding: last window {self.report.outcome.value}"
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryState:
+    """One canary's progress; immutable (each observation makes a new one)."""
+
+    tally: Tally
+    consecutive_failures: int = 0
+    passing_s: float = 0.0
+    last_tick: float | None = None
+    finished: Action | None = None
+    behind: int = 0  # observations since the last tick that did not move the clock
+
+    @classmethod
+    def start(cls, thresholds: Thresholds) -> CanaryState:
+        return cls(Tally(thresholds.window_s))
+
+
+def observe(
+    state: CanaryState, observation: Observation, severity: str, thresholds: Thresholds,
+    step_s: float | None = None,
+) -> tuple[CanaryState, Step | None]:  # fmt: skip
+    """Add one observation; a :class:`Step` when it crossed a tick boundary."""
+    if state.finished is not None:
+        return state, None
+    state = replace(state, tally=state.tally.add(observation))
+    if state.last_tick is None:
+        return replace(state, last_tick=observation.ts), None
+    # Ticks follow the newest time seen (a watermark): an older observation (another
+    # partition's) is counted in its own second but never moves the clock back. When
+    # a backlog is read partition by partition, the later partitions' observations all
+    # lie behind the clock; a window's worth of them (minSample) is judged then too.
+    every = step_s if step_s is not None else thresholds.window_s / 5
+    if observation.ts - state.last_tick >= every:
+        return tick(state, observation.ts, severity, thresholds)
+    if observation.ts < state.last_tick:
+        if state.behind + 1 >= thresholds.min_sample:
+            return tick(state, state.last_tick, severity, thresholds)
+        return replace(state, behind=state.behind + 1), None
+    return state, None
+
+
+def tick(
+    state: CanaryState, now: float, severity: str, thresholds: Thresholds
+) -> tuple[CanaryState, Step]:
+    """Judge the window as of ``now`` and say what it means."""
+    elapsed = 0.0 if state.last_tick is None else max(0.0, now - state.last_tick)
+    tally = state.tally.expire(now)
+    report = judge(tally, thresholds)
+    failures, passing = state.consecutive_failures, state.passing_s
+    if report.outcome is Outcome.FAIL:
+        failures, passing = failures + 1, 0.0
+    elif report.outcome is Outcome.PASS:
+        failures, passing = 0, passing + elapsed
+    action = Action.HOLD
+    if failures >= thresholds.consecutive_failures:
+        action = Action.ROLLBACK
+    elif passing >= thresholds.promote_after_s:
+        action = Action.PROMOTE if severity in AUTO_PROMOTED else Action.AWAITING_APPROVAL
+    finished = action if action in (Action.ROLLBACK, Action.PROMOTE) else None
+    new = CanaryState(tally, failures, passing, now, finished)
+    return new, Step(action, report, failures, passing)
+
+
 class CanaryController:
+    """A mutable holder of one :class:`CanaryState`, for drivers that keep one canary."""
+
     def __init__(
-        self,
-        severity: str,
-        thresholds: Thresholds | None = None,
-        *,
-        step_s: float | None = None,
+        self, severity: str, thresholds: Thresholds | None = None, *, step_s: float | None = None
     ) -> None:
         self.severity = severity
         self.thresholds = thresholds or Thresholds()
-        self.step_s = step_s if step_s is not None else self.thresholds.window_s / 5
-        self.window = Window(self.thresholds.window_s)
-        self.consecutive_failures = 0
-        self.passing_s = 0.0
-        self.finished: Action | None = None
-        self._last_tick: float | None = None
+        self.step_s = step_s
+        self.state = CanaryState.start(self.thresholds)
+
+    @property
+    def passing_s(self) -> float:
+        return self.state.passing_s
 
     def observe(self, observation: Observation) -> Step | None:
-        """Add one observation; a :class:`Step` when it crossed a tick boundary."""
-        if self.finished is not None:
-            return None
-        self.window.add(observation)
-        if self._last_tick is None:
-            self._last_tick = observation.ts
-            return None
-        if observation.ts - self._last_tick >= self.step_s:
-            return self.tick(observation.ts)
-        return None
+        self.state, step = observe(
+            self.state, observation, self.severity, self.thresholds, self.step_s
+        )
+        return step
 
     def tick(self, now: float) -> Step:
-        elapsed = 0.0 if self._last_tick is None else max(0.0, now - self._last_tick)
-        self._last_tick = now
-        self.window.expire(now)
-        report = judge(self.window, self.thresholds)
-        if report.outcome is Outcome.FAIL:
-            self.consecutive_failures += 1
-            self.passing_s = 0.0
-        elif report.outcome is Outcome.PASS:
-            self.consecutive_failures = 0
-            self.passing_s += elapsed
-        action = Action.HOLD
-        if self.consecutive_failures >= self.thresholds.consecutive_failures:
-            action = Action.ROLLBACK
-        elif self.passing_s >= self.thresholds.promote_after_s:
-            action = Action.PROMOTE if self.severity in AUTO_PROMOTED else Action.AWAITING_APPROVAL
-        if action in (Action.ROLLBACK, Action.PROMOTE):
-            self.finished = action
-        return Step(action, report, self.consecutive_failures, self.passing_s)
+        self.state, step = tick(self.state, now, self.severity, self.thresholds)
+        return step

@@ -4,8 +4,9 @@ A canary version is enforced on its sample and evaluated in *shadow* on every
 other action in scope, so each action in scope yields one
 :class:`Observation`: what the candidate decided, what the active set decided,
 whether the candidate's evaluation failed, how long it took and whether it fell
-back. A :class:`Window` holds the observations of the last ``window_s``
-seconds; :func:`judge` turns a window into a :class:`GateReport`:
+back. A :class:`Tally` holds the observations of the last ``window_s``
+seconds as per-second :class:`Counts` (bounded, immutable); :func:`judge` turns
+it into a :class:`GateReport`:
 
 - ``inconclusive`` when the window has fewer than ``min_sample`` observations.
   Too little data is never a pass: it pauses the promotion clock and never
@@ -21,7 +22,8 @@ disagreement      share of observations where candidate and active differ
 deny_rate_change  |candidate deny rate - active deny rate| (``deny_rate_delta``
                   keeps the sign: more denials is positive)
 error_rate        share of observations whose candidate evaluation errored
-p99_latency       99th percentile of the candidate's evaluation time, ms
+p99_latency       99th percentile of the candidate's evaluation time, ms (the
+                  upper bound of its histogram bucket)
 fallbacks         candidate evaluations that fell back (count in the window)
 ================  ==========================================================
 
@@ -37,8 +39,7 @@ decides what a sequence of reports means.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -46,12 +47,13 @@ from typing import Any
 from schemas.errors import ValidationError
 
 __all__ = [
+    "Counts",
     "GateFailure",
     "GateReport",
     "Observation",
     "Outcome",
+    "Tally",
     "Thresholds",
-    "Window",
     "history_gate",
     "judge",
 ]
@@ -143,26 +145,132 @@ class Observation:
         return self.candidate_denies != self.active_denies
 
 
-class Window:
-    """The observations of the last ``span_s`` seconds (by observation time)."""
+# Upper bounds (ms) of the latency histogram; p99 is reported as the bound of the
+# bucket that holds the 99th percentile (an upper estimate, never an under-report).
+LATENCY_BOUNDS_MS = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    25.0,
+    50.0,
+    100.0,
+    250.0,
+    1000.0,
+    math.inf,
+)
 
-    def __init__(self, span_s: float) -> None:
-        self.span_s = span_s
-        self._items: deque[Observation] = deque()
 
-    def add(self, observation: Observation) -> None:
-        self._items.append(observation)
-        self.expire(observation.ts)
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What the gates need of a set of observations: counts and a latency histogram."""
 
-    def expire(self, now: float) -> None:
-        while self._items and self._items[0].ts <= now - self.span_s:
-            self._items.popleft()
+    n: int = 0
+    disagree: int = 0
+    candidate_denies: int = 0
+    active_denies: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    latency: tuple[int, ...] = (0,) * len(LATENCY_BOUNDS_MS)
 
-    def __len__(self) -> int:
-        return len(self._items)
+    def add(self, o: Observation) -> Counts:
+        slot = next(i for i, bound in enumerate(LATENCY_BOUNDS_MS) if o.latency_ms <= bound)
+        latency = list(self.latency)
+        latency[slot] += 1
+        return Counts(
+            self.n + 1,
+            self.disagree + o.disagrees,
+            self.candidate_denies + o.candidate_denies,
+            self.active_denies + o.active_denies,
+            self.errors + o.error,
+            self.fallbacks + o.fallback,
+            tuple(latency),
+        )
 
-    def observations(self) -> tuple[Observation, ...]:
-        return tuple(self._items)
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.n + other.n,
+            self.disagree + other.disagree,
+            self.candidate_denies + other.candidate_denies,
+            self.active_denies + other.active_denies,
+            self.errors + other.errors,
+            self.fallbacks + other.fallbacks,
+            tuple(a + b for a, b in zip(self.latency, other.latency, strict=True)),
+        )
+
+    def p99_ms(self) -> float:
+        if self.n == 0:
+            return 0.0
+        rank, seen = math.ceil(0.99 * self.n), 0
+        for bound, count in zip(LATENCY_BOUNDS_MS, self.latency, strict=True):
+            seen += count
+            if seen >= rank:
+                return bound
+        return math.inf  # pragma: no cover - the last bound is infinite
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The observations of the last ``span_s`` seconds, as per-``bucket_s`` counts.
+
+    Immutable: :meth:`add` returns a new tally (a stream step must not mutate its
+    state; the runner rewinds to it when a transaction aborts). Its size is bounded by
+    ``span_s / bucket_s`` buckets, whatever the traffic.
+    """
+
+    span_s: float
+    bucket_s: float = 1.0
+    buckets: tuple[tuple[int, Counts], ...] = ()  # (bucket index, counts), ascending
+
+    def add(self, o: Observation) -> Tally:
+        """Count ``o`` in the bucket of its own time. Observations arrive out of time order
+        (checks of several partitions); one older than the span, as of the newest bucket,
+        is dropped (:meth:`late` says whether it would be)."""
+        index = math.floor(o.ts / self.bucket_s)
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == index:
+            buckets = (*buckets[:-1], (index, buckets[-1][1].add(o)))
+        elif not buckets or buckets[-1][0] < index:
+            buckets = (*buckets, (index, Counts().add(o)))
+        elif self.late(o):
+            return self
+        else:
+            at = next(i for i, (b, _) in enumerate(buckets) if b >= index)
+            if buckets[at][0] == index:
+                buckets = (*buckets[:at], (index, buckets[at][1].add(o)), *buckets[at + 1 :])
+            else:
+                buckets = (*buckets[:at], (index, Counts().add(o)), *buckets[at:])
+            return replace(self, buckets=buckets)
+        return replace(self, buckets=buckets).expire(o.ts)
+
+    def late(self, o: Observation) -> bool:
+        """Older than the span as of the newest bucket's start: it would expire at once."""
+        if not self.buckets:
+            return False
+        newest = self.buckets[-1][0] * self.bucket_s
+        return (math.floor(o.ts / self.bucket_s) + 1) * self.bucket_s <= newest - self.span_s
+
+    def expire(self, now: float) -> Tally:
+        oldest = now - self.span_s
+        kept = tuple(b for b in self.buckets if (b[0] + 1) * self.bucket_s > oldest)
+        return self if len(kept) == len(self.buckets) else replace(self, buckets=kept)
+
+    def total(self) -> Counts:
+        out = Counts()
+        for _, counts in self.buckets:
+            out = out + counts
+        return out
+
+    @property
+    def start(self) -> float | None:
+        return self.buckets[0][0] * self.bucket_s if self.buckets else None
+
+    @property
+    def end(self) -> float | None:
+        return (self.buckets[-1][0] + 1) * self.bucket_s if self.buckets else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,28 +302,18 @@ class GateReport:
         }
 
 
-def p99(values: Iterable[float]) -> float:
-    """Nearest-rank 99th percentile (0.0 of nothing)."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
-
-
-def metrics_of(observations: tuple[Observation, ...]) -> dict[str, float]:
-    n = len(observations)
+def metrics_of(c: Counts) -> dict[str, float]:
+    n = c.n
     if n == 0:
         return dict.fromkeys((*_GATES, "deny_rate_delta"), 0.0)
-    candidate_denies = sum(o.candidate_denies for o in observations)
-    active_denies = sum(o.active_denies for o in observations)
-    delta = (candidate_denies - active_denies) / n
+    delta = (c.candidate_denies - c.active_denies) / n
     return {
-        "disagreement": sum(o.disagrees for o in observations) / n,
+        "disagreement": c.disagree / n,
         "deny_rate_change": abs(delta),
         "deny_rate_delta": delta,
-        "error_rate": sum(o.error for o in observations) / n,
-        "p99_latency": p99(o.latency_ms for o in observations),
-        "fallbacks": float(sum(o.fallback for o in observations)),
+        "error_rate": c.errors / n,
+        "p99_latency": c.p99_ms(),
+        "fallbacks": float(c.fallbacks),
     }
 
 
@@ -232,21 +330,19 @@ def _limits(t: Thresholds) -> dict[str, float]:
     }
 
 
-def judge(window: Window, thresholds: Thresholds) -> GateReport:
+def judge(tally: Tally, thresholds: Thresholds) -> GateReport:
     """The gates over one window. A gate fails when its value is over its threshold."""
-    observations = window.observations()
-    metrics = metrics_of(observations)
-    start = observations[0].ts if observations else None
-    end = observations[-1].ts if observations else None
-    if len(observations) < thresholds.min_sample:
-        return GateReport(Outcome.INCONCLUSIVE, len(observations), metrics, (), start, end)
+    counts = tally.total()
+    metrics = metrics_of(counts)
+    if counts.n < thresholds.min_sample:
+        return GateReport(Outcome.INCONCLUSIVE, counts.n, metrics, (), tally.start, tally.end)
     failures = tuple(
         GateFailure(gate, metrics[gate], limit)
         for gate, limit in _limits(thresholds).items()
         if metrics[gate] > limit
     )
     outcome = Outcome.FAIL if failures else Outcome.PASS
-    return GateReport(outcome, len(observations), metrics, failures, start, end)
+    return GateReport(outcome, counts.n, metrics, failures, tally.start, tally.end)
 
 
 def history_gate(evaluated: int, newly_denied: int, thresholds: Thresholds) -> GateReport:

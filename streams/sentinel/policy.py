@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from schemas.catalog import catalog
 from schemas.errors import ValidationError
 from schemas.ijson import check_ijson, loads_ijson
+from streams.rollout.gates import Thresholds
 from streams.sentinel.errors import PolicyValidationError
 
 __all__ = [
@@ -56,6 +57,7 @@ _FIELDS = {
     "fallback",
     "state",
     "canaryPercent",
+    "rollout",
 }
 _SCOPE_FIELDS = {"eventTypes", "subjects", "actors", "actions"}
 E = TypeVar("E", bound=StrEnum)
@@ -144,6 +146,9 @@ class Policy:
     fallback: Effect = Effect.DENY
     state: State = State.DRAFT
     canary_percent: float = 0.0
+    # the canary gates' settings (streams.rollout.gates.Thresholds, camelCase keys);
+    # empty: the defaults. Omitted from the JSON when empty, so older records are unchanged.
+    rollout: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.fallback is Effect.ALLOW:
@@ -173,7 +178,7 @@ class Policy:
             "fallback": self.fallback.value,
             "state": self.state.value,
             "canaryPercent": self.canary_percent,
-        }
+        } | ({"rollout": dict(self.rollout)} if self.rollout else {})
 
     @classmethod
     def from_json(cls, data: Any) -> Policy:
@@ -221,7 +226,21 @@ class Policy:
             fallback=_enum(Effect, data, "fallback", Effect.DENY),
             state=_enum(State, data, "state", State.DRAFT),
             canary_percent=float(percent),
+            rollout=_rollout(data.get("rollout")),
         )
+
+
+def _rollout(spec: Any) -> tuple[tuple[str, float], ...]:
+    """The ``rollout`` settings, validated by the gates' own parser (errors name the key)."""
+    if spec is None:
+        return ()
+    if not isinstance(spec, dict):
+        raise PolicyValidationError("must be an object of gate settings", field="rollout")
+    try:
+        Thresholds.from_spec(spec)
+    except ValidationError as exc:
+        raise PolicyValidationError(exc.reason, field=exc.field) from exc
+    return tuple(sorted((str(k), v) for k, v in spec.items()))
 
 
 def loads_policy(text: str | bytes) -> Policy:

@@ -20,6 +20,7 @@ from schemas.topics import TOPICS, TopicNames
 from streams.chain.checkpointer import Checkpointer
 from streams.chain.signer import ChainSigner
 from streams.kafka.clients import KafkaClients
+from streams.rollout.processor import PROCESSOR_NAME as ROLLOUT
 from streams.sentinel.stream import PROCESSOR_NAME
 
 NAMES = TopicNames("p.")
@@ -196,12 +197,14 @@ def test_each_topic_is_written_only_by_its_writers() -> None:
         NAMES.chain: {"kernel-signer"},
         NAMES.checkpoints: {"kernel-checkpointer"},
         NAMES.policy_checks: {"kernel-sentinel", "kernel-api"},
+        NAMES.policies: {"kernel-rollout"},  # a canary's rollback or promotion (issue 12.2)
         NAMES.dlq: {
             "kernel-signer",
             "kernel-checkpointer",
             "kernel-sentinel",
             "kernel-projector",
             "kernel-remediation",
+            "kernel-rollout",
         },
     }
 
@@ -222,6 +225,7 @@ def test_the_workers_read_exactly_their_inputs() -> None:
         NAMES.policy_checks,
         NAMES.name("remediations"),
     }
+    assert _rights("kernel-rollout", "read") == {NAMES.policy_checks, NAMES.policies}
     assert _rights("kernel-monitor", "read") == {NAMES.name(t.name) for t in TOPICS}
     assert _rights("kernel-monitor", "write") == set()
 
@@ -234,6 +238,7 @@ def test_groups_and_transactional_ids_are_the_ones_the_runners_use() -> None:
         ("kernel-checkpointer", Checkpointer.name),
         ("kernel-sentinel", PROCESSOR_NAME),
         ("kernel-remediation", RemediationWorker.name),
+        ("kernel-rollout", ROLLOUT),
     ):
         assert f"p.{name}" in _rights(user, "read", "group")
         assert _rights(user, "write", "transactional_id") == {f"p.{name}-"}

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from projections.migrate import migrate
 from schemas.errors import LogUnavailableError, ValidationError
 from schemas.events import Event, new_event, now_ms
 from streams.kafka.log_reader import KafkaLogReader
+from streams.sentinel.errors import TransitionError
 from streams.sentinel.kafka_history import window_ranges
 from streams.sentinel.lifecycle import (
     PolicyChange,
@@ -316,3 +318,41 @@ def test_two_processes_give_the_report_one_gives(
         reports.append(json.loads(capsys.readouterr().out)["body"]["report"])
     assert reports[0] == reports[1]
     assert reports[0]["eventsEvaluated"] == 120
+
+
+def test_the_history_gate_keeps_a_candidate_over_budget_out_of_canary(
+    kernel: Kernel, history: list[Event], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12.2: before its canary, a version is simulated over recent history; over its
+    newly-denied budget it never enters canary (only the report is published)."""
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps(dict(CANDIDATE, rollout={"minSample": 50})))
+    benign = tmp_path / "benign.json"
+    benign.write_text(json.dumps(dict(CANDIDATE, rule="context.amount > 99999",
+                                      rollout={"minSample": 50})))  # fmt: skip
+    for f in (strict, benign):
+        assert run(kernel, "version", str(f), "--actor", "alice") == 0
+
+    def to(version: str, state: str, *more: str) -> int:
+        return run(kernel, "transition", "iran-transfers", version, state, *more, "--actor", "b")
+
+    def shown() -> dict[str, Any]:
+        capsys.readouterr()
+        assert run(kernel, "show", "iran-transfers") == 0
+        found: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return found
+
+    assert to("2", "test") == 0
+    reports = len(report_events(kernel))
+    expected = len(newly_denied(history))
+    with pytest.raises(TransitionError, match=f"history gate fail: {expected} newly denied of 120"):
+        to("2", "canary", "--percent", "10")
+    assert len(report_events(kernel)) == reports + 1  # the report is on the log
+    assert [v["state"] for v in shown()["versions"]] == ["draft", "test", "draft"]
+
+    assert to("2", "draft") == 0
+    assert to("3", "test") == 0
+    assert to("3", "canary", "--percent", "10") == 0
+    after = shown()
+    assert after["versions"][2]["state"] == "canary"
+    assert "history gate pass: 0 newly denied of 120" in after["history"][-1]["reason"]

@@ -110,6 +110,9 @@ def _grants(n: TopicNames) -> Iterator[Grant]:
     yield from _readers("kernel-api", "kernel-policy-feed")
     # k-of-n approvals (issue 12.3): POST /approvals/... publishes approvals and quorums
     yield from topic("kernel-api", "write", n.approvals)
+    # ... and the quorum decision of a high-risk remediation, when an approval
+    # submitted over HTTP completes its quorum (issue 12.3 + 12.4)
+    yield from topic("kernel-api", "write", n.for_event_type("remediation"))
     yield from _readers("kernel-api", "kernel-reader")
     for user in ("kernel-api", "kernel-monitor"):
         yield from _observer(user, n)

@@ -269,6 +269,7 @@ def _approve(args: argparse.Namespace, kernel: Kernel) -> int:
     except ApprovalRefusedError as exc:
         print(f"kernel approve: refused: {exc}", file=sys.stderr)
         return 1
-    _publish(kernel, submission.events)
+    with kernel.producer() as producer:  # by type: a remediation's quorum decision too
+        producer.publish_batch(list(submission.events))
     print(submission.result.explain())
     return 0

@@ -15,11 +15,13 @@ import argparse
 import getpass
 import json
 import uuid
+from dataclasses import replace
 
 from ops.bootstrap import Kernel
 from ops.commands import Subparsers
 from replay.remediations import remediation_view
 from schemas.events import now_ms
+from schemas.ids import uuid5_text
 from streams.remediation.errors import RemediationRequestError
 from streams.remediation.machine import RANK, Remediation, decision_event, request_event
 
@@ -49,6 +51,14 @@ def register(sub: Subparsers) -> None:
         d.add_argument("--reason", required=not approve, default="", help="why, for the record")
         d.set_defaults(func=_decide, approve=approve)
 
+    q = cmds.add_parser(
+        "request-quorum",
+        help="ask the approvers (k of n) for a high-risk remediation; their quorum approves it",
+    )
+    q.add_argument("id", help="the remediation id (kernel remediation list --status requested)")
+    q.add_argument("--reason", default=None, help="why, for the approvers")
+    q.set_defaults(func=_request_quorum)
+
     ls = cmds.add_parser("list", help="remediations and their status, from the log")
     ls.add_argument("--status", choices=sorted(RANK), help="only remediations in this status")
     ls.add_argument("--json", action="store_true", help="JSON lines")
@@ -58,10 +68,14 @@ def register(sub: Subparsers) -> None:
     show.add_argument("id")
     show.set_defaults(func=_show)
 
-    for name in ("request", "approve", "reject"):
+    for name in ("request", "approve", "reject", "request-quorum"):
         cmds.choices[name].add_argument(
             "--actor", default=None, help="who does it (default operator:<login>)"
         )
+
+
+# the approval request of a remediation derives from its key: one per remediation
+_QUORUM_NS = uuid.UUID("0b7d5e91-2f4c-4a83-9c6e-8e1f3a5d7c20")
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -115,6 +129,41 @@ def _decide(args: argparse.Namespace, kernel: Kernel) -> int:
     with kernel.producer() as producer:
         producer.publish(event)
     print(f"{event.body['status']} remediation {item.remediation_id}")
+    return 0
+
+
+def _request_quorum(args: argparse.Namespace, kernel: Kernel) -> int:
+    """An approval request for the remediation (subject ``remediation:<key>``, its
+    action, version 1); the approval completing its quorum also writes the
+    remediation's ``approved`` step (``streams.approvals.log.plan_submission``)."""
+    from ops.approvals import load_approvals  # noqa: PLC0415
+    from streams.approvals.log import remediation_request  # noqa: PLC0415
+    from streams.approvals.log import request_event as approval_request_event  # noqa: PLC0415
+
+    item = _view(kernel).get(args.id)
+    if item is None:
+        raise RemediationRequestError(f"no remediation {args.id} on the log", field="id")
+    if item.status != "requested":
+        raise RemediationRequestError(
+            f"remediation {args.id} is {item.status}, not waiting for a decision", field="id"
+        )
+    log = load_approvals(kernel)
+    subject = f"remediation:{item.key}"
+    known = [r for r in log.requests.values() if r.subject == subject]
+    if known:
+        print(f"approval request {known[0].request_id} already asks for remediation {args.id}")
+        return 0
+    request = replace(
+        remediation_request(item.key, item.action, _actor(args), args.reason),
+        request_id=uuid5_text(_QUORUM_NS, item.key),
+        ts_ms=now_ms(),
+    )
+    with kernel.producer() as producer:
+        producer.publish(approval_request_event(request))
+    print(
+        f"approval request {request.request_id} for remediation {args.id}: approvers sign it "
+        f"with `kernel approve {request.request_id} --key FILE`; its quorum approves it"
+    )
     return 0
 
 

@@ -161,7 +161,9 @@ def approvals_router(
             except ApprovalError as exc:
                 return _error(422, "approval refused", str(exc))
             try:
-                await publisher().publish(list(submission.events), topic)
+                # by type: the approval and quorum to the approvals topic, a
+                # remediation's quorum decision to the remediations topic
+                await publisher().publish(list(submission.events), None)
             except LogUnavailableError as exc:
                 return JSONResponse(
                     {"error": "log unavailable", "field": None, "reason": str(exc)},

@@ -50,6 +50,7 @@ from streams.approvals.statement import (
     activation_subject,
     remediation_subject,
 )
+from streams.remediation.machine import quorum_decision_event
 from streams.sentinel.lifecycle import PolicyChange, needs_approvals
 
 __all__ = [
@@ -454,5 +455,17 @@ def plan_submission(
     result = log.check(request_id, now_ms, extra=[replace(approval, event_id=event.event_id)])
     events = [event]
     if result.reached:
-        events.append(quorum_event(result, submitted_by))
+        reached = quorum_event(result, submitted_by)
+        events.append(reached)
+        if request.target_type == "remediation":
+            # the remediation's own log hears it too: its worker waits for an
+            # ``approved`` step, here one by the quorum (streams/remediation)
+            events.append(
+                quorum_decision_event(
+                    request.subject.removeprefix("remediation:"), request.action,
+                    request_id=request_id, quorum_event_id=reached.event_id,
+                    approvers=[a.approver_id for a in result.counted],
+                    actor=submitted_by, ts_ms=reached.ts_ms,
+                )
+            )  # fmt: skip
     return Submission(tuple(events), result)

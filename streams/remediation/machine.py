@@ -45,6 +45,7 @@ __all__ = [
     "finish",
     "observe",
     "on_policy_check",
+    "quorum_decision_event",
     "react",
     "remediation_id",
     "remediation_key",
@@ -161,6 +162,39 @@ def request_event(
     return _event(item, "requested", details, actor=actor, ts_ms=ts_ms, event_id=event_id)
 
 
+QUORUM_PREFIX = "quorum:"
+
+
+def quorum_decision_event(
+    key: str, action: str, *, request_id: str, quorum_event_id: str,
+    approvers: Sequence[str], actor: str, ts_ms: int,
+) -> Event:  # fmt: skip
+    """``approved`` by a k-of-n quorum (``streams/approvals``): published with the
+    quorum event that reached it, by whoever submitted the completing approval.
+    Its id derives from the key and the request, so a second publication is the same."""
+    return Event(
+        event_id=uuid5_text(NAMESPACE, f"{key}/quorum/{request_id}"),
+        event_type="remediation",
+        ts_ms=ts_ms,
+        actor=actor,
+        subject=f"remediation:{key}",
+        body={
+            "remediationId": remediation_id(key),
+            "policyCheckId": None,
+            "action": action,
+            "status": "approved",
+            "idempotencyKey": key,
+            "details": {
+                "by": "quorum",
+                "requestId": request_id,
+                "quorumEventId": quorum_event_id,
+                "approvers": list(approvers),
+                "reason": f"k-of-n quorum of approval request {request_id}",
+            },
+        },
+    )
+
+
 def decision_event(
     item: Remediation, *, approve: bool, actor: str, reason: str, ts_ms: int
 ) -> Event:
@@ -189,13 +223,17 @@ def observe(book: RemediationBook, event: Event) -> RemediationBook:
             str(details.get("requestedBy", event.actor)), str(details.get("reason", "")),
         )  # fmt: skip
         return book.put(item)
-    if status in ("approved", "rejected") and details.get("by") == "human":
-        # A human decision moves nothing by itself: the first one wins (the approval
-        # seam), so a fold decides the same whatever happened to be consumed when.
+    if status in ("approved", "rejected") and details.get("by") in ("human", "quorum"):
+        # A decision moves nothing by itself: the first one wins (the approval seam),
+        # so a fold decides the same whatever happened to be consumed when. A quorum
+        # (k-of-n signatures, checked when it was reached) only ever approves.
         if all(d.event_id != event.event_id for d in item.decisions):
+            by_quorum = details.get("by") == "quorum"
+            who = f"{QUORUM_PREFIX}{details.get('requestId')}" if by_quorum else event.actor
             decision = HumanDecision(
-                event.event_id, event.actor, status == "approved", str(details.get("reason", ""))
-            )
+                event.event_id, who, status == "approved" or by_quorum,
+                str(details.get("reason", "")),
+            )  # fmt: skip
             item = replace(item, decisions=(*item.decisions, decision))
             if item.status in _UNSTARTED and approval(True, item.decisions) == "rejected":
                 item = replace(item, status="rejected")

@@ -191,7 +191,8 @@ def test_each_topic_is_written_only_by_its_writers() -> None:
     assert writers == {
         # the API's POST /events; remediation's quarantine action
         NAMES.actions: {"kernel-producer", "kernel-api", "kernel-remediation"},
-        NAMES.name("remediations"): {"kernel-remediation"},
+        # the API: a quorum decision, when an approval it takes completes the quorum
+        NAMES.name("remediations"): {"kernel-remediation", "kernel-api"},
         NAMES.access: {"kernel-api"},  # refusals at its door
         NAMES.approvals: {"kernel-api"},  # POST /approvals/... (issue 12.3)
         NAMES.chain: {"kernel-signer"},

@@ -322,3 +322,25 @@ def test_action_config_is_validated_with_the_action_and_field_named() -> None:
     for data, message in bad:
         with pytest.raises(ActionConfigError, match=message):
             parse_actions(data)
+
+
+def test_a_quorum_approves_a_high_risk_remediation_and_is_named_in_its_decisions() -> None:
+    from streams.remediation.machine import quorum_decision_event
+
+    receiver = Receiver()
+    log = Log(_worker(receiver))
+    log.append(_check("c2", severity="HIGH"))
+    log.drain()
+    assert log.steps("c2:hook") == ["requested"]
+    quorum = quorum_decision_event(
+        "c2:hook", "hook", request_id="r-1", quorum_event_id="q-1",
+        approvers=["a", "b", "c"], actor="approver:a", ts_ms=5,
+    )  # fmt: skip
+    log.append(quorum)
+    log.append(quorum)  # published twice (two API instances): one decision
+    log.drain()
+    assert log.steps("c2:hook")[-2:] == ["started", "applied"]
+    item = log.state.get("c2:hook")
+    assert item is not None
+    assert [(d.actor, d.approve) for d in item.decisions] == [("quorum:r-1", True)]
+    assert receiver.deliveries == Counter({"c2:hook": 1})

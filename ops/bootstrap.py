@@ -477,7 +477,7 @@ class Kernel:
             simulations_router(reads),
             audit_router(reads),
             approvals_router(
-                lambda: load_approvals(self), self.async_log, self.names.approvals, now_ms
+                lambda: load_approvals(self), self.async_log, self.names.for_event_type, now_ms
             ),
         ]
         access_log = AccessLog(self.async_log, self.names.access)

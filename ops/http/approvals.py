@@ -74,11 +74,13 @@ def _error(status: int, error: str, reason: str, field: str | None = None) -> JS
 def approvals_router(
     load: Callable[[], ApprovalsLog],
     make_log: Callable[[], EventLog],
-    topic: str,
+    topic_of: Callable[[str], str],
     clock_ms: Callable[[], int],
 ) -> APIRouter:
     """``load`` reads the approvals topic (blocking); ``make_log`` builds the async
-    publisher, on the first submission (most API instances never take one)."""
+    publisher, on the first submission (most API instances never take one);
+    ``topic_of`` names an event type's topic (approvals, and a remediation's quorum
+    decision)."""
     state: dict[str, EventLog] = {}
     submitting = asyncio.Lock()
 
@@ -163,7 +165,8 @@ def approvals_router(
             try:
                 # by type: the approval and quorum to the approvals topic, a
                 # remediation's quorum decision to the remediations topic
-                await publisher().publish(list(submission.events), None)
+                for event in submission.events:
+                    await publisher().publish([event], topic_of(event.event_type))
             except LogUnavailableError as exc:
                 return JSONResponse(
                     {"error": "log unavailable", "field": None, "reason": str(exc)},

@@ -8,16 +8,21 @@ webhook takes effect once, and the remediation's decisions name the quorum.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ops.bootstrap import Kernel
+from streams.approvals.statement import Statement, sign_statement
+from streams.chain.keys import load_signer
 from tests.integration.approvals.test_quorum_on_the_log import run, setup_registry
 from tests.integration.remediation.receiver import serving
 from tests.integration.remediation.test_from_decisions import Cli, _environment
+from tests.integration.sentinel.api_helpers import serve
 
 
 def test_a_quorum_approves_a_high_risk_remediation_and_k_minus_1_does_not(
@@ -53,7 +58,19 @@ def test_a_quorum_approves_a_high_risk_remediation_and_k_minus_1_does_not(
             assert receiver.deliveries == {}
             assert json.loads(cli("show", rid)[1])["status"] == "requested"
 
-            assert run(kernel, "approve", request_id, "--key", key(2)) == 0
+            # the third, over HTTP (the API publishes the remediation's step by type)
+            signer = load_signer(Path(key(2)))
+            st = Statement("remediation:dq:page", "page", 1, expires_at_ms=4_102_444_800_000)
+            body = {"approverId": signer.signer_id, "expiresAt": st.expires_at_ms,
+                    "signature": sign_statement(signer, st).signature}  # fmt: skip
+
+            async def submit() -> tuple[int, dict[str, Any]]:
+                async with serve(kernel.api()) as c:
+                    r = await c.post(f"/approvals/requests/{request_id}/approvals", json=body)
+                    return r.status_code, r.json()
+
+            status, answer = asyncio.run(submit())
+            assert status == 201 and answer["quorum"]["reached"], answer
             worker.run_until_idle(idle_s=0.5)
         finally:
             worker.close()

@@ -50,6 +50,7 @@ from bench._certs import Certs, make_certs
 from bench._table import table
 from bench.stream_eval import bench_kernel, lifecycle_events, policies
 from ops.http.tokens import TokenStore
+from streams.sentinel.lifecycle import PolicyChange
 
 __all__ = ["app"]
 
@@ -210,9 +211,15 @@ def main() -> None:
         help="comma-separated, run in turn: none (plaintext, open route), token (plaintext, "
         "bearer token), mtls (TLS with a client certificate)",
     )
+    ap.add_argument(
+        "--canary",
+        default="off",
+        help="comma-separated, run in turn: off (100 active policies), on (and a version 2 "
+        "of one in-scope policy in canary at 10%%: enforced on its sample, in shadow on the "
+        "rest, its rollout view in every record)",
+    )
     args = ap.parse_args([] if __name__ != "__main__" else None)
-    kernel = bench_kernel("sync")
-    kernel.producer().publish_batch(lifecycle_events(policies(100, args.in_scope)))
+    kernels = {c: _kernel(args.in_scope, canary=c == "on") for c in args.canary.split(",")}
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     tokens = work / "tokens.json"
     token, _ = TokenStore(tokens).create("bench", ["checker"])
@@ -220,8 +227,10 @@ def main() -> None:
     roles = work / "roles.json"
     roles.write_text(json.dumps({"identities": {certs.client_identity: ["checker"]}}))
     rows = []
-    for mode in args.auth.split(","):
-        rows += _run_mode(args, kernel, mode, token, certs, tokens, roles)
+    for canary, kernel in kernels.items():
+        for mode in args.auth.split(","):
+            found = _run_mode(args, kernel, mode, token, certs, tokens, roles)
+            rows += [[f"{row[0]}{'+canary' if canary == 'on' else ''}", *row[1:]] for row in found]
     table(
         f"POST /sentinel/check, open loop, 100 active policies ({args.in_scope} in scope "
         f"of each request), uvicorn {args.workers} worker(s) ({args.loop}/{args.http}), "
@@ -232,6 +241,35 @@ def main() -> None:
          "p95", "p99", "p99.9", "max", "cpu ms/req"],
         rows,
     )  # fmt: skip
+
+
+def _kernel(in_scope: int, *, canary: bool) -> Any:
+    """A fresh topic prefix with the 100 policies; ``canary``: and p0 v2 in canary at 10%."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from streams.sentinel.lifecycle import (  # noqa: PLC0415
+        RegistryState,
+        apply_change,
+        plan_transition,
+        plan_version,
+    )
+    from streams.sentinel.policy import State  # noqa: PLC0415
+
+    kernel = bench_kernel("sync-canary" if canary else "sync")
+    items = policies(100, in_scope)
+    events = lifecycle_events(items)
+    if canary:
+        state = RegistryState()
+        for event in events:
+            state = apply_change(state, PolicyChange.from_event(event))
+        steps = [plan_version(state, replace(items[0], rule="true"), "bench")]
+        for target in (State.TEST, State.CANARY):
+            state = apply_change(state, steps[-1])
+            steps.append(plan_transition(state, items[0].policy_id, 2, target, "bench",
+                                         canary_percent=10.0))  # fmt: skip
+        events += [c.to_event() for c in steps]
+    kernel.producer().publish_batch(events)
+    return kernel
 
 
 def _run_mode(

@@ -235,6 +235,7 @@ class TransactionalRunner(Generic[S]):
         self._needs_rewind = False
         self._recover_failing_since = 0.0
         self._backend_failing_since = 0.0
+        self._rewind_failing_since = 0.0
         self._fatal_rebuilds: dict[str, list[float]] = {"producer": [], "consumer": []}
         self._poison: dict[tuple[str, int, int], Problem] = {}
         # After a batch failed twice on a record-level error: one record per
@@ -328,7 +329,13 @@ class TransactionalRunner(Generic[S]):
         if self._on_tick is not None:
             self._on_tick()
         if self._needs_rewind and not self._rewind():
-            time.sleep(0.5)
+            # A consumer whose group session was lost rejoins only inside a poll (the
+            # rebalance callbacks run there), so a rewind that waits without polling can
+            # wait forever (seen in the fault suite: "Failed to get committed offsets"
+            # every 5 s for minutes after a broker restart). What this poll returns is
+            # not processed: the consumer is seeked back to the committed offsets first.
+            if self._consumer.consume(self.batch_size, 0.5):
+                self._needs_rewind = True  # even if a new assignment came in meanwhile
             return 0
         size = 1 if self._isolate else self.batch_size
         msgs = self._consumer.consume(size, self.poll_timeout_s)
@@ -731,7 +738,11 @@ class TransactionalRunner(Generic[S]):
         self._needs_rewind = True
 
     def _rewind(self) -> bool:
-        """Seek the consumer back to the committed offsets; False to try again later."""
+        """Seek the consumer back to the committed offsets; False to try again later.
+
+        Failing for longer than ``recovery_budget_s`` ends the runner, as every other
+        recovery path does: its supervisor restarts it with a new consumer.
+        """
         assignment = self._consumer.assignment()
         try:
             committed = (
@@ -743,8 +754,13 @@ class TransactionalRunner(Generic[S]):
         except KafkaException as exc:
             if _is_fatal(exc):
                 self._fatal(f"fatal consumer error on rewind: {_describe(exc)}", exc)
+            now = time.monotonic()
+            self._rewind_failing_since = self._rewind_failing_since or now
+            if now - self._rewind_failing_since > self.recovery_budget_s:
+                self._fatal(f"cannot rewind to the committed offsets: {_describe(exc)}", exc)
             log.warning("%s: rewind to the committed offsets: %s; retrying", self.member, exc)
             return False
+        self._rewind_failing_since = 0.0
         self._needs_rewind = False
         self._ends.reset()
         self.stats.rewinds += 1

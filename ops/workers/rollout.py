@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from ops import metrics
 from streams.processor import InputRecord, LogReader, OutputRecord
 from streams.rollout.controller import Action
+from streams.rollout.gates import GATES
 from streams.rollout.processor import RolloutProcessor, RolloutState
 
 __all__ = ["MeteredRollout"]
-
-_GATES = ("disagreement", "deny_rate_change", "error_rate", "p99_latency", "fallbacks")
 
 
 class MeteredRollout:
@@ -48,7 +47,7 @@ class MeteredRollout:
             report = step.report
             metrics.CANARY_VERDICTS.labels(label, report.outcome.value).inc()
             metrics.CANARY_WINDOW_OBSERVATIONS.labels(label).set(report.sample)
-            for gate in _GATES:
+            for gate in GATES:
                 metrics.CANARY_GATE_VALUE.labels(label, gate).set(report.metrics[gate])
             if step.action is Action.ROLLBACK:
                 metrics.CANARY_ROLLBACKS.labels(label, report.failures[0].gate).inc()

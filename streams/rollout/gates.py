@@ -47,6 +47,7 @@ from typing import Any
 from schemas.errors import ValidationError
 
 __all__ = [
+    "GATES",
     "Counts",
     "GateFailure",
     "GateReport",
@@ -305,7 +306,7 @@ class GateReport:
 def metrics_of(c: Counts) -> dict[str, float]:
     n = c.n
     if n == 0:
-        return dict.fromkeys((*_GATES, "deny_rate_delta"), 0.0)
+        return dict.fromkeys((*GATES, "deny_rate_delta"), 0.0)
     delta = (c.candidate_denies - c.active_denies) / n
     return {
         "disagreement": c.disagree / n,
@@ -317,7 +318,7 @@ def metrics_of(c: Counts) -> dict[str, float]:
     }
 
 
-_GATES = ("disagreement", "deny_rate_change", "error_rate", "p99_latency", "fallbacks")
+GATES = ("disagreement", "deny_rate_change", "error_rate", "p99_latency", "fallbacks")
 
 
 def _limits(t: Thresholds) -> dict[str, float]:
